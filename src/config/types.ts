@@ -1,0 +1,87 @@
+/**
+ * The validated, frozen configuration. Produced once by `loadConfig` (src/config/load.ts)
+ * and never mutated; a reload builds a whole new Config. Durations are milliseconds.
+ */
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** How a mirror reacts when two members claim primary at once (contract rule 6). */
+export type ConflictPolicy = 'newest' | 'hold';
+
+export interface HealthConfig {
+  /** Probe interval while the mirror has a primary that accepts clients. */
+  readonly intervalMs: number;
+  /** Probe interval while it has none, and for `fastWindowMs` after any change. */
+  readonly fastIntervalMs: number;
+  /** How long the fast interval lasts after a change. */
+  readonly fastWindowMs: number;
+  /** Per-probe timeout (one HTTP request, or one SuperServer connect). */
+  readonly timeoutMs: number;
+  /** Consecutive "primary" answers before a member is trusted as primary. */
+  readonly rise: number;
+  /** Consecutive failed checks (with the SuperServer port failing too) before a primary loses the role. */
+  readonly fall: number;
+  /** Status that means "primary"; any other answered status means "not primary". */
+  readonly expectStatus: number;
+  /** Optional text the body must contain to mean "primary". */
+  readonly expectBody: string | null;
+  /** Bytes of the body read at most. */
+  readonly maxBodyBytes: number;
+  /** Fraction of the interval used as random jitter (0..0.5). */
+  readonly jitter: number;
+}
+
+export interface ProxyConfig {
+  /** Backend connect timeout. */
+  readonly connectTimeoutMs: number;
+  /** How long a client is held while the mirror has no primary. */
+  readonly holdTimeoutMs: number;
+  /** Most clients held at once per mirror; beyond it new clients are closed. */
+  readonly maxHeld: number;
+  /** Most proxied sessions at once per mirror (0 = unlimited). */
+  readonly maxConnections: number;
+  /** Idle timeout of a session (0 = none; database sessions often idle for hours). */
+  readonly idleTimeoutMs: number;
+}
+
+export interface MemberConfig {
+  readonly name: string;
+  /** SuperServer (or database) address clients are proxied to. */
+  readonly address: HostPort;
+  /** Status URLs reaching this one member; the first that answers at all decides. */
+  readonly check: readonly string[];
+}
+
+export interface MirrorConfig {
+  readonly name: string;
+  readonly listen: HostPort;
+  readonly members: readonly MemberConfig[];
+  readonly health: HealthConfig;
+  readonly proxy: ProxyConfig;
+  readonly onConflict: ConflictPolicy;
+}
+
+export interface AdminConfig {
+  readonly listen: HostPort;
+  /** Bearer token for POST actions; null = no auth (warned about off loopback). */
+  readonly token: string | null;
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  /** File the config came from (for messages), or '<inline>'. */
+  readonly source: string;
+  readonly mirrors: readonly MirrorConfig[];
+  readonly admin: AdminConfig;
+  readonly log: { readonly level: LogLevel };
+  /** SIGTERM: how long open sessions may finish before they are cut. */
+  readonly shutdown: { readonly drainTimeoutMs: number };
+}
+
+export function formatHostPort(hp: HostPort): string {
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
