@@ -1,0 +1,162 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AdminConfig } from '../config/types.js';
+import type { AdminAction, Daemon } from '../daemon.js';
+import type { Logger } from '../log.js';
+import { VERSION } from '../version.js';
+import { buildStatus } from './status.js';
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse, params: string[]) => void | Promise<void>;
+
+interface Route {
+  readonly pattern: RegExp;
+  readonly methods: Readonly<Record<string, Handler>>;
+}
+
+/**
+ * The admin HTTP listener: health, readiness, status, metrics, events and maintenance
+ * actions. A thin shell over the Daemon; every answer is JSON or text, every error has a
+ * status and a stable code, and no request body is ever read (bodies are ignored).
+ */
+export class AdminServer {
+  private readonly server: http.Server;
+  private readonly routes: Route[];
+
+  constructor(
+    private readonly daemon: Daemon,
+    private config: AdminConfig,
+    private readonly log: Logger,
+  ) {
+    this.routes = this.buildRoutes();
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.server.on('clientError', (_err, socket) => socket.destroy());
+  }
+
+  setConfig(config: AdminConfig): void {
+    this.config = config;
+  }
+
+  async listen(): Promise<void> {
+    const { host, port } = this.config.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server.on('error', (err) => this.log.error({ err: err.message }, 'admin server error'));
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private buildRoutes(): Route[] {
+    const d = this.daemon;
+    const json = (res: http.ServerResponse, status: number, body: unknown): void => send(res, status, 'application/json', JSON.stringify(body));
+    const action = (a: AdminAction): Handler => (req, res, [mirror, member]) => {
+      if (!this.authorized(req)) {
+        res.setHeader('WWW-Authenticate', 'Bearer');
+        return json(res, 401, { error: 'MLB_ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
+      }
+      if (!d.adminAction(mirror!, member!, a)) {
+        return json(res, 404, { error: 'MLB_ERR_NOT_FOUND', message: `no member ${member} in mirror ${mirror}` });
+      }
+      json(res, 200, { mirror, member, action: a, ok: true });
+    };
+    return [
+      { pattern: /^\/healthz$/, methods: { GET: (_q, res) => send(res, 200, 'text/plain', 'ok\n') } },
+      {
+        pattern: /^\/readyz$/,
+        methods: { GET: (_q, res) => (d.ready() ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready: a mirror has no primary\n')) },
+      },
+      { pattern: /^\/status$/, methods: { GET: (_q, res) => json(res, 200, buildStatus(d, VERSION)) } },
+      { pattern: /^\/events$/, methods: { GET: (_q, res) => json(res, 200, d.events.list()) } },
+      {
+        pattern: /^\/metrics$/,
+        methods: {
+          GET: async (_q, res) => {
+            d.flushBytes();
+            send(res, 200, d.metrics.registry.contentType, await d.metrics.registry.metrics());
+          },
+        },
+      },
+      { pattern: /^\/mirrors\/([^/]+)\/members\/([^/]+)\/drain$/, methods: { POST: action('drain') } },
+      { pattern: /^\/mirrors\/([^/]+)\/members\/([^/]+)\/disable$/, methods: { POST: action('disable') } },
+      { pattern: /^\/mirrors\/([^/]+)\/members\/([^/]+)\/enable$/, methods: { POST: action('enable') } },
+    ];
+  }
+
+  /** Adds a route (the status page registers `/` and its assets this way). */
+  addRoute(pattern: RegExp, methods: Record<string, Handler>): void {
+    this.routes.push({ pattern, methods });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // Bodies are ignored: never buffer them, and close the connection so nothing lingers.
+    if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding']) {
+      res.setHeader('Connection', 'close');
+      req.resume();
+    }
+    let path: string;
+    try {
+      path = decodePath(req.url ?? '/');
+    } catch {
+      return send(res, 400, 'application/json', JSON.stringify({ error: 'MLB_ERR_BAD_REQUEST', message: 'bad path' }));
+    }
+    for (const r of this.routes) {
+      const m = r.pattern.exec(path);
+      if (!m) continue;
+      const method = req.method === 'HEAD' && r.methods.GET ? 'GET' : (req.method ?? '');
+      const h = r.methods[method];
+      if (!h) {
+        res.setHeader('Allow', Object.keys(r.methods).join(', '));
+        return send(res, 405, 'application/json', JSON.stringify({ error: 'MLB_ERR_METHOD', message: `${req.method} not allowed on ${path}` }));
+      }
+      try {
+        await h(req, res, m.slice(1).map((p) => decodeURIComponent(p)));
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, path }, 'admin handler failed');
+        if (!res.headersSent) send(res, 500, 'application/json', JSON.stringify({ error: 'MLB_ERR_INTERNAL', message: 'internal error' }));
+        else res.destroy();
+      }
+      return;
+    }
+    send(res, 404, 'application/json', JSON.stringify({ error: 'MLB_ERR_NOT_FOUND', message: `no such path: ${path}` }));
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const token = this.config.token;
+    if (token === null) return true;
+    const header = req.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+    // Compare digests so the comparison is constant-time whatever the lengths.
+    const a = createHash('sha256').update(given).digest();
+    const b = createHash('sha256').update(token).digest();
+    return timingSafeEqual(a, b) && given.length > 0;
+  }
+}
+
+function decodePath(url: string): string {
+  const q = url.indexOf('?');
+  const raw = q === -1 ? url : url.slice(0, q);
+  decodeURIComponent(raw); // throws on malformed escapes
+  return raw.length > 1 && raw.endsWith('/') ? raw.slice(0, -1) : raw;
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  res.end(body);
+}

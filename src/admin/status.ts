@@ -1,0 +1,80 @@
+import { performance } from 'node:perf_hooks';
+import { formatHostPort } from '../config/types.js';
+import type { Daemon } from '../daemon.js';
+
+/** Member state as the contract names it: health role, overridden by maintenance. */
+export type MemberState = 'primary' | 'suspect' | 'backup' | 'unreachable' | 'unknown' | 'draining' | 'disabled';
+
+export interface MemberStatus {
+  readonly name: string;
+  readonly address: string;
+  readonly check: readonly string[];
+  readonly state: MemberState;
+  readonly role: string;
+  readonly admin: string;
+  readonly reachable: boolean;
+  readonly lastCheck: { readonly ageMs: number; readonly latencyMs: number | null; readonly result: string | null } | null;
+  readonly sessions: number;
+}
+
+export interface MirrorStatus {
+  readonly name: string;
+  readonly listen: string;
+  readonly primary: string | null;
+  readonly accepting: boolean;
+  readonly conflict: readonly string[];
+  readonly heldClients: number;
+  readonly sessions: number;
+  readonly members: readonly MemberStatus[];
+}
+
+export interface StatusDoc {
+  readonly version: string;
+  readonly uptimeSeconds: number;
+  readonly ready: boolean;
+  readonly mirrors: readonly MirrorStatus[];
+  readonly eventCount: number;
+}
+
+/** GET /status: a snapshot of every mirror, built fresh on each request. */
+export function buildStatus(daemon: Daemon, version: string): StatusDoc {
+  const now = performance.now();
+  const mirrors: MirrorStatus[] = [];
+  for (const rt of daemon.runtimes().values()) {
+    const d = rt.monitor.decision;
+    mirrors.push({
+      name: rt.config.name,
+      listen: formatHostPort(rt.config.listen),
+      primary: d.primary,
+      accepting: d.accepting,
+      conflict: d.conflict,
+      heldClients: rt.proxy.heldCount(),
+      sessions: rt.proxy.sessionCount(),
+      members: rt.monitor.members().map((m) => ({
+        name: m.config.name,
+        address: formatHostPort(m.config.address),
+        check: m.config.check,
+        state: m.admin === 'enabled' ? m.health.role : m.admin,
+        role: m.health.role,
+        admin: m.admin,
+        reachable: m.health.reachable,
+        lastCheck:
+          m.health.lastCheckAt === null
+            ? null
+            : {
+                ageMs: Math.round(now - m.health.lastCheckAt),
+                latencyMs: m.health.lastLatencyMs === null ? null : Math.round(m.health.lastLatencyMs * 10) / 10,
+                result: m.health.lastResult,
+              },
+        sessions: rt.proxy.sessionCount(m.config.name),
+      })),
+    });
+  }
+  return {
+    version,
+    uptimeSeconds: Math.round((Date.now() - daemon.startedAt) / 1000),
+    ready: daemon.ready(),
+    mirrors,
+    eventCount: daemon.events.count,
+  };
+}

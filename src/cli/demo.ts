@@ -1,0 +1,90 @@
+import { parseConfig } from '../config/load.js';
+import { SimMember } from '../sim/member.js';
+import { createLogger } from '../log.js';
+import { startBalancer } from './run.js';
+import { parseFlags } from './flags.js';
+
+const MEMBERS = [
+  { mirror: 'ap1', name: 'ap1a', role: 'primary' },
+  { mirror: 'ap1', name: 'ap1b', role: 'backup' },
+  { mirror: 'ap2', name: 'ap2a', role: 'primary' },
+  { mirror: 'ap2', name: 'ap2b', role: 'backup' },
+] as const;
+
+/**
+ * `mirrorlb demo`: four simulated members in this process (two mirror sets), the balancer
+ * in front of them on 1972/11972 and the admin page, all on loopback.
+ */
+export async function runDemo(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const flags = parseFlags(argv, { ap1: 'string', ap2: 'string', admin: 'string', 'log-level': 'string', help: 'boolean' });
+  if ('error' in flags) {
+    err.write(`mirrorlb demo: ${flags.error}\n${DEMO_USAGE}`);
+    return 2;
+  }
+  if (flags.values.help) {
+    out.write(DEMO_USAGE);
+    return 0;
+  }
+  const ap1 = flags.values.ap1 ?? '127.0.0.1:1972';
+  const ap2 = flags.values.ap2 ?? '127.0.0.1:11972';
+  const adminListen = flags.values.admin ?? '127.0.0.1:9090';
+  const logLevel = flags.values['log-level'] ?? 'warn';
+  const log = createLogger(logLevel as 'warn');
+
+  const sims = MEMBERS.map((m) => new SimMember({ name: m.name, host: '127.0.0.1', superserverPort: 0, webPort: 0, role: m.role, logger: log.child({ sim: m.name }) }));
+  await Promise.all(sims.map((s) => s.start()));
+  const yaml = [
+    'mirrors:',
+    ...['ap1', 'ap2'].flatMap((mirror) => [
+      `  - name: ${mirror}`,
+      `    listen: "${mirror === 'ap1' ? ap1 : ap2}"`,
+      '    members:',
+      ...sims
+        .filter((s) => s.name.startsWith(mirror))
+        .flatMap((s) => [`      - name: ${s.name}`, `        address: 127.0.0.1:${s.superserverPort}`, `        check: http://127.0.0.1:${s.webPort}/csp/mirror_status.cxw`]),
+    ]),
+    'admin:',
+    `  listen: "${adminListen}"`,
+    'log:',
+    `  level: ${logLevel}`,
+  ].join('\n');
+  let running;
+  try {
+    running = await startBalancer(parseConfig(yaml, '<demo>', process.env), { log });
+  } catch (e) {
+    await Promise.all(sims.map((s) => s.stop()));
+    err.write(`mirrorlb demo: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const web = (name: string): number => sims.find((s) => s.name === name)!.webPort;
+  const [host1, port1] = splitHostPort(ap1);
+  out.write(
+    [
+      'mirrorlb demo: two simulated IRIS mirror sets behind the balancer',
+      '',
+      `  mirror ap1  ${ap1.padEnd(18)} -> ap1a (primary), ap1b (backup)`,
+      `  mirror ap2  ${ap2.padEnd(18)} -> ap2a (primary), ap2b (backup)`,
+      `  status page http://${adminListen}/   (JSON: /status, metrics: /metrics)`,
+      '',
+      'Connect a client (it prints the member it reached, then echoes what you type):',
+      `  nc ${host1} ${port1}`,
+      'Switch ap1 over to ap1b and watch new clients follow and old sessions close:',
+      `  curl -sd backup http://127.0.0.1:${web('ap1a')}/sim/role; curl -sd primary http://127.0.0.1:${web('ap1b')}/sim/role`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+  const code = await running.done;
+  await Promise.all(sims.map((s) => s.stop()));
+  return code;
+}
+
+function splitHostPort(hp: string): [string, string] {
+  const i = hp.lastIndexOf(':');
+  return [hp.slice(0, i).replace(/^\[|\]$/g, ''), hp.slice(i + 1)];
+}
+
+const DEMO_USAGE = `Usage: mirrorlb demo [--ap1 HOST:PORT] [--ap2 HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
+  Defaults: --ap1 127.0.0.1:1972 --ap2 127.0.0.1:11972 --admin 127.0.0.1:9090 --log-level warn
+`;

@@ -1,0 +1,63 @@
+import type { ConflictPolicy } from '../config/types.js';
+import type { Decision, MemberView } from './types.js';
+
+/**
+ * The primary choice: where a mirror's new clients go, from its members' health and
+ * admin state. Pure; `prev` is the decision in force (needed to keep the established
+ * primary when two members claim the role under the 'hold' policy).
+ *
+ * - A disabled member never holds the role; a draining one keeps it but takes no new clients.
+ * - One member answering primary: it is the primary.
+ * - Several (a split brain or a takeover we saw half of): 'newest' gives the role to the one that
+ *   became primary last (members list order breaks ties); 'hold' keeps the established
+ *   primary, if any, without new clients.
+ * - None answering primary, but a suspect one: it keeps the role (sessions stay), new clients wait.
+ */
+export function choosePrimary(
+  members: readonly MemberView[],
+  policy: ConflictPolicy,
+  prev: Decision | null,
+): Decision {
+  const live = members.filter((m) => m.admin !== 'disabled');
+  const claimants = live.filter((m) => m.health.role === 'primary');
+
+  if (claimants.length === 0) {
+    const suspect = newest(live.filter((m) => m.health.role === 'suspect'));
+    return { primary: suspect?.name ?? null, accepting: false, conflict: [] };
+  }
+  if (claimants.length === 1) {
+    const only = claimants[0]!;
+    return { primary: only.name, accepting: only.admin === 'enabled', conflict: [] };
+  }
+  if (policy === 'hold') {
+    const kept = claimants.find((m) => m.name === prev?.primary);
+    return { primary: kept?.name ?? null, accepting: false, conflict: claimants.map((m) => m.name) };
+  }
+  const winner = newest(claimants)!;
+  return {
+    primary: winner.name,
+    accepting: winner.admin === 'enabled',
+    conflict: claimants.filter((m) => m !== winner).map((m) => m.name),
+  };
+}
+
+/** The member that became primary last; earlier in the list wins a tie. */
+function newest(ms: readonly MemberView[]): MemberView | undefined {
+  let best: MemberView | undefined;
+  for (const m of ms) {
+    if (best === undefined || (m.health.primarySince ?? -Infinity) > (best.health.primarySince ?? -Infinity)) {
+      best = m;
+    }
+  }
+  return best;
+}
+
+export function sameDecision(a: Decision | null, b: Decision): boolean {
+  return (
+    a !== null &&
+    a.primary === b.primary &&
+    a.accepting === b.accepting &&
+    a.conflict.length === b.conflict.length &&
+    a.conflict.every((n, i) => b.conflict[i] === n)
+  );
+}

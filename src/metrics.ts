@@ -1,0 +1,123 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every Prometheus metric of the contract, registered on one injected Registry so tests
+ * (and two daemons in one process) never share global state. Hot-path updates go through
+ * per-session cached children (see `memberCounters`) so no label lookup runs per byte.
+ */
+export class Metrics {
+  readonly registry: Registry;
+  readonly memberPrimary: Gauge<'mirror' | 'member'>;
+  readonly memberReachable: Gauge<'mirror' | 'member'>;
+  readonly mirrorHasPrimary: Gauge<'mirror'>;
+  readonly failovers: Counter<'mirror'>;
+  readonly connectionsActive: Gauge<'mirror' | 'member'>;
+  readonly connectionsTotal: Counter<'mirror' | 'member'>;
+  readonly connectionErrors: Counter<'mirror' | 'reason'>;
+  readonly held: Gauge<'mirror'>;
+  readonly bytes: Counter<'mirror' | 'member' | 'direction'>;
+  readonly healthChecks: Counter<'mirror' | 'member' | 'result'>;
+  readonly healthCheckDuration: Histogram<'mirror' | 'member'>;
+  readonly configReloads: Counter<'result'>;
+  readonly primaryConflicts: Counter<'mirror'>;
+  readonly sessionsCut: Counter<'mirror' | 'member' | 'reason'>;
+  readonly noPrimarySeconds: Histogram<'mirror'>;
+
+  constructor(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+    this.registry = registry;
+    const r = [registry];
+    this.memberPrimary = new Gauge({
+      name: 'mirrorlb_member_primary',
+      help: '1 while the balancer holds this member as its mirror primary',
+      labelNames: ['mirror', 'member'],
+      registers: r,
+    });
+    this.memberReachable = new Gauge({
+      name: 'mirrorlb_member_reachable',
+      help: '1 while the last health check of this member got an HTTP answer',
+      labelNames: ['mirror', 'member'],
+      registers: r,
+    });
+    this.mirrorHasPrimary = new Gauge({
+      name: 'mirrorlb_mirror_has_primary',
+      help: '1 while the mirror has a primary accepting new clients',
+      labelNames: ['mirror'],
+      registers: r,
+    });
+    this.failovers = new Counter({
+      name: 'mirrorlb_failovers_total',
+      help: 'Times the primary of the mirror changed to another member',
+      labelNames: ['mirror'],
+      registers: r,
+    });
+    this.connectionsActive = new Gauge({
+      name: 'mirrorlb_connections_active',
+      help: 'Proxied sessions open to this member',
+      labelNames: ['mirror', 'member'],
+      registers: r,
+    });
+    this.connectionsTotal = new Counter({
+      name: 'mirrorlb_connections_total',
+      help: 'Proxied sessions opened to this member',
+      labelNames: ['mirror', 'member'],
+      registers: r,
+    });
+    this.connectionErrors = new Counter({
+      name: 'mirrorlb_connection_errors_total',
+      help: 'Client connections that failed, by reason',
+      labelNames: ['mirror', 'reason'],
+      registers: r,
+    });
+    this.held = new Gauge({
+      name: 'mirrorlb_held_connections',
+      help: 'Clients held while the mirror has no primary accepting them',
+      labelNames: ['mirror'],
+      registers: r,
+    });
+    this.bytes = new Counter({
+      name: 'mirrorlb_bytes_total',
+      help: 'Bytes forwarded; direction in = client to member, out = member to client',
+      labelNames: ['mirror', 'member', 'direction'],
+      registers: r,
+    });
+    this.healthChecks = new Counter({
+      name: 'mirrorlb_health_checks_total',
+      help: 'Health checks by result (primary, not_primary, timeout, error)',
+      labelNames: ['mirror', 'member', 'result'],
+      registers: r,
+    });
+    this.healthCheckDuration = new Histogram({
+      name: 'mirrorlb_health_check_duration_seconds',
+      help: 'Duration of health checks',
+      labelNames: ['mirror', 'member'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: r,
+    });
+    this.configReloads = new Counter({
+      name: 'mirrorlb_config_reloads_total',
+      help: 'Config reloads by result (ok, invalid)',
+      labelNames: ['result'],
+      registers: r,
+    });
+    this.primaryConflicts = new Counter({
+      name: 'mirrorlb_primary_conflicts_total',
+      help: 'Times two members of the mirror claimed primary at once',
+      labelNames: ['mirror'],
+      registers: r,
+    });
+    this.sessionsCut = new Counter({
+      name: 'mirrorlb_sessions_cut_total',
+      help: 'Sessions closed by the balancer, by reason (demoted, disabled, removed, shutdown)',
+      labelNames: ['mirror', 'member', 'reason'],
+      registers: r,
+    });
+    this.noPrimarySeconds = new Histogram({
+      name: 'mirrorlb_no_primary_seconds',
+      help: 'How long the mirror had no primary accepting clients, per failover',
+      labelNames: ['mirror'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: '' });
+  }
+}
