@@ -33,6 +33,9 @@ export interface DecisionChange {
   readonly withoutPrimaryMs: number | null;
 }
 
+/** Kicks closer together than this are one kick (a burst of failed connects). */
+const KICK_GAP_MS = 10;
+
 interface MemberSlot {
   readonly config: MemberConfig;
   health: MemberHealth;
@@ -66,6 +69,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   private lastChangeAt: number;
   private noPrimarySince: number | null;
   private state: 'new' | 'running' | 'stopped' = 'new';
+  private lastKickAt = -Infinity;
 
   /**
    * `seed` carries member health over a reload, so an unchanged member keeps its role and
@@ -117,9 +121,15 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     }
   }
 
-  /** Probe every member now (a connect to the primary failed, or a member was demoted). */
+  /**
+   * Probe every member now (a connect to the primary failed). A burst of failing connects
+   * asks many times; probing more often than a fraction of the fast interval adds nothing.
+   */
   kick(): void {
     if (this.state !== 'running') return;
+    const now = this.now();
+    if (now - this.lastKickAt < Math.min(KICK_GAP_MS, this.config.health.fastIntervalMs / 5)) return;
+    this.lastKickAt = now;
     for (const slot of this.slots.values()) {
       if (slot.inFlight) {
         slot.again = true;
