@@ -25,7 +25,8 @@ function withProber(tt: { teardown(fn: () => unknown): void }): Prober {
 
 /** One probe, bounded so that a prober bug fails the test instead of hanging it. */
 function probe(prober: Prober, urls: string[], opts: Partial<ProbeOptions> = {}, superserverPort?: number) {
-  const superserver = superserverPort === undefined ? NO_SUPERSERVER : { host: '127.0.0.1', port: superserverPort };
+  const superserver =
+    superserverPort === undefined ? NO_SUPERSERVER : { host: '127.0.0.1', port: superserverPort };
   const o = { ...OPTS, ...opts };
   return within(prober.probe({ urls, superserver }, o), o.timeoutMs * 2 + 5000, 'probe');
 }
@@ -185,7 +186,9 @@ t.test('failures', async (t) => {
   });
 
   t.test('garbage instead of HTTP: error MLB_ERR_BAD_RESPONSE', async (t) => {
-    const srv = await withTcpServer(t, (socket) => socket.end(Buffer.from('\x00\xffnot http at all\r\n\r\n')));
+    const srv = await withTcpServer(t, (socket) =>
+      socket.end(Buffer.from('\x00\xffnot http at all\r\n\r\n')),
+    );
     t.match(await probe(prober, [srv.url()]), { kind: 'error', code: 'MLB_ERR_BAD_RESPONSE' });
   });
 
@@ -236,7 +239,9 @@ t.test('failures', async (t) => {
   t.test('a timeout wins over a fast failure of another URL', async (t) => {
     const hung = await withTcpServer(t);
     const port = await closedPort();
-    t.match(await probe(prober, [`http://127.0.0.1:${port}/`, hung.url()], { timeoutMs: 300 }), { kind: 'timeout' });
+    t.match(await probe(prober, [`http://127.0.0.1:${port}/`, hung.url()], { timeoutMs: 300 }), {
+      kind: 'timeout',
+    });
   });
 });
 
@@ -285,7 +290,10 @@ t.test('SuperServer check', async (t) => {
     t.equal(await checkSuperserver({ host: '127.0.0.1', port: deadPort }, 2000), false);
     const aborted = new AbortController();
     aborted.abort();
-    t.equal(await checkSuperserver({ host: '127.0.0.1', port: superserver.port }, 2000, aborted.signal), false);
+    t.equal(
+      await checkSuperserver({ host: '127.0.0.1', port: superserver.port }, 2000, aborted.signal),
+      false,
+    );
     await within(superserver.closedConnections(1), 5000, 'connection closed at once');
   });
 
@@ -306,7 +314,9 @@ t.test('SuperServer check', async (t) => {
   t.test('not tried when a URL answered', async (t) => {
     const before = superserver.connections();
     const good = await withHttpServer(t, answer(503, 'FAILED'));
-    t.match(await probe(prober, [good.url()], { checkSuperserver: true }, superserver.port), { kind: 'not_primary' });
+    t.match(await probe(prober, [good.url()], { checkSuperserver: true }, superserver.port), {
+      kind: 'not_primary',
+    });
     t.equal(superserver.connections(), before);
   });
 });
@@ -336,6 +346,34 @@ t.test('keep-alive', async (t) => {
       t.equal(srv.connections(), 1, 'one TCP connection');
     });
   }
+
+  t.test('the rest of a body that comes after the decision is drained, not cut', async (t) => {
+    // A long grace makes this independent of scheduling delays on a busy machine.
+    const patient = new Prober({ drainGraceMs: 10_000 });
+    t.teardown(() => patient.close());
+    const srv = await withHttpServer(t, (_req, res) => {
+      res.writeHead(200);
+      res.write('SUCCESS');
+      setTimeout(() => res.end(' and a tail'), 30);
+    });
+    t.match(await probe(patient, [srv.url()]), { kind: 'primary' });
+    t.match(await probe(patient, [srv.url()], { expectBody: null }), { kind: 'primary' });
+    t.equal(srv.connections(), 1, 'one TCP connection');
+  });
+
+  t.test('a body that stalls after the decision does not hold the probe', async (t) => {
+    const srv = await withHttpServer(t, (_req, res) => {
+      res.writeHead(200);
+      res.write('SUCCESS');
+    });
+    const timeoutMs = 10_000;
+    for (const expectBody of ['SUCCESS', null]) {
+      const start = performance.now();
+      t.match(await probe(prober, [srv.url()], { timeoutMs, expectBody }), { kind: 'primary' });
+      t.ok(performance.now() - start < timeoutMs / 2, `expectBody ${expectBody}: not held until the timeout`);
+    }
+    await within(srv.closedConnections(2), 5000, 'stalled connections closed by the prober');
+  });
 
   t.test('a kept-alive socket closed by the server under our feet is retried', async (t) => {
     const served = new WeakSet<net.Socket>();
@@ -410,8 +448,14 @@ t.test('close', async (t) => {
 
 t.test('probeErrorCode', async (t) => {
   t.equal(probeErrorCode(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), 'ECONNREFUSED');
-  t.equal(probeErrorCode(Object.assign(new Error('x'), { code: 'HPE_INVALID_CONSTANT' })), 'MLB_ERR_BAD_RESPONSE');
-  t.equal(probeErrorCode(Object.assign(new Error('x'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' })), 'MLB_ERR_TLS');
+  t.equal(
+    probeErrorCode(Object.assign(new Error('x'), { code: 'HPE_INVALID_CONSTANT' })),
+    'MLB_ERR_BAD_RESPONSE',
+  );
+  t.equal(
+    probeErrorCode(Object.assign(new Error('x'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' })),
+    'MLB_ERR_TLS',
+  );
   t.equal(probeErrorCode(new TypeError('bad')), 'MLB_ERR_BAD_URL');
   t.equal(probeErrorCode(new Error('no code')), 'MLB_ERR_PROBE_FAILED');
   t.equal(probeErrorCode(null), 'MLB_ERR_PROBE_FAILED');

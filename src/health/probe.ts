@@ -34,6 +34,11 @@ export interface ProbeOptions {
  */
 const DRAIN_GRACE_MS = 50;
 
+export interface ProberOptions {
+  /** Overrides DRAIN_GRACE_MS (tests). */
+  readonly drainGraceMs?: number;
+}
+
 const AGENT_OPTIONS: http.AgentOptions = {
   keepAlive: true,
   keepAliveMsecs: 1000,
@@ -71,8 +76,20 @@ export function probeErrorCode(err: unknown): string {
 
 /** What the HTTP part of one probe came to, before any SuperServer check. */
 type HttpOutcome =
-  | { readonly kind: 'answer'; readonly primary: boolean; readonly status: number; readonly url: string; readonly latencyMs: number }
-  | { readonly kind: 'failed'; readonly code: string; readonly timedOut: boolean; readonly closed: boolean; readonly latencyMs: number };
+  | {
+      readonly kind: 'answer';
+      readonly primary: boolean;
+      readonly status: number;
+      readonly url: string;
+      readonly latencyMs: number;
+    }
+  | {
+      readonly kind: 'failed';
+      readonly code: string;
+      readonly timedOut: boolean;
+      readonly closed: boolean;
+      readonly latencyMs: number;
+    };
 
 interface BodyVerdict {
   /** The needle was seen (always true when there was none to look for). */
@@ -93,6 +110,11 @@ export class Prober {
   private readonly closing = new AbortController();
   /** Cancel hooks of the probes in flight, run by close(). */
   private readonly running = new Set<() => void>();
+  private readonly drainGraceMs: number;
+
+  constructor(options: ProberOptions = {}) {
+    this.drainGraceMs = options.drainGraceMs ?? DRAIN_GRACE_MS;
+  }
 
   /** Probes one member. Never rejects: every failure is a ProbeResult. */
   async probe(target: ProbeTarget, opts: ProbeOptions): Promise<ProbeResult> {
@@ -100,7 +122,12 @@ export class Prober {
     try {
       return await this.run(target, opts, started);
     } catch {
-      return { kind: 'error', code: 'MLB_ERR_PROBE_INTERNAL', latencyMs: performance.now() - started, superserver: null };
+      return {
+        kind: 'error',
+        code: 'MLB_ERR_PROBE_INTERNAL',
+        latencyMs: performance.now() - started,
+        superserver: null,
+      };
     }
   }
 
@@ -118,7 +145,9 @@ export class Prober {
     const out = await this.race(target.urls, opts, started);
     if (out.kind === 'answer') {
       const { status, url, latencyMs } = out;
-      return out.primary ? { kind: 'primary', status, latencyMs, url } : { kind: 'not_primary', status, latencyMs, url };
+      return out.primary
+        ? { kind: 'primary', status, latencyMs, url }
+        : { kind: 'not_primary', status, latencyMs, url };
     }
     if (out.closed) return closedResult(out.latencyMs);
     const superserver = opts.checkSuperserver
@@ -136,7 +165,13 @@ export class Prober {
    */
   private race(urls: readonly string[], opts: ProbeOptions, started: number): Promise<HttpOutcome> {
     if (urls.length === 0) {
-      return Promise.resolve({ kind: 'failed', code: 'MLB_ERR_NO_CHECK_URL', timedOut: false, closed: false, latencyMs: 0 });
+      return Promise.resolve({
+        kind: 'failed',
+        code: 'MLB_ERR_NO_CHECK_URL',
+        timedOut: false,
+        closed: false,
+        latencyMs: 0,
+      });
     }
     return new Promise((resolve) => {
       const attempts = urls.map(() => new AbortController());
@@ -176,8 +211,14 @@ export class Prober {
             }
             decided = true;
             attempts.forEach((other) => other !== attempt && other.abort());
-            void judge(res, opts, deadline.signal).then((v) =>
-              finish({ kind: 'answer', primary: v.primary, status: res.status, url, latencyMs: v.decidedAt - started }),
+            void judge(res, opts, deadline.signal, this.drainGraceMs).then((v) =>
+              finish({
+                kind: 'answer',
+                primary: v.primary,
+                status: res.status,
+                url,
+                latencyMs: v.decidedAt - started,
+              }),
             );
           },
           (err: unknown) => {
@@ -238,11 +279,19 @@ async function judge(
   res: Response,
   opts: ProbeOptions,
   deadline: AbortSignal,
+  graceMs: number,
 ): Promise<{ primary: boolean; decidedAt: number }> {
   const statusOk = res.status === opts.expectStatus;
   const needle = statusOk && opts.expectBody !== null ? Buffer.from(opts.expectBody, 'utf8') : null;
   const declared = Number(res.headers.get('content-length') ?? NaN);
-  const verdict = await readBody(res.body as Readable | null, needle, opts.maxBodyBytes, declared, deadline);
+  const verdict = await readBody(
+    res.body as Readable | null,
+    needle,
+    opts.maxBodyBytes,
+    declared,
+    deadline,
+    graceMs,
+  );
   return { primary: statusOk && verdict.found, decidedAt: verdict.decidedAt };
 }
 
@@ -250,7 +299,7 @@ async function judge(
  * Reads a body at most `maxBytes` far, looking for `needle` (null: nothing to look for,
  * the answer is decided already). Decides when the needle is seen, the cap is reached,
  * the body ends or `deadline` aborts. After deciding it lets a small remainder drain for
- * DRAIN_GRACE_MS so the socket can be reused, and otherwise destroys the response.
+ * `graceMs` so the socket can be reused, and otherwise destroys the response.
  * Holds one chunk plus needle.length bytes at most; resolves once the body is settled.
  */
 function readBody(
@@ -259,6 +308,7 @@ function readBody(
   maxBytes: number,
   declaredLength: number,
   deadline: AbortSignal,
+  graceMs: number,
 ): Promise<BodyVerdict> {
   return new Promise((resolve) => {
     let verdict: BodyVerdict | null = null;
@@ -280,7 +330,7 @@ function readBody(
     };
     const decide = (found: boolean): void => {
       verdict = { found, decidedAt: performance.now() };
-      grace = setTimeout(() => settle(false), DRAIN_GRACE_MS);
+      grace = setTimeout(() => settle(false), graceMs);
     };
     const onData = (chunk: Buffer): void => {
       const room = maxBytes - bytes;
