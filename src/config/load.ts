@@ -1,0 +1,40 @@
+/**
+ * The config loader, top-down: read → parse YAML → substitute ${VAR} → validate against the
+ * schema → semantic checks (defaults filled in where a check needs them) → fill defaults
+ * and build the typed Config → freeze. Every stage adds to one problem list; the first
+ * stage that finds the text unusable stops, otherwise all problems are reported together.
+ */
+import { buildConfig } from './build.js';
+import type { RawFile } from './defaults.js';
+import { substituteTree, type Env } from './env.js';
+import { ConfigError } from './errors.js';
+import { deepFreeze } from './freeze.js';
+import { prescan } from './prescan.js';
+import { ProblemList } from './problems.js';
+import { readConfigText } from './read.js';
+import { validateSchema } from './schema.js';
+import { checkSemantics } from './semantic.js';
+import type { Config } from './types.js';
+import { readYamlTree } from './yaml-tree.js';
+
+export { configWarnings, summarize } from './summary.js';
+export type { Env } from './env.js';
+
+/** Parses config text; `file` names it in messages and becomes Config.source. Throws ConfigError. */
+export function parseConfig(text: string, file: string, env: Env): Config {
+  const problems = new ProblemList(file);
+  const tree = prescan(text, problems) ? readYamlTree(text, problems) : null;
+  if (tree === null) throw new ConfigError(problems.sorted());
+  const fromEnv = substituteTree(tree, env, problems);
+  validateSchema(tree, fromEnv, problems);
+  checkSemantics(tree, problems);
+  problems.throwIfAny();
+  return deepFreeze(buildConfig(tree.root as RawFile, file));
+}
+
+/** Reads and parses a config file; unreadable, oversized or non-text files are ConfigErrors too. */
+export async function loadConfigFile(path: string, env: Env = process.env): Promise<Config> {
+  const read = await readConfigText(path);
+  if (!read.ok) throw new ConfigError([{ file: path, ...read.pos, message: read.message }]);
+  return parseConfig(read.text, path, env);
+}

@@ -1,0 +1,40 @@
+import { ConfigError, type ConfigProblem } from './errors.js';
+import type { Pos } from './positions.js';
+
+/** Enough to fix a file in one go without flooding a terminal from a generated or hostile file. */
+export const MAX_REPORTED = 100;
+
+/** Collects the problems of one file; every loader stage adds to it instead of throwing. */
+export class ProblemList {
+  private readonly items: ConfigProblem[] = [];
+
+  constructor(readonly file: string) {}
+
+  add(pos: Pos, message: string): void {
+    this.items.push({ file: this.file, line: pos.line, col: pos.col, message });
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** Sorted by position, duplicates (one scalar reached through several aliases) dropped, capped. */
+  sorted(): ConfigProblem[] {
+    const seen = new Set<string>();
+    const unique = this.items.filter((p) => {
+      const k = `${p.line}:${p.col}:${p.message}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+    unique.sort((a, b) => a.line - b.line || a.col - b.col);
+    if (unique.length <= MAX_REPORTED) return unique;
+    const rest = unique.length - MAX_REPORTED;
+    const next = unique[MAX_REPORTED] as ConfigProblem;
+    return [...unique.slice(0, MAX_REPORTED), { ...next, message: `... and ${rest} more problems` }];
+  }
+
+  throwIfAny(): void {
+    if (this.items.length > 0) throw new ConfigError(this.sorted());
+  }
+}

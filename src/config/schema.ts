@@ -1,0 +1,109 @@
+/**
+ * Validation against schema/mirrorlb.schema.json, the same file editors use. Ajv's errors
+ * become one positioned, plain-language problem per key or value.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { displayPath, isReported, pointer } from './positions.js';
+import type { ProblemList } from './problems.js';
+import { nearestKey } from './suggest.js';
+import { explainBadValue } from './values.js';
+import type { YamlTree } from './yaml-tree.js';
+
+/** Same relative place from src/config (tests) and dist/config (installed package). */
+export const SCHEMA_PATH = new URL('../../schema/mirrorlb.schema.json', import.meta.url);
+
+let compiled: ValidateFunction | undefined;
+
+export function loadSchema(): Record<string, unknown> {
+  return JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as Record<string, unknown>;
+}
+
+/** Compiles a schema the way the loader does (strict, every error, `errorMessage` annotations allowed). */
+export function compileSchema(schema: object = loadSchema()): ValidateFunction {
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
+  ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
+  return ajv.compile(schema);
+}
+
+/** Adds a problem per schema violation; `fromEnv` marks values that came from `${VAR}`. */
+export function validateSchema(tree: YamlTree, fromEnv: ReadonlySet<string>, problems: ProblemList): void {
+  compiled ??= compileSchema();
+  if (compiled(tree.root)) return;
+  for (const e of compiled.errors ?? []) {
+    if (isReported(tree.reported, e.instancePath)) continue;
+    if (e.keyword === 'additionalProperties') reportUnknownKey(tree, e, problems);
+    else if (e.keyword === 'required') reportMissingKey(tree, e, problems);
+    else {
+      problems.add(tree.positions.value(e.instancePath), valueMessage(e, fromEnv.has(e.instancePath)));
+      tree.reported.add(e.instancePath);
+    }
+  }
+}
+
+function reportUnknownKey(tree: YamlTree, e: ErrorObject, problems: ProblemList): void {
+  const key = String((e.params as { additionalProperty: string }).additionalProperty);
+  const ptr = pointer(e.instancePath, key);
+  const known = Object.keys((e.parentSchema?.properties ?? {}) as object);
+  const guess = nearestKey(key, known);
+  const where = e.instancePath === '' ? 'at the top level' : `in ${displayPath(e.instancePath)}`;
+  const hint = guess === null ? '' : `; did you mean "${guess}"?`;
+  problems.add(tree.positions.key(ptr), `unknown key ${quote(key)} ${where}${hint}`);
+  tree.reported.add(ptr);
+}
+
+function reportMissingKey(tree: YamlTree, e: ErrorObject, problems: ProblemList): void {
+  const key = String((e.params as { missingProperty: string }).missingProperty);
+  const where = e.instancePath === '' ? 'at the top level' : `in ${displayPath(e.instancePath)}`;
+  problems.add(tree.positions.value(e.instancePath), `missing required key "${key}" ${where}`);
+  tree.reported.add(pointer(e.instancePath, key));
+}
+
+function valueMessage(e: ErrorObject, fromEnv: boolean): string {
+  const custom = e.parentSchema?.errorMessage;
+  const explained = e.keyword === 'pattern' ? explainBadValue(e.instancePath, e.data) : null;
+  if (explained !== null) return `${displayPath(e.instancePath)}: ${explained}`;
+  const expected = typeof custom === 'string' ? custom : genericExpectation(e);
+  const envHint =
+    fromEnv && e.keyword === 'type' ? ' (a value from ${VAR} is text; this key takes a literal number)' : '';
+  return `${displayPath(e.instancePath)}: ${expected}, got ${describe(e.data)}${envHint}`;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+  null: 'null',
+};
+
+function genericExpectation(e: ErrorObject): string {
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'type':
+      return `must be ${[p.type]
+        .flat()
+        .map((t) => TYPE_NAMES[String(t)] ?? String(t))
+        .join(' or ')}`;
+    case 'enum':
+      return `must be one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`;
+    default:
+      return (e.message ?? 'is invalid').replace(/^must NOT have/, 'must not have');
+  }
+}
+
+/** A short, safe rendering of a bad value for a message. */
+export function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing (null)';
+  if (typeof value === 'string') return quote(value);
+  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : `a list of ${value.length}`;
+  if (typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+/** JSON-quoted and cut short, so a megabyte of junk cannot flood the terminal. */
+export function quote(s: string): string {
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
+}

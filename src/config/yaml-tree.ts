@@ -1,0 +1,219 @@
+/**
+ * YAML text → plain JS values plus the position of every value and key. Aliases are
+ * expanded here under explicit limits (the YAML "billion laughs" bomb), so nothing later
+ * has to care about anchors.
+ */
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Document,
+  type Node,
+  type YAMLError,
+} from 'yaml';
+import { pointer, PositionIndex, START, type Pos } from './positions.js';
+import type { ProblemList } from './problems.js';
+
+/** Alias dereferences while expanding the whole file; a real config needs a handful. */
+export const MAX_ALIAS_EXPANSIONS = 256;
+/** Values in the expanded tree; a full 64-mirror config has about 15 000. */
+export const MAX_NODES = 100_000;
+/** Same bound as the text prescan; also stops alias cycles. */
+const MAX_TREE_DEPTH = 64;
+
+export interface YamlTree {
+  readonly root: unknown;
+  readonly positions: PositionIndex;
+  /** Pointers whose problem is already reported; later stages say nothing more about them. */
+  readonly reported: Set<string>;
+}
+
+/** Parses one YAML document; returns null (with problems added) when it cannot be used. */
+export function readYamlTree(text: string, problems: ProblemList): YamlTree | null {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, {
+    lineCounter: lines,
+    uniqueKeys: true,
+    prettyErrors: false,
+    strict: true,
+  });
+  const at = (offset: number): Pos => lines.linePos(offset);
+  for (const e of independentErrors(doc.errors)) problems.add(at(e.pos[0]), yamlErrorMessage(e, text));
+  for (const w of doc.warnings) problems.add(at(w.pos[0]), `YAML: ${w.message}`);
+  if (doc.errors.length + doc.warnings.length > 0) return null;
+  if (!topLevelIsMap(doc, at, problems)) return null;
+  const walker = new Walker(doc, at, problems);
+  try {
+    const root = walker.walk(doc.contents as Node, '', START, 0);
+    return { root, positions: walker.positions, reported: walker.reported };
+  } catch (e) {
+    if (e instanceof TreeAbort) return null;
+    throw e;
+  }
+}
+
+function topLevelIsMap(doc: Document, at: (o: number) => Pos, problems: ProblemList): boolean {
+  const top = doc.contents;
+  if (top === null || (isScalar(top) && top.value === null)) {
+    problems.add(START, 'the file is empty; it needs at least a "mirrors" list');
+    return false;
+  }
+  if (isMap(top)) return true;
+  const what = isSeq(top)
+    ? 'a list'
+    : isScalar(top)
+      ? `the plain value ${JSON.stringify(top.value)}`
+      : 'an alias';
+  problems.add(
+    at(top.range?.[0] ?? 0),
+    `the top level must be a mapping (mirrors:, health:, ...), got ${what}`,
+  );
+  return false;
+}
+
+/** Duplicate keys stand alone; after the first syntax error the parser's guesses are noise. */
+function independentErrors(errors: readonly YAMLError[]): YAMLError[] {
+  const firstSyntax = errors.find((e) => e.code !== 'DUPLICATE_KEY');
+  return errors.filter((e) => e.code === 'DUPLICATE_KEY' || e === firstSyntax);
+}
+
+function yamlErrorMessage(e: YAMLError, text: string): string {
+  switch (e.code) {
+    case 'DUPLICATE_KEY':
+      return `duplicate key ${keyTextAt(text, e.pos[0])}`;
+    case 'TAB_AS_INDENT':
+      return 'tab used for indentation; YAML allows only spaces';
+    case 'MULTIPLE_DOCS':
+      return 'a second YAML document ("---"); a config file holds exactly one';
+    default:
+      return `invalid YAML: ${e.message}`;
+  }
+}
+
+function keyTextAt(text: string, offset: number): string {
+  const m = /^("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^:\n]+?)\s*:/.exec(text.slice(offset, offset + 200));
+  return m ? JSON.stringify((m[1] as string).replace(/^["']|["']$/g, '')) : '';
+}
+
+/** Thrown to unwind the walk once a limit is hit; the problem is already recorded. */
+class TreeAbort extends Error {}
+
+class Walker {
+  readonly positions = new PositionIndex();
+  readonly reported = new Set<string>();
+  private readonly aliasTargets = new Map<Node, Node | undefined>();
+  private readonly active = new Set<Node>();
+  private expansions = 0;
+  private nodes = 0;
+
+  constructor(
+    doc: Document,
+    private readonly at: (offset: number) => Pos,
+    private readonly problems: ProblemList,
+  ) {
+    // One pass in document order: an alias refers to the last anchor of its name before it.
+    const anchors = new Map<string, Node>();
+    visit(doc, {
+      Node: (_key, node) => {
+        if (isAlias(node)) this.aliasTargets.set(node, anchors.get(node.source));
+        else if (node.anchor) anchors.set(node.anchor, node);
+      },
+    });
+  }
+
+  walk(node: Node, ptr: string, fallback: Pos, depth: number): unknown {
+    const pos = this.posOf(node, fallback);
+    this.positions.setValue(ptr, pos);
+    this.limit(++this.nodes > MAX_NODES, pos, `more than ${MAX_NODES} values; this is not a config file`);
+    this.limit(depth > MAX_TREE_DEPTH, pos, `nesting deeper than ${MAX_TREE_DEPTH} levels`);
+    if (isAlias(node)) return this.expandAlias(node, ptr, pos, depth);
+    if (isScalar(node)) return node.value;
+    if (this.active.has(node)) return this.skip(ptr, pos, 'an alias refers to its own content (a cycle)');
+    this.active.add(node);
+    try {
+      if (isMap(node)) return this.walkMap(node.items, ptr, depth);
+      if (isSeq(node)) return node.items.map((item, i) => this.walkItem(item, pointer(ptr, i), pos, depth));
+    } finally {
+      this.active.delete(node);
+    }
+    return null;
+  }
+
+  private expandAlias(node: Node & { source: string }, ptr: string, pos: Pos, depth: number): unknown {
+    const target = this.aliasTargets.get(node);
+    if (!target) return this.skip(ptr, pos, `alias *${node.source} has no anchor &${node.source} before it`);
+    this.limit(
+      ++this.expansions > MAX_ALIAS_EXPANSIONS,
+      pos,
+      `more than ${MAX_ALIAS_EXPANSIONS} alias expansions; refusing what looks like a YAML alias bomb`,
+    );
+    const value = this.walk(target, ptr, pos, depth + 1);
+    this.positions.setValue(ptr, pos); // the alias, not the anchor, is where this value is used
+    return value;
+  }
+
+  private walkMap(items: readonly { key: unknown; value: unknown }[], ptr: string, depth: number): object {
+    const out: Record<string, unknown> = {};
+    for (const pair of items) {
+      const key = pair.key as Node | null;
+      const keyPos = this.posOf(key, START);
+      const name = this.keyName(key, keyPos);
+      if (name === null) continue;
+      const childPtr = pointer(ptr, name);
+      this.positions.setKey(childPtr, keyPos);
+      // defineProperty: a key named __proto__ must become data, not change the prototype.
+      Object.defineProperty(out, name, {
+        value: this.walkItem(pair.value, childPtr, keyPos, depth),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return out;
+  }
+
+  private walkItem(item: unknown, ptr: string, fallback: Pos, depth: number): unknown {
+    if (item === null || item === undefined) {
+      this.positions.setValue(ptr, fallback);
+      return null;
+    }
+    return this.walk(item as Node, ptr, fallback, depth + 1);
+  }
+
+  private keyName(key: Node | null, pos: Pos): string | null {
+    let problem: string | null = null;
+    if (key === null || (isScalar(key) && key.value === null)) problem = 'a key is empty';
+    else if (!isScalar(key)) problem = 'a key must be a plain word, not a list, mapping or alias';
+    else return typeof key.value === 'string' ? key.value : String(key.value);
+    this.problems.add(pos, problem);
+    return null;
+  }
+
+  /** Reports a problem confined to one value and carries on with null there. */
+  private skip(ptr: string, pos: Pos, message: string): null {
+    this.problems.add(pos, message);
+    this.reported.add(ptr);
+    return null;
+  }
+
+  /** Empty values (`listen:` with nothing after it) have no text of their own: use their key. */
+  private posOf(node: Node | null, fallback: Pos): Pos {
+    const range = node?.range;
+    if (!range) return fallback;
+    if (isScalar(node) && node.value === null && range[0] === range[1]) return fallback;
+    return this.at(range[0]);
+  }
+
+  private limit(exceeded: boolean, pos: Pos, message: string): void {
+    if (exceeded) this.fail(pos, message);
+  }
+
+  private fail(pos: Pos, message: string): never {
+    this.problems.add(pos, message);
+    throw new TreeAbort(message);
+  }
+}
