@@ -1,0 +1,38 @@
+# mirrorlb: the balancer (default command) and `mirrorlb sim` (the license-free compose
+# stack runs its simulated members from this same image with `command: ["sim", ...]`).
+#
+#   docker build -t mirrorlb .
+#   docker run -v $PWD/mirrorlb.yml:/etc/mirrorlb/mirrorlb.yml:ro -p 1972:1972 mirrorlb
+
+# --- build: compile TypeScript, then keep exactly what `npm pack` would publish --------
+FROM node:20-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# Scripts off here: `prepare` (tsc) needs the sources, which are copied next.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY . .
+RUN npm run build \
+ && npm pack --ignore-scripts --pack-destination /tmp >/dev/null \
+ && mkdir /pkg \
+ && tar -xzf /tmp/mirrorlb-*.tgz -C /pkg --strip-components=1 \
+ && cp package-lock.json /pkg/ \
+ && cd /pkg \
+ && npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
+ && npm cache clean --force
+
+# --- runtime: production dependencies only, unprivileged -------------------------------
+FROM node:20-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /pkg /app
+RUN mkdir -p /etc/mirrorlb && chown node:node /etc/mirrorlb
+# The stack mounts its own file here; this one only makes a bare `docker run` fail clearly.
+USER node
+# 1972/11972: the two mirror sets of the compose stacks; 9090: admin (metrics, status page).
+EXPOSE 1972 11972 9090
+# /healthz answers 200 while the process runs. node:20-slim has no curl, hence node's fetch.
+# A container that runs `sim` instead overrides this check (see compose/sim.yml).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.MIRRORLB_ADMIN_PORT||'9090')+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "/app/bin/mirrorlb.js"]
+CMD ["--config", "/etc/mirrorlb/mirrorlb.yml"]
