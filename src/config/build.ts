@@ -8,7 +8,7 @@ import {
   type RawProxy,
 } from './defaults.js';
 import { parseDuration } from './duration.js';
-import { parseHostPort } from './hostport.js';
+import { parseHostPort, parseListenAddress } from './hostport.js';
 import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
 
 export function buildConfig(raw: RawFile, source: string): Config {
@@ -18,7 +18,7 @@ export function buildConfig(raw: RawFile, source: string): Config {
     source,
     mirrors: raw.mirrors.map((m) => buildMirror(m, health, proxy)),
     admin: {
-      listen: parseHostPort(raw.admin?.listen ?? DEFAULTS.admin.listen),
+      listen: parseListenAddress(raw.admin?.listen ?? DEFAULTS.admin.listen),
       token: raw.admin?.token ?? DEFAULTS.admin.token,
     },
     log: { level: raw.log?.level ?? DEFAULTS.log.level },
@@ -31,7 +31,7 @@ export function buildConfig(raw: RawFile, source: string): Config {
 function buildMirror(m: RawMirror, health: RawHealth, proxy: RawProxy): MirrorConfig {
   return {
     name: m.name,
-    listen: parseHostPort(m.listen),
+    listen: parseListenAddress(m.listen),
     members: m.members.map((member) => ({
       name: member.name,
       address: parseHostPort(member.address),

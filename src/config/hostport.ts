@@ -38,9 +38,19 @@ function splitPlain(s: string): { host: string; port: string } {
   return { host, port };
 }
 
-function parsePort(p: string): number {
+/**
+ * Like parseHostPort, for an address mirrorlb listens on: port 0 is also accepted and
+ * means "any free port" (tests and embedded use read the bound port back).
+ */
+export function parseListenAddress(s: string): HostPort {
+  if (typeof s !== 'string') throw new ConfigValueError(`host:port must be a string, got ${typeof s}`);
+  const { host, port } = s.startsWith('[') ? splitBracketed(s) : splitPlain(s);
+  return { host, port: parsePort(port, 0) };
+}
+
+function parsePort(p: string, min = 1): number {
   if (!/^\d+$/.test(p)) throw new ConfigValueError(`port "${p}" is not a number`);
   const n = Number(p);
-  if (n < 1 || n > 65535) throw new ConfigValueError(`port ${p} is out of range 1..65535`);
+  if (n < min || n > 65535) throw new ConfigValueError(`port ${p} is out of range ${min}..65535`);
   return n;
 }

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { describe, quote } from './describe.js';
 import { displayPath, isReported, pointer } from './positions.js';
 import type { ProblemList } from './problems.js';
 import { nearestKey } from './suggest.js';
@@ -47,7 +48,8 @@ function reportUnknownKey(tree: YamlTree, e: ErrorObject, problems: ProblemList)
   const known = Object.keys((e.parentSchema?.properties ?? {}) as object);
   const guess = nearestKey(key, known);
   const where = e.instancePath === '' ? 'at the top level' : `in ${displayPath(e.instancePath)}`;
-  const hint = guess === null ? '' : `; did you mean "${guess}"?`;
+  const hint =
+    key === '<<' ? '; YAML merge keys are not supported' : guess === null ? '' : `; did you mean "${guess}"?`;
   problems.add(tree.positions.key(ptr), `unknown key ${quote(key)} ${where}${hint}`);
   tree.reported.add(ptr);
 }
@@ -92,18 +94,4 @@ function genericExpectation(e: ErrorObject): string {
     default:
       return (e.message ?? 'is invalid').replace(/^must NOT have/, 'must not have');
   }
-}
-
-/** A short, safe rendering of a bad value for a message. */
-export function describe(value: unknown): string {
-  if (value === null || value === undefined) return 'nothing (null)';
-  if (typeof value === 'string') return quote(value);
-  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : `a list of ${value.length}`;
-  if (typeof value === 'object') return 'a mapping';
-  return String(value);
-}
-
-/** JSON-quoted and cut short, so a megabyte of junk cannot flood the terminal. */
-export function quote(s: string): string {
-  return JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
 }

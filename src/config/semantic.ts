@@ -6,7 +6,7 @@
 import { DEFAULTS, HEALTH_DURATIONS, isNoIdleTimeout, PROXY_DURATIONS } from './defaults.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { ConfigValueError } from './errors.js';
-import { parseHostPort } from './hostport.js';
+import { parseHostPort, parseListenAddress } from './hostport.js';
 import { displayPath, isReported, pointer, segments, type Pos } from './positions.js';
 import type { ProblemList } from './problems.js';
 import { formatHostPort, type HostPort } from './types.js';
@@ -166,7 +166,8 @@ const WILDCARDS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
 
 /** Two listeners conflict on the same port when their hosts are equal or either is a wildcard. */
 export function listensCollide(a: HostPort, b: HostPort): boolean {
-  if (a.port !== b.port) return false;
+  // Port 0 asks the system for a free port: such listeners never collide.
+  if (a.port !== b.port || a.port === 0) return false;
   return a.host.toLowerCase() === b.host.toLowerCase() || WILDCARDS.has(a.host) || WILDCARDS.has(b.host);
 }
 
@@ -181,7 +182,7 @@ function checkListens(c: Checker, mirrors: string[]): void {
     });
   listens.sort((a, b) => c.pos(a).line - c.pos(b).line || c.pos(a).col - c.pos(b).col);
   for (const ptr of listens) {
-    const hp = c.parse(ptr, parseHostPort);
+    const hp = c.parse(ptr, parseListenAddress);
     if (hp === undefined) continue;
     const clash = taken.find((t) => listensCollide(t.hp, hp));
     if (clash) c.report(ptr, `${formatHostPort(hp)} collides with ${clash.label}`);

@@ -1,7 +1,7 @@
 /** Parsers for the value kinds the schema can only pattern-match, and their specific explanations. */
 import { parseDuration } from './duration.js';
 import { ConfigValueError } from './errors.js';
-import { parseHostPort } from './hostport.js';
+import { parseHostPort, parseListenAddress } from './hostport.js';
 import { segments } from './positions.js';
 
 /** The URL normalised (so duplicates are found), or a ConfigValueError saying why it is unusable. */
@@ -20,7 +20,7 @@ export function parseCheckUrl(s: string): string {
 }
 
 const PARSERS: Record<string, (s: string) => unknown> = {
-  listen: parseHostPort,
+  listen: parseListenAddress,
   address: parseHostPort,
   check: parseCheckUrl,
   interval: parseDuration,

@@ -15,6 +15,7 @@ import {
   type Node,
   type YAMLError,
 } from 'yaml';
+import { quote } from './describe.js';
 import { pointer, PositionIndex, START, type Pos } from './positions.js';
 import type { ProblemList } from './problems.js';
 
@@ -43,7 +44,7 @@ export function readYamlTree(text: string, problems: ProblemList): YamlTree | nu
   });
   const at = (offset: number): Pos => lines.linePos(offset);
   for (const e of independentErrors(doc.errors)) problems.add(at(e.pos[0]), yamlErrorMessage(e, text));
-  for (const w of doc.warnings) problems.add(at(w.pos[0]), `YAML: ${w.message}`);
+  for (const w of doc.warnings) problems.add(at(w.pos[0]), yamlWarningMessage(w));
   if (doc.errors.length + doc.warnings.length > 0) return null;
   if (!topLevelIsMap(doc, at, problems)) return null;
   const walker = new Walker(doc, at, problems);
@@ -66,7 +67,7 @@ function topLevelIsMap(doc: Document, at: (o: number) => Pos, problems: ProblemL
   const what = isSeq(top)
     ? 'a list'
     : isScalar(top)
-      ? `the plain value ${JSON.stringify(top.value)}`
+      ? `the plain value ${quote(String(top.value))}`
       : 'an alias';
   problems.add(
     at(top.range?.[0] ?? 0),
@@ -89,9 +90,16 @@ function yamlErrorMessage(e: YAMLError, text: string): string {
       return 'tab used for indentation; YAML allows only spaces';
     case 'MULTIPLE_DOCS':
       return 'a second YAML document ("---"); a config file holds exactly one';
+    case 'BLOCK_AS_IMPLICIT_KEY':
+      return `invalid YAML: ${e.message} (a value containing ": " or ending in ":" needs quotes)`;
     default:
       return `invalid YAML: ${e.message}`;
   }
+}
+
+function yamlWarningMessage(w: YAMLError): string {
+  if (w.code === 'TAG_RESOLVE_FAILED') return `unsupported YAML tag (${w.message}); remove it`;
+  return `YAML: ${w.message}`;
 }
 
 function keyTextAt(text: string, offset: number): string {
@@ -132,7 +140,6 @@ class Walker {
     this.limit(depth > MAX_TREE_DEPTH, pos, `nesting deeper than ${MAX_TREE_DEPTH} levels`);
     if (isAlias(node)) return this.expandAlias(node, ptr, pos, depth);
     if (isScalar(node)) return node.value;
-    if (this.active.has(node)) return this.skip(ptr, pos, 'an alias refers to its own content (a cycle)');
     this.active.add(node);
     try {
       if (isMap(node)) return this.walkMap(node.items, ptr, depth);
@@ -146,6 +153,8 @@ class Walker {
   private expandAlias(node: Node & { source: string }, ptr: string, pos: Pos, depth: number): unknown {
     const target = this.aliasTargets.get(node);
     if (!target) return this.skip(ptr, pos, `alias *${node.source} has no anchor &${node.source} before it`);
+    if (this.active.has(target))
+      return this.skip(ptr, pos, `alias *${node.source} is inside its own anchor (a cycle)`);
     this.limit(
       ++this.expansions > MAX_ALIAS_EXPANSIONS,
       pos,
