@@ -227,13 +227,23 @@ t.test('failures', async (t) => {
     await within(srv.closedConnections(1), 5000, 'hung connection closed by the prober');
   });
 
-  t.test('headers then a stalled body: decided at the timeout from what was read', async (t) => {
+  t.test('headers then a body that stalls before the text: timeout', async (t) => {
     const srv = await withHttpServer(t, (_req, res) => {
       res.writeHead(200);
       res.write('SUCC');
     });
-    t.match(await probe(prober, [srv.url()], { timeoutMs: 300 }), { kind: 'not_primary', status: 200 });
+    t.match(await probe(prober, [srv.url()], { timeoutMs: 300 }), { kind: 'timeout' });
     await within(srv.closedConnections(1), 5000, 'stalled connection closed by the prober');
+  });
+
+  t.test('a body broken off before the text: error MLB_ERR_INCOMPLETE_BODY', async (t) => {
+    for (const headers of [{}, { 'content-length': '100' }]) {
+      const srv = await withHttpServer(t, (_req, res) => {
+        res.writeHead(200, headers);
+        res.write('SUCC', () => setTimeout(() => res.socket?.destroy(), 20));
+      });
+      t.match(await probe(prober, [srv.url()]), { kind: 'error', code: 'MLB_ERR_INCOMPLETE_BODY' });
+    }
   });
 
   t.test('a timeout wins over a fast failure of another URL', async (t) => {
@@ -410,6 +420,24 @@ t.test('close', async (t) => {
     t.match(r, { kind: 'error', code: 'MLB_ERR_PROBER_CLOSED', superserver: null });
     t.match(await probe(prober, [hung.url()]), { kind: 'error', code: 'MLB_ERR_PROBER_CLOSED' });
     await within(hung.closedConnections(1), 5000, 'socket destroyed');
+  });
+
+  t.test('a probe closed while reading the body is not a verdict', async (t) => {
+    let written!: () => void;
+    const headersOut = new Promise<void>((resolve) => (written = resolve));
+    const srv = await withHttpServer(t, (_req, res) => {
+      res.writeHead(200);
+      res.write('SUCC', () => written());
+    });
+    const prober = new Prober();
+    const inFlight = probe(prober, [srv.url()], { timeoutMs: 30_000 });
+    await within(headersOut, 5000, 'server answers');
+    await new Promise((r) => setTimeout(r, 50));
+    prober.close();
+    t.match(await within(inFlight, 5000, 'cancelled probe'), {
+      kind: 'error',
+      code: 'MLB_ERR_PROBER_CLOSED',
+    });
   });
 
   t.test('leaves nothing that keeps the process alive', async (t) => {

@@ -153,6 +153,8 @@ export class Prober {
     const superserver = opts.checkSuperserver
       ? await checkSuperserver(target.superserver, opts.timeoutMs, this.closing.signal)
       : null;
+    // A check cut by close() says nothing about the member.
+    if (this.closing.signal.aborted) return closedResult(out.latencyMs);
     return out.timedOut
       ? { kind: 'timeout', latencyMs: out.latencyMs, superserver }
       : { kind: 'error', code: out.code, latencyMs: out.latencyMs, superserver };
@@ -211,15 +213,16 @@ export class Prober {
             }
             decided = true;
             attempts.forEach((other) => other !== attempt && other.abort());
-            void judge(res, opts, deadline.signal, this.drainGraceMs).then((v) =>
-              finish({
-                kind: 'answer',
-                primary: v.primary,
-                status: res.status,
-                url,
-                latencyMs: v.decidedAt - started,
-              }),
-            );
+            void judge(res, opts, deadline.signal, this.drainGraceMs).then((v) => {
+              if (v !== null) {
+                const { primary, decidedAt } = v;
+                finish({ kind: 'answer', primary, status: res.status, url, latencyMs: decidedAt - started });
+                return;
+              }
+              // Cut short before the body could be judged: an unfinished answer is no answer.
+              const code = closed ? 'MLB_ERR_PROBER_CLOSED' : 'MLB_ERR_INCOMPLETE_BODY';
+              finish({ kind: 'failed', code, timedOut, closed, latencyMs: performance.now() - started });
+            });
           },
           (err: unknown) => {
             if (decided) return;
@@ -274,13 +277,16 @@ function discard(res: Response, attempt: AbortController): void {
   (res.body as Readable | null)?.destroy();
 }
 
-/** Decides what the deciding response says: the status, then (if asked) the body. */
+/**
+ * Decides what the deciding response says: the status, then (if asked) the body.
+ * Null: the body was cut short (deadline, close, broken connection) before it could be judged.
+ */
 async function judge(
   res: Response,
   opts: ProbeOptions,
   deadline: AbortSignal,
   graceMs: number,
-): Promise<{ primary: boolean; decidedAt: number }> {
+): Promise<{ primary: boolean; decidedAt: number } | null> {
   const statusOk = res.status === opts.expectStatus;
   const needle = statusOk && opts.expectBody !== null ? Buffer.from(opts.expectBody, 'utf8') : null;
   const declared = Number(res.headers.get('content-length') ?? NaN);
@@ -292,15 +298,16 @@ async function judge(
     deadline,
     graceMs,
   );
-  return { primary: statusOk && verdict.found, decidedAt: verdict.decidedAt };
+  return verdict && { primary: statusOk && verdict.found, decidedAt: verdict.decidedAt };
 }
 
 /**
  * Reads a body at most `maxBytes` far, looking for `needle` (null: nothing to look for,
- * the answer is decided already). Decides when the needle is seen, the cap is reached,
- * the body ends or `deadline` aborts. After deciding it lets a small remainder drain for
- * `graceMs` so the socket can be reused, and otherwise destroys the response.
- * Holds one chunk plus needle.length bytes at most; resolves once the body is settled.
+ * the answer is decided already). Decides when the needle is seen, the cap is reached or
+ * the body ends; resolves null when `deadline` aborts or the body breaks first. After
+ * deciding it lets a small remainder drain for `graceMs` so the socket can be reused,
+ * and otherwise destroys the response. Holds one chunk plus needle.length bytes at most;
+ * resolves once the body is settled.
  */
 function readBody(
   body: Readable | null,
@@ -309,7 +316,7 @@ function readBody(
   declaredLength: number,
   deadline: AbortSignal,
   graceMs: number,
-): Promise<BodyVerdict> {
+): Promise<BodyVerdict | null> {
   return new Promise((resolve) => {
     let verdict: BodyVerdict | null = null;
     let settled = false;
@@ -326,7 +333,7 @@ function readBody(
         body.off('data', onData).off('end', onEnd).off('close', onClose);
         if (!complete) body.destroy();
       }
-      resolve(verdict ?? { found: false, decidedAt: performance.now() });
+      resolve(verdict);
     };
     const decide = (found: boolean): void => {
       verdict = { found, decidedAt: performance.now() };
@@ -342,10 +349,13 @@ function readBody(
         // Keep just enough to find a needle split across two chunks.
         else tail = Buffer.from(window.subarray(Math.max(0, window.length - (needle.length - 1))));
       }
+      if (verdict === null && bytes >= maxBytes) decide(false);
       if (chunk.length > room) settle(false);
-      else if (verdict === null && bytes >= maxBytes) decide(false);
     };
-    const onEnd = (): void => settle(true);
+    const onEnd = (): void => {
+      if (verdict === null) decide(false);
+      settle(true);
+    };
     const onClose = (): void => settle(false);
     const onAbort = (): void => settle(false);
 
