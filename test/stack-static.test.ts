@@ -14,6 +14,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import YAML from 'yaml';
+import { PassThrough } from 'node:stream';
+import { runSim } from '../src/cli/sim.js';
 import { withSim } from './helpers/sim.js';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -61,7 +63,7 @@ interface Service {
   image?: string;
   build?: { context: string; dockerfile?: string };
   hostname?: string;
-  command?: string[];
+  command?: string[] | string;
   ports?: string[];
   environment?: Record<string, string>;
   volumes?: string[];
@@ -195,7 +197,7 @@ t.test('IRIS members: image tag in one place, key, merge file of their role', as
     'every InterSystems image is tagged ${IRIS_TAG}',
   );
   t.equal(read('compose/.env').match(/^IRIS_TAG=/gm)?.length, 1, 'set once, in compose/.env');
-  t.match(stack.services.arbiter!.command!.join(' '), /startISCAgent\.sh 2188/);
+  t.match(String(stack.services.arbiter!.command), /startISCAgent\.sh 2188/);
   for (const m of MEMBERS) {
     const svc = stack.services[m]!;
     t.match(svc.image!, /\/intersystems\/iris:/, `${m}: enterprise IRIS image`);
@@ -265,7 +267,7 @@ t.test('cpf/ merge files build each mirror', async (t) => {
     }
     const [arbHost, arbPort] = splitHostPort(props.ArbiterURL!);
     t.ok(stack.services[arbHost], 'the arbiter is a service');
-    t.match(stack.services[arbHost]!.command!.join(' '), `startISCAgent.sh ${arbPort}`);
+    t.match(String(stack.services[arbHost]!.command), `startISCAgent.sh ${arbPort}`);
     t.ok(
       one('ModifyService').some((a) => a.props.Name === '%Service_Mirror' && a.props.Enabled === '1'),
       `${member}: %Service_Mirror enabled`,
@@ -396,7 +398,7 @@ t.test('mirrorlb configs name services of their compose file; its ports are publ
   crossCheck(t, 'sim', lbSim, sim, () => simPaths.map((m) => m[1]!));
   t.ok(sim.services.mirrorlb!.volumes!.includes('./mirrorlb-sim.yml:/etc/mirrorlb/mirrorlb.yml:ro'));
   for (const m of MEMBERS) {
-    const cmd = sim.services[m]!.command!;
+    const cmd = String(sim.services[m]!.command).split(' ');
     const flag = (f: string) => cmd[cmd.indexOf(f) + 1];
     t.equal(cmd[0], 'sim');
     t.equal(flag('--name'), m);
@@ -404,6 +406,23 @@ t.test('mirrorlb configs name services of their compose file; its ports are publ
     t.equal(flag('--superserver'), '1972', `${m}: SuperServer where mirrorlb dials`);
     t.equal(flag('--web'), simPaths.find((p) => p[2] === m)?.[3], `${m}: web port where the gateways proxy`);
     t.equal(flag('--role'), m.endsWith('a') ? 'primary' : 'backup');
+    // The same arguments start a real sim (on free loopback ports here), stopped at once.
+    const local = cmd.slice(1).map((a, i, all) => {
+      const prev = all[i - 1] ?? '';
+      if (['--superserver', '--web', '--control'].includes(prev)) return '0';
+      return prev === '--host' ? '127.0.0.1' : a;
+    });
+    const out = new PassThrough();
+    let printed = '';
+    out.on('data', (c: Buffer) => (printed += c.toString()));
+    const stopped = new AbortController();
+    stopped.abort();
+    t.equal(
+      await runSim(local, { stdout: out, stderr: out, signal: stopped.signal }),
+      0,
+      `${m}: mirrorlb sim runs`,
+    );
+    t.match(printed, `"name":"${m}"`);
     const direct = lbSim.mirrors.flatMap((x) => x.members).find((x) => x.name === m)!;
     t.ok(checks(direct).includes(`http://${m}:${flag('--web')}/csp/mirror_status.cxw`), `${m}: direct check`);
     t.ok(sim.services[m]!.ports!.includes(`127.0.0.1:${9200 + MEMBERS.indexOf(m) + 1}:${flag('--control')}`));
@@ -442,6 +461,25 @@ t.test("the mirrorlb configs pass mirrorlb's own config loader", async (t) => {
     t.throws(() => parseConfig(read(file), file, {}), `${file}: refused without the token`);
   }
 });
+
+t.test(
+  'mirrorlb check accepts both configs',
+  unless(existsSync(join(ROOT, 'dist', 'cli', 'check.js')), 'dist/ not built (npm ci builds it)'),
+  async (t) => {
+    const bin = join(ROOT, 'bin', 'mirrorlb.js');
+    const env: NodeJS.ProcessEnv = { ...process.env, MIRRORLB_ADMIN_TOKEN: TOKEN };
+    for (const file of ['compose/mirrorlb.yml', 'compose/mirrorlb-sim.yml']) {
+      const ok = run(process.execPath, [bin, 'check', '--config', file], { cwd: ROOT, env });
+      t.equal(ok.status, 0, `${file}: ${ok.out}`);
+      t.match(ok.out, /ap1/);
+      const noToken: NodeJS.ProcessEnv = { ...env };
+      delete noToken.MIRRORLB_ADMIN_TOKEN;
+      const bad = run(process.execPath, [bin, 'check', '--config', file], { cwd: ROOT, env: noToken });
+      t.equal(bad.status, 1, `${file}: refused without MIRRORLB_ADMIN_TOKEN`);
+      t.match(bad.out, new RegExp(`^${file.replace('.', '\\.')}:\\d+:\\d+: .*MIRRORLB_ADMIN_TOKEN`, 'm'));
+    }
+  },
+);
 
 t.test('prometheus scrapes mirrorlb', needs('promtool'), async (t) => {
   const r = run('promtool', ['check', 'config', join(COMPOSE, 'prometheus.yml')]);
