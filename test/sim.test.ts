@@ -195,7 +195,13 @@ t.test('status modes', async (t) => {
     const sim = await withSim(t, { role: 'backup', statusDelayMs: 300 });
     t.equal(await errCode(httpRequest(sim.webPort, '/csp/mirror_status.cxw', { timeoutMs: 100 })), 'TIMEOUT');
     t.equal((await httpRequest(sim.webPort, '/csp/mirror_status.cxw', { timeoutMs: 10000 })).status, 503);
-    t.equal((await httpRequest(sim.webPort, '/sim/role', { timeoutMs: 200 })).body, 'backup\n', 'not /sim/*');
+    // A delay far past the wait below: /sim/* must answer regardless.
+    const slowPage = await withSim(t, { role: 'backup', statusDelayMs: 60_000 });
+    t.equal(
+      (await httpRequest(slowPage.webPort, '/sim/role', { timeoutMs: 5000 })).body,
+      'backup\n',
+      'not /sim/*',
+    );
   });
 
   t.test('garbage: non-HTTP bytes, then close', async (t) => {
@@ -286,7 +292,7 @@ t.test('control port answers while down and brings the sim back', async (t) => {
   await httpRequest(control, '/sim/role', { method: 'POST', body: 'hang' });
   t.ok(await eventually(() => sim.role === 'hang', 2000));
   t.equal(
-    (await httpRequest(control, '/sim/role', { timeoutMs: 1000 })).body,
+    (await httpRequest(control, '/sim/role', { timeoutMs: 5000 })).body,
     'hang\n',
     'answers while hung',
   );
