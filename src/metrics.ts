@@ -1,4 +1,28 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { VERSION } from './version.js';
+
+export interface MetricsOptions {
+  /** prom-client's process and Node.js metrics (default on). */
+  readonly defaultMetrics?: boolean;
+  /**
+   * Per-session metrics of the data path (connections and bytes). Off makes them no-ops that
+   * are not exported: only for measuring what they cost (bench), never in production.
+   */
+  readonly hotPath?: boolean;
+}
+
+/**
+ * prom-client's default metrics include three gauges named `*_total`, which
+ * `promtool check metrics` rejects (only counters may end in _total); their labelled
+ * siblings (`nodejs_active_handles{type}`, ...) carry the same numbers.
+ */
+const LINT_FAILING_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+const HEALTH_RESULTS = ['primary', 'not_primary', 'timeout', 'error'] as const;
 
 /**
  * Every Prometheus metric of the contract, registered on one injected Registry so tests
@@ -23,9 +47,10 @@ export class Metrics {
   readonly sessionsCut: Counter<'mirror' | 'member' | 'reason'>;
   readonly noPrimarySeconds: Histogram<'mirror'>;
 
-  constructor(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+  constructor(registry: Registry = new Registry(), opts: MetricsOptions = {}) {
     this.registry = registry;
     const r = [registry];
+    const hot = opts.hotPath === false ? [] : r;
     this.memberPrimary = new Gauge({
       name: 'mirrorlb_member_primary',
       help: '1 while the balancer holds this member as its mirror primary',
@@ -54,13 +79,13 @@ export class Metrics {
       name: 'mirrorlb_connections_active',
       help: 'Proxied sessions open to this member',
       labelNames: ['mirror', 'member'],
-      registers: r,
+      registers: hot,
     });
     this.connectionsTotal = new Counter({
       name: 'mirrorlb_connections_total',
       help: 'Proxied sessions opened to this member',
       labelNames: ['mirror', 'member'],
-      registers: r,
+      registers: hot,
     });
     this.connectionErrors = new Counter({
       name: 'mirrorlb_connection_errors_total',
@@ -78,7 +103,7 @@ export class Metrics {
       name: 'mirrorlb_bytes_total',
       help: 'Bytes forwarded; direction in = client to member, out = member to client',
       labelNames: ['mirror', 'member', 'direction'],
-      registers: r,
+      registers: hot,
     });
     this.healthChecks = new Counter({
       name: 'mirrorlb_health_checks_total',
@@ -118,6 +143,57 @@ export class Metrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: r,
     });
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: '' });
+    if (opts.hotPath === false) {
+      this.connectionsActive = NOOP as unknown as Gauge<'mirror' | 'member'>;
+      this.connectionsTotal = NOOP as unknown as Counter<'mirror' | 'member'>;
+      this.bytes = NOOP as unknown as Counter<'mirror' | 'member' | 'direction'>;
+    }
+    new Gauge({
+      name: 'mirrorlb_build_info',
+      help: 'Always 1; the version label says which mirrorlb runs',
+      labelNames: ['version'],
+      registers: r,
+    }).set({ version: VERSION }, 1);
+    for (const result of ['ok', 'invalid']) this.configReloads.inc({ result }, 0);
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: registry, prefix: '' });
+      for (const name of LINT_FAILING_DEFAULTS) registry.removeSingleMetric(name);
+    }
+  }
+
+  /**
+   * Creates every series of a mirror at zero, so that a scrape shows each counter from its
+   * first value on (rate() and absent() need the series before the first event) and
+   * dashboards list members that never had a session. Idempotent and cheap; values that
+   * already exist are not touched. Histograms are left alone: prom-client's zero() would
+   * reset them, and their first observation comes with the first check anyway.
+   */
+  seedMirror(mirror: string, members: readonly string[]): void {
+    this.failovers.inc({ mirror }, 0);
+    this.primaryConflicts.inc({ mirror }, 0);
+    this.held.inc({ mirror }, 0);
+    this.mirrorHasPrimary.inc({ mirror }, 0);
+    for (const member of members) {
+      const labels = { mirror, member };
+      this.memberPrimary.inc(labels, 0);
+      this.memberReachable.inc(labels, 0);
+      this.connectionsActive.inc(labels, 0);
+      this.connectionsTotal.inc(labels, 0);
+      this.bytes.inc({ ...labels, direction: 'in' }, 0);
+      this.bytes.inc({ ...labels, direction: 'out' }, 0);
+      for (const result of HEALTH_RESULTS) this.healthChecks.inc({ ...labels, result }, 0);
+    }
   }
 }
+
+/** Stands in for a metric when hot-path metrics are off: accepts every call, records nothing. */
+const NOOP = {
+  inc: (): void => undefined,
+  dec: (): void => undefined,
+  set: (): void => undefined,
+  observe: (): void => undefined,
+  zero: (): void => undefined,
+  remove: (): void => undefined,
+  reset: (): void => undefined,
+  labels: (): unknown => NOOP,
+};

@@ -5,9 +5,14 @@ import type { AdminConfig } from '../config/types.js';
 import type { AdminAction, Daemon } from '../daemon.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
+import { loadPage } from './page.js';
 import { buildStatus } from './status.js';
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse, params: string[]) => void | Promise<void>;
+type Handler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  params: string[],
+) => void | Promise<void>;
 
 interface Route {
   readonly pattern: RegExp;
@@ -32,7 +37,13 @@ export class AdminServer {
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
-    this.server.on('clientError', (_err, socket) => socket.destroy());
+    // Unparseable HTTP gets a plain 400 when the socket can still take it, never a crash.
+    this.server.on('clientError', (_err, socket) => {
+      if (!socket.writable) return void socket.destroy();
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      // A peer that never reads must not keep the socket: end() alone waits for it.
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
   }
 
   setConfig(config: AdminConfig): void {
@@ -65,22 +76,44 @@ export class AdminServer {
 
   private buildRoutes(): Route[] {
     const d = this.daemon;
-    const json = (res: http.ServerResponse, status: number, body: unknown): void => send(res, status, 'application/json', JSON.stringify(body));
-    const action = (a: AdminAction): Handler => (req, res, [mirror, member]) => {
-      if (!this.authorized(req)) {
-        res.setHeader('WWW-Authenticate', 'Bearer');
-        return json(res, 401, { error: 'MLB_ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
-      }
-      if (!d.adminAction(mirror!, member!, a)) {
-        return json(res, 404, { error: 'MLB_ERR_NOT_FOUND', message: `no member ${member} in mirror ${mirror}` });
-      }
-      json(res, 200, { mirror, member, action: a, ok: true });
-    };
+    const json = (res: http.ServerResponse, status: number, body: unknown): void =>
+      send(res, status, 'application/json', JSON.stringify(body));
+    const action =
+      (a: AdminAction): Handler =>
+      (req, res, [mirror, member]) => {
+        if (!this.authorized(req)) {
+          res.setHeader('WWW-Authenticate', 'Bearer');
+          return json(res, 401, { error: 'MLB_ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
+        }
+        if (!d.adminAction(mirror!, member!, a)) {
+          return json(res, 404, {
+            error: 'MLB_ERR_NOT_FOUND',
+            message: `no member ${member} in mirror ${mirror}`,
+          });
+        }
+        json(res, 200, { mirror, member, action: a, ok: true });
+      };
     return [
+      {
+        pattern: /^\/$/,
+        methods: {
+          GET: async (_q, res) => {
+            const page = await loadPage();
+            res.setHeader('Content-Security-Policy', page.csp);
+            res.setHeader('X-Content-Type-Options', 'nosniff');
+            send(res, 200, 'text/html; charset=utf-8', page.html);
+          },
+        },
+      },
       { pattern: /^\/healthz$/, methods: { GET: (_q, res) => send(res, 200, 'text/plain', 'ok\n') } },
       {
         pattern: /^\/readyz$/,
-        methods: { GET: (_q, res) => (d.ready() ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready: a mirror has no primary\n')) },
+        methods: {
+          GET: (_q, res) =>
+            d.ready()
+              ? send(res, 200, 'text/plain', 'ready\n')
+              : send(res, 503, 'text/plain', 'not ready: a mirror has no primary\n'),
+        },
       },
       { pattern: /^\/status$/, methods: { GET: (_q, res) => json(res, 200, buildStatus(d, VERSION)) } },
       { pattern: /^\/events$/, methods: { GET: (_q, res) => json(res, 200, d.events.list()) } },
@@ -89,6 +122,12 @@ export class AdminServer {
         methods: {
           GET: async (_q, res) => {
             d.flushBytes();
+            for (const rt of d.runtimes().values()) {
+              d.metrics.seedMirror(
+                rt.config.name,
+                rt.config.members.map((m) => m.name),
+              );
+            }
             send(res, 200, d.metrics.registry.contentType, await d.metrics.registry.metrics());
           },
         },
@@ -106,7 +145,10 @@ export class AdminServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     // Bodies are ignored: never buffer them, and close the connection so nothing lingers.
-    if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding']) {
+    if (
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') ||
+      req.headers['transfer-encoding']
+    ) {
       res.setHeader('Connection', 'close');
       req.resume();
     }
@@ -114,7 +156,12 @@ export class AdminServer {
     try {
       path = decodePath(req.url ?? '/');
     } catch {
-      return send(res, 400, 'application/json', JSON.stringify({ error: 'MLB_ERR_BAD_REQUEST', message: 'bad path' }));
+      return send(
+        res,
+        400,
+        'application/json',
+        JSON.stringify({ error: 'MLB_ERR_BAD_REQUEST', message: 'bad path' }),
+      );
     }
     for (const r of this.routes) {
       const m = r.pattern.exec(path);
@@ -122,26 +169,48 @@ export class AdminServer {
       const method = req.method === 'HEAD' && r.methods.GET ? 'GET' : (req.method ?? '');
       const h = r.methods[method];
       if (!h) {
-        res.setHeader('Allow', Object.keys(r.methods).join(', '));
-        return send(res, 405, 'application/json', JSON.stringify({ error: 'MLB_ERR_METHOD', message: `${req.method} not allowed on ${path}` }));
+        const allowed = Object.keys(r.methods);
+        res.setHeader('Allow', (allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed).join(', '));
+        return send(
+          res,
+          405,
+          'application/json',
+          JSON.stringify({ error: 'MLB_ERR_METHOD', message: `${req.method} not allowed on ${path}` }),
+        );
       }
       try {
-        await h(req, res, m.slice(1).map((p) => decodeURIComponent(p)));
+        await h(
+          req,
+          res,
+          m.slice(1).map((p) => decodeURIComponent(p)),
+        );
       } catch (err) {
         this.log.error({ err: (err as Error).message, path }, 'admin handler failed');
-        if (!res.headersSent) send(res, 500, 'application/json', JSON.stringify({ error: 'MLB_ERR_INTERNAL', message: 'internal error' }));
+        if (!res.headersSent)
+          send(
+            res,
+            500,
+            'application/json',
+            JSON.stringify({ error: 'MLB_ERR_INTERNAL', message: 'internal error' }),
+          );
         else res.destroy();
       }
       return;
     }
-    send(res, 404, 'application/json', JSON.stringify({ error: 'MLB_ERR_NOT_FOUND', message: `no such path: ${path}` }));
+    send(
+      res,
+      404,
+      'application/json',
+      JSON.stringify({ error: 'MLB_ERR_NOT_FOUND', message: `no such path: ${path}` }),
+    );
   }
 
   private authorized(req: http.IncomingMessage): boolean {
     const token = this.config.token;
     if (token === null) return true;
-    const header = req.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+    // The scheme name is case-insensitive (RFC 9110 section 11.1).
+    const m = /^bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
+    const given = m ? m[1]! : '';
     // Compare digests so the comparison is constant-time whatever the lengths.
     const a = createHash('sha256').update(given).digest();
     const b = createHash('sha256').update(token).digest();
@@ -157,6 +226,10 @@ function decodePath(url: string): string {
 }
 
 function send(res: http.ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  res.writeHead(status, {
+    'Content-Type': type,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+  });
   res.end(body);
 }

@@ -1,9 +1,12 @@
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
+import type { TransitionEvent } from '../events.js';
 
 /** Member state as the contract names it: health role, overridden by maintenance. */
-export type MemberState = 'primary' | 'suspect' | 'backup' | 'unreachable' | 'unknown' | 'draining' | 'disabled';
+export type MemberState =
+  'primary' | 'suspect' | 'backup' | 'unreachable' | 'unknown' | 'draining' | 'disabled';
 
 export interface MemberStatus {
   readonly name: string;
@@ -13,7 +16,11 @@ export interface MemberStatus {
   readonly role: string;
   readonly admin: string;
   readonly reachable: boolean;
-  readonly lastCheck: { readonly ageMs: number; readonly latencyMs: number | null; readonly result: string | null } | null;
+  readonly lastCheck: {
+    readonly ageMs: number;
+    readonly latencyMs: number | null;
+    readonly result: string | null;
+  } | null;
   readonly sessions: number;
 }
 
@@ -26,10 +33,14 @@ export interface MirrorStatus {
   readonly heldClients: number;
   readonly sessions: number;
   readonly members: readonly MemberStatus[];
+  /** The newest failover from one member to another still in the events log (null: none). */
+  readonly lastFailover: TransitionEvent | null;
 }
 
 export interface StatusDoc {
   readonly version: string;
+  /** Server time of the snapshot (ISO 8601), so clients can age events without trusting their own clock. */
+  readonly time: string;
   readonly uptimeSeconds: number;
   readonly ready: boolean;
   readonly mirrors: readonly MirrorStatus[];
@@ -39,12 +50,16 @@ export interface StatusDoc {
 /** GET /status: a snapshot of every mirror, built fresh on each request. */
 export function buildStatus(daemon: Daemon, version: string): StatusDoc {
   const now = performance.now();
+  const events = daemon.events.list();
   const mirrors: MirrorStatus[] = [];
   for (const rt of daemon.runtimes().values()) {
     const d = rt.monitor.decision;
     mirrors.push({
       name: rt.config.name,
-      listen: formatHostPort(rt.config.listen),
+      listen: formatHostPort({
+        host: rt.config.listen.host,
+        port: boundPort(rt.proxy) ?? rt.config.listen.port,
+      }),
       primary: d.primary,
       accepting: d.accepting,
       conflict: d.conflict,
@@ -63,18 +78,36 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
             ? null
             : {
                 ageMs: Math.round(now - m.health.lastCheckAt),
-                latencyMs: m.health.lastLatencyMs === null ? null : Math.round(m.health.lastLatencyMs * 10) / 10,
+                latencyMs:
+                  m.health.lastLatencyMs === null ? null : Math.round(m.health.lastLatencyMs * 10) / 10,
                 result: m.health.lastResult,
               },
         sessions: rt.proxy.sessionCount(m.config.name),
       })),
+      lastFailover: lastFailover(events, rt.config.name),
     });
   }
   return {
     version,
+    time: new Date().toISOString(),
     uptimeSeconds: Math.round((Date.now() - daemon.startedAt) / 1000),
     ready: daemon.ready(),
     mirrors,
     eventCount: daemon.events.count,
   };
+}
+
+/** lib is ES2022, without Array.prototype.findLast. */
+function lastFailover(events: readonly TransitionEvent[], mirror: string): TransitionEvent | null {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.kind === 'failover' && e.mirror === mirror && e.from !== null) return e;
+  }
+  return null;
+}
+
+/** The port really bound (differs from the config for port 0); null while not listening. */
+function boundPort(proxy: { address(): AddressInfo | null }): number | null {
+  const a = proxy.address();
+  return a && typeof a === 'object' ? a.port : null;
 }
