@@ -1,0 +1,132 @@
+// The failover part's clients: a few loops that each connect, read the member's greeting
+// line, close and connect again a few milliseconds later, recording every attempt; and
+// "holders", long sessions opened before the event whose end the bench times.
+import net from 'node:net';
+import { now, sleep } from './util.js';
+
+/**
+ * One connect-and-greet attempt. Resolves (never rejects) with
+ * { c, t0, t1, member, outcome } where outcome is ok | refused | reset | closed | timeout | <errno>.
+ */
+function attempt(host, port, timeoutMs, c) {
+  return new Promise((resolve) => {
+    const t0 = now();
+    const s = net.connect({ host, port, noDelay: true });
+    let buf = '';
+    let settled = false;
+    const finish = (outcome, member = null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      // A reset rather than a FIN: the client side keeps no TIME_WAIT for thousands of attempts.
+      if (typeof s.resetAndDestroy === 'function' && !s.destroyed && s.readyState === 'open')
+        s.resetAndDestroy();
+      else s.destroy();
+      resolve({ c, t0, t1: now(), member, outcome });
+    };
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    s.setEncoding('utf8');
+    s.on('data', (d) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) finish('ok', buf.slice(0, nl));
+    });
+    s.on('end', () => finish('closed'));
+    s.on('close', () => finish('closed'));
+    s.on('error', (err) =>
+      finish(
+        err.code === 'ECONNREFUSED'
+          ? 'refused'
+          : err.code === 'ECONNRESET' || err.code === 'EPIPE'
+            ? 'reset'
+            : (err.code ?? 'error'),
+      ),
+    );
+  });
+}
+
+/**
+ * Starts `clients` loops against host:port. `onRecord` sees each record as it completes.
+ * stop() resolves with every record once the loops have finished their last attempt.
+ */
+export function startFleet({
+  host = '127.0.0.1',
+  port,
+  clients = 4,
+  pauseMs = 8,
+  timeoutMs = 2000,
+  onRecord,
+}) {
+  const records = [];
+  let running = true;
+  const loop = async (c) => {
+    // Spread the loops so their connects do not line up.
+    await sleep((pauseMs * c) / clients);
+    while (running) {
+      const r = await attempt(host, port, timeoutMs, c);
+      records.push(r);
+      onRecord?.(r);
+      if (running) await sleep(pauseMs);
+    }
+  };
+  const loops = Array.from({ length: clients }, (_, c) => loop(c));
+  return {
+    records,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return records;
+    },
+  };
+}
+
+/**
+ * Opens `n` sessions and reads each greeting. Resolves with holders
+ * { member, tOpen, tClose (null while open), how } and close() to end the rest.
+ */
+export async function openHolders({ host = '127.0.0.1', port, n = 8, timeoutMs = 5000 }) {
+  const one = () =>
+    new Promise((resolve) => {
+      const h = { member: null, tOpen: now(), tClose: null, how: null, socket: null, mine: false };
+      const s = net.connect({ host, port, noDelay: true });
+      h.socket = s;
+      let buf = '';
+      const timer = setTimeout(() => {
+        h.how = 'no greeting';
+        s.destroy();
+        resolve(h);
+      }, timeoutMs);
+      const closed = (how) => {
+        if (h.tClose !== null || h.mine) return;
+        h.tClose = now();
+        h.how ??= how;
+        clearTimeout(timer);
+        resolve(h);
+      };
+      s.setEncoding('utf8');
+      s.on('data', (d) => {
+        if (h.member !== null) return;
+        buf += d;
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) {
+          h.member = buf.slice(0, nl);
+          clearTimeout(timer);
+          resolve(h);
+        }
+      });
+      s.on('end', () => closed('closed'));
+      s.on('close', () => closed('closed'));
+      s.on('error', (err) => closed(err.code ?? 'error'));
+    });
+  const holders = await Promise.all(Array.from({ length: n }, one));
+  return {
+    holders,
+    /** Ends the sessions still open; their tClose stays null (the bench's own close is not the balancer's). */
+    close() {
+      for (const h of holders) {
+        h.mine = true;
+        h.socket.destroy();
+      }
+    },
+  };
+}

@@ -1,0 +1,67 @@
+// The members' network namespace: every simulated member gets its own address behind a veth
+// pair, so "primary blackholed" can drop one member's packets (iptables DROP inside the
+// namespace, never on the host) the way a network partition would. Needs root and ip netns.
+import { has, run } from './proc.js';
+import { isRoot } from './tools.js';
+
+async function sh(args, opts) {
+  const r = await run(args[0], args.slice(1), { timeoutMs: 15_000, ...opts });
+  if (r.code !== 0) throw new Error(`${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/**
+ * Creates the namespace with `count` member addresses. Resolves to
+ * { ns, hostIp, ips, blackhole(ip, ports), restore(ip, ports), teardown() } or { skipped: reason }.
+ */
+export async function createMemberNetns(count) {
+  if (!isRoot) return { skipped: 'not root (ip netns and iptables need it)' };
+  if (!has('ip')) return { skipped: 'no ip command (iproute2)' };
+  if (!has('iptables')) return { skipped: 'no iptables' };
+  const tag = process.pid % 100000;
+  const ns = `mlbbench${tag}`;
+  const vh = `mlbh${tag}`;
+  const vn = `mlbn${tag}`;
+  const routes = (await run('ip', ['-4', 'route'], { timeoutMs: 5000 }).catch(() => ({ stdout: '' }))).stdout;
+  let octet = 20 + (process.pid % 200);
+  while (routes.includes(`10.231.${octet}.`)) octet = 20 + ((octet + 1) % 200);
+  const net = `10.231.${octet}`;
+  const hostIp = `${net}.1`;
+  const ips = Array.from({ length: count }, (_, i) => `${net}.${11 + i}`);
+  const teardown = async () => {
+    await run('ip', ['netns', 'del', ns], { timeoutMs: 10_000 }).catch(() => null);
+    await run('ip', ['link', 'del', vh], { timeoutMs: 10_000 }).catch(() => null);
+  };
+  try {
+    await sh(['ip', 'netns', 'add', ns]);
+    await sh(['ip', 'link', 'add', vh, 'type', 'veth', 'peer', 'name', vn]);
+    await sh(['ip', 'link', 'set', vn, 'netns', ns]);
+    await sh(['ip', 'addr', 'add', `${hostIp}/24`, 'dev', vh]);
+    await sh(['ip', 'link', 'set', vh, 'up']);
+    await sh(['ip', 'link', 'set', 'lo', 'up'], { netns: ns });
+    for (const ip of ips) await sh(['ip', 'addr', 'add', `${ip}/24`, 'dev', vn], { netns: ns });
+    await sh(['ip', 'link', 'set', vn, 'up'], { netns: ns });
+    await sh(['iptables', '-w', '-L', 'INPUT', '-n'], { netns: ns });
+  } catch (err) {
+    await teardown();
+    return { skipped: `cannot set up a network namespace: ${err.message.split('\n')[0]}` };
+  }
+  const rules = (ip, ports) => [
+    ['INPUT', '-d', ip, '-p', 'tcp', '-m', 'multiport', '--dports', ports.join(','), '-j', 'DROP'],
+    ['OUTPUT', '-s', ip, '-p', 'tcp', '-m', 'multiport', '--sports', ports.join(','), '-j', 'DROP'],
+  ];
+  return {
+    ns,
+    hostIp,
+    ips,
+    /** Drops every packet to and from these ports of `ip`; other ports (the sim's control port) still work. */
+    blackhole: async (ip, ports) => {
+      for (const r of rules(ip, ports)) await sh(['iptables', '-w', '-I', ...r], { netns: ns });
+    },
+    restore: async (ip, ports) => {
+      for (const r of rules(ip, ports))
+        await sh(['iptables', '-w', '-D', ...r], { netns: ns }).catch(() => null);
+    },
+    teardown,
+  };
+}

@@ -1,0 +1,179 @@
+// The Markdown table of a bench run: what a reader needs to judge the figures (the machine,
+// the pinning, the load on the machine) and the medians with the mirrorlb/haproxy ratios.
+import { fmt, fmtRatio } from './util.js';
+
+const LABELS = { mirrorlb: 'mirrorlb', 'haproxy-seed': 'haproxy (seed)', 'haproxy-tuned': 'haproxy (tuned)' };
+
+function ms(x) {
+  return x === null || x === undefined ? 'never' : `${fmt(x, x < 10 ? 1 : 0)} ms`;
+}
+
+function failoverTable(f) {
+  const lines = [];
+  lines.push(
+    '| scenario | balancer | first client on new primary (median) | mirrorlb ÷ this | to demoted member after demotion (median) | failed connects (median) | failure kinds (all runs) | old sessions closed after (median) | runs |',
+    '| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
+  );
+  for (const sc of f.scenarios) {
+    for (const row of f.summary.filter((r) => r.scenario === sc.id)) {
+      const kinds = Object.entries(row.failures_by_kind)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+      const old =
+        row.old_sessions_closed_ms === null
+          ? row.old_sessions_left_open_runs > 0
+            ? `still open at end (≥ ${fmt(row.window_ms / 1000, 1)} s)`
+            : '–'
+          : `${ms(row.old_sessions_closed_ms)}${row.old_sessions_left_open_runs ? ` (${row.old_sessions_left_open_runs} runs left some open)` : ''}`;
+      const failover =
+        row.failover_ms === null
+          ? 'never'
+          : `${ms(row.failover_ms)}${row.never_reached_new ? ` (${row.never_reached_new} runs never)` : ''}`;
+      lines.push(
+        `| ${sc.label} | ${LABELS[row.balancer] ?? row.balancer} | ${failover} | ${row.balancer === 'mirrorlb' ? '' : fmtRatio(row.mirrorlb_ratio)} | ${fmt(row.misrouted)} | ${fmt(row.failures)} | ${kinds || 'none'} | ${old} | ${row.runs} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+function datapathTable(d) {
+  const lines = [];
+  const targets = ['direct', 'haproxy', 'mirrorlb'].filter((t) => d.tests.some((x) => t in x.targets));
+  lines.push(
+    `| test | ${targets.join(' | ')} | mirrorlb ÷ haproxy |`,
+    `| --- | ${targets.map(() => '---:').join(' | ')} | ---: |`,
+  );
+  for (const t of d.tests) {
+    if (t.test === 'rtt') {
+      for (const [k, name] of [
+        ['p50', 'p50'],
+        ['p99', 'p99'],
+        ['p999', 'p99.9'],
+      ]) {
+        const cells = targets.map((x) => (t.targets[x] ? fmt(t.targets[x][k], 1) : '–'));
+        lines.push(
+          `| round trip ${name} (µs, lower is better) | ${cells.join(' | ')} | ${fmtRatio(t.targets.mirrorlb?.ratio?.[k])} |`,
+        );
+      }
+    } else {
+      const digits = t.unit === 'Gbit/s' ? 2 : 0;
+      const cells = targets.map((x) =>
+        t.targets[x]
+          ? `${fmt(t.targets[x].value, digits)}${t.targets[x].errors ? ` (${fmt(t.targets[x].errors)} errors)` : ''}`
+          : '–',
+      );
+      lines.push(
+        `| ${t.label} (${t.unit}) | ${cells.join(' | ')} | ${fmtRatio(t.targets.mirrorlb?.ratio)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+function rssTable(rss, n) {
+  const lines = [
+    `| balancer | RSS idle | RSS with ${fmt(n)} idle sessions | increase | per session |`,
+    '| --- | ---: | ---: | ---: | ---: |',
+  ];
+  for (const [t, r] of Object.entries(rss)) {
+    lines.push(
+      `| ${t} | ${fmt(r.rss_idle_mib, 1)} MiB | ${fmt(r.rss_sessions_mib, 1)} MiB${r.sessions < n ? ` (only ${fmt(r.sessions)} opened)` : ''} | ${fmt(r.delta_mib, 1)} MiB | ${fmt(r.per_session_kib, 2)} KiB |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function healthTable(hc) {
+  const lines = ['| test | 1 mirror | 4 mirrors | 4 ÷ 1 |', '| --- | ---: | ---: | ---: |'];
+  for (const t of hc.tests) {
+    const a = t.targets.mirrorlb;
+    const b = t.targets['mirrorlb-4mirrors'];
+    if (t.test === 'rtt') {
+      for (const [k, name] of [
+        ['p50', 'p50'],
+        ['p99', 'p99'],
+        ['p999', 'p99.9'],
+      ]) {
+        lines.push(
+          `| round trip ${name} (µs) | ${fmt(a?.[k], 1)} | ${fmt(b?.[k], 1)} | ${fmtRatio(b?.ratio?.[k])} |`,
+        );
+      }
+    } else {
+      lines.push(`| ${t.label} (${t.unit}) | ${fmt(a?.value)} | ${fmt(b?.value)} | ${fmtRatio(b?.ratio)} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export function markdown(result) {
+  const m = result.machine;
+  const out = [];
+  out.push(`# mirrorlb bench: ${result.date} (${result.mode})`, '');
+  out.push(
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB, ${m.kernel}; Node ${m.node}; ${m.haproxy ?? 'no haproxy'}; nginx ${m.nginx ?? '–'}; ${m.wrk ?? ''}; ${m.iperf3 ?? ''}; ${m.sockperf ?? ''}. mirrorlb ${m.mirrorlb} (${m.commit ?? 'no git'}).`,
+    '',
+    `Pinning: ${result.pinning}`,
+    '',
+    `Load average (1/5/15 min) at start: ${m.loadavg_at_start.join(' / ')}${result.failover?.loadavg_at_end ? `; after failover: ${result.failover.loadavg_at_end.join(' / ')}` : ''}${result.datapath?.loadavg_at_end ? `; after data path: ${result.datapath.loadavg_at_end.join(' / ')}` : ''}. Anything else running on the machine shows up in these figures.`,
+    '',
+    `Command: \`${result.command}\``,
+    '',
+  );
+  if (result.notes?.length) out.push(...result.notes.map((n) => `> ${n}`), '');
+
+  const f = result.failover;
+  if (f && !f.error) {
+    const s = f.settings;
+    out.push('## Failover', '');
+    out.push(
+      `Two simulated members behind each balancer (${s.members_network}). ${s.clients} clients each connect, read the member's greeting line and close, ${s.pause_ms} ms apart (client timeout ${s.client_timeout_ms} ms); ${s.holders} sessions are opened on the old primary before each event. The new primary is set ${s.gap_ms} ms after the old one is demoted. "First client on new primary" runs from that moment to the first greeting from it; "to demoted member" counts connections started after the demotion that the old member greeted; failed connects are refused, reset, closed before the greeting or timed out. Medians of ${s.reps} run(s) per cell, balancers alternating; windows end ${s.tail_ms} ms after the last bad connection or after ${s.cap_ms / 1000} s.`,
+      '',
+      failoverTable(f),
+      '',
+      'Configs: mirrorlb with its defaults; haproxy as the seed had it (`bench/haproxy-seed.cfg` + `bench/haproxy-seed-check.sh`); haproxy tuned as Patroni documents (`bench/haproxy-tuned.cfg`).',
+      '',
+    );
+    if (result.svg) out.push(`![One switchover per balancer](${result.svg})`, '');
+  } else if (f?.error) {
+    out.push('## Failover', '', `Failed: ${f.error}`, '');
+  }
+
+  const d = result.datapath;
+  if (d && !d.error) {
+    const s = d.settings;
+    out.push('## Data path', '');
+    out.push(
+      `Same backend direct, through haproxy (\`bench/haproxy-datapath.cfg\`: nbthread 1, mode tcp) and through mirrorlb (1 mirror of 2 members, default checks). Medians of ${s.reps} run(s) of ${s.duration_s} s each after a ${s.warmup_s} s warm-up, targets alternating. Backends: nginx \`return 200\` (wrk), iperf3 server, sockperf server.`,
+      '',
+    );
+    if (d.tests.length) out.push(datapathTable(d), '');
+    if (d.rss)
+      out.push(
+        `### Memory with ${fmt(s.idle_sessions)} idle sessions`,
+        '',
+        rssTable(d.rss, s.idle_sessions),
+        '',
+      );
+    if (d.health_checks?.tests?.length) {
+      out.push(
+        "### Health checks' cost",
+        '',
+        `mirrorlb with ${d.health_checks.note}.`,
+        '',
+        healthTable(d.health_checks),
+        '',
+      );
+    }
+    if (d.metrics?.skipped) out.push(`Metrics on vs off: skipped — ${d.metrics.skipped}.`, '');
+  } else if (d?.error) {
+    out.push('## Data path', '', `Failed: ${d.error}`, '');
+  }
+
+  const skipped = [...(result.skipped ?? []), ...(f?.skipped ?? []), ...(d?.skipped ?? [])];
+  if (skipped.length) {
+    out.push('## Skipped', '', ...skipped.map((s) => `- ${s.what}: ${s.reason}`), '');
+  }
+  return `${out.join('\n')}\n`;
+}

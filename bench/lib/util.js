@@ -1,0 +1,75 @@
+// Small helpers shared by every part of the bench: a clock shared with child processes,
+// order statistics, and formatting.
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export { sleep };
+
+/**
+ * Milliseconds on CLOCK_MONOTONIC. process.hrtime is system-wide on Linux, so times taken in
+ * child processes (idle clients, sims) line up with the bench's own.
+ */
+export function now() {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+export function median(values) {
+  return percentile(values, 50);
+}
+
+/** Nearest-rank percentile of the finite numbers in `values`; null when there are none. */
+export function percentile(values, p) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const rank = Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1));
+  return v[rank];
+}
+
+export function ratio(a, b) {
+  if (typeof a !== 'number' || typeof b !== 'number' || b === 0) return null;
+  return a / b;
+}
+
+export function round(x, digits = 1) {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return x ?? null;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** Formats a number for a table cell with thousands separators; '–' for null. */
+export function fmt(x, digits = 0) {
+  if (x === null || x === undefined || Number.isNaN(x)) return '–';
+  if (typeof x !== 'number') return String(x);
+  return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function fmtRatio(x) {
+  return x === null || x === undefined ? '–' : `${x.toFixed(2)}x`;
+}
+
+/** Resolves when `fn` returns truthy (its value), or rejects after `timeoutMs`. */
+export async function waitFor(fn, timeoutMs, what, stepMs = 50) {
+  const deadline = now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (now() > deadline)
+      throw new BenchError('MLB_ERR_BENCH_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+}
+
+/** Errors of the bench itself, with a stable code like the daemon's. */
+export class BenchError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'BenchError';
+    this.code = code;
+  }
+}
+
+const t0 = now();
+
+/** Progress on stderr, with seconds since the bench started (stdout carries the table). */
+export function log(...parts) {
+  process.stderr.write(`[${((now() - t0) / 1000).toFixed(1).padStart(6)}s] ${parts.join(' ')}\n`);
+}

@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+// `npm run bench` — failover and data-path figures for mirrorlb and haproxy, side by side,
+// on this machine. `npm run bench -- --quick` is the smoke run CI uses (a few seconds per
+// part; nothing is asserted about the figures). See bench/README.md.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runDatapath } from './lib/datapath.js';
+import { runFailover } from './lib/failover.js';
+import { describeMachine } from './lib/machine.js';
+import { has, run, stopAll, warnings } from './lib/proc.js';
+import { markdown } from './lib/report.js';
+import { switchoverSvg } from './lib/svg.js';
+import { ensureTools } from './lib/tools.js';
+import { log } from './lib/util.js';
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(benchDir, '..');
+const NOFILE = 65536;
+
+const USAGE = `usage: npm run bench [-- options]
+
+  --quick            smoke run: one repetition, short windows (CI); results go to bench/results/tmp/
+  --part P           failover | datapath (repeat or comma-separate; default both)
+  --scenario S       failover scenarios to run: switchover,killed,hung,blackholed (default all)
+  --reps N           repetitions per cell (default: failover 5, data path 3; quick 1)
+  --out DIR          where results go (default bench/results, or bench/results/tmp with --quick)
+  --no-install       never apt-get install a missing tool; skip what needs it
+  --keep-logs        keep the child processes' logs and configs (always kept when a part fails)
+  --help
+`;
+
+function parse() {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      quick: { type: 'boolean', default: false },
+      part: { type: 'string', multiple: true },
+      scenario: { type: 'string', multiple: true },
+      reps: { type: 'string' },
+      out: { type: 'string' },
+      'no-install': { type: 'boolean', default: false },
+      'keep-logs': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const list = (v) => (v ?? []).flatMap((x) => x.split(',')).filter(Boolean);
+  const parts = list(values.part);
+  for (const p of parts) if (p !== 'failover' && p !== 'datapath') throw new Error(`unknown part ${p}`);
+  const reps = values.reps === undefined ? null : Number(values.reps);
+  if (reps !== null && !(Number.isInteger(reps) && reps > 0))
+    throw new Error('--reps must be a positive integer');
+  return {
+    quick: values.quick,
+    parts: parts.length ? parts : ['failover', 'datapath'],
+    scenarios: list(values.scenario),
+    reps,
+    out: values.out ?? null,
+    install: !values['no-install'],
+    keepLogs: values['keep-logs'],
+    help: values.help,
+  };
+}
+
+/**
+ * The bench re-runs itself once with a raised open-files limit (10,000 idle sessions need
+ * 20,000 descriptors in the balancer) and pinned to the load CPU; every child inherits both.
+ */
+function reexec() {
+  const cpus = os.cpus().length;
+  const pin = cpus >= 2 && has('taskset') ? ['taskset', '-c', '0'] : [];
+  const child = spawn(
+    'sh',
+    [
+      '-c',
+      `ulimit -n ${NOFILE} 2>/dev/null || ulimit -n "$(ulimit -H -n)" 2>/dev/null; exec "$@"`,
+      'sh',
+      ...pin,
+      process.execPath,
+      ...process.execArgv,
+      fileURLToPath(import.meta.url),
+      ...process.argv.slice(2),
+    ],
+    { stdio: 'inherit', env: { ...process.env, MLB_BENCH_INNER: '1' } },
+  );
+  const forward = (sig) => child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+function stamp(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}`;
+}
+
+async function ensureBuilt() {
+  if (fs.existsSync(path.join(repoRoot, 'dist', 'cli', 'main.js'))) return;
+  log('bench: dist/ missing, building with tsc');
+  const r = await run(
+    process.execPath,
+    [
+      path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      path.join(repoRoot, 'tsconfig.json'),
+    ],
+    {
+      timeoutMs: 300_000,
+    },
+  );
+  if (!fs.existsSync(path.join(repoRoot, 'dist', 'cli', 'main.js')))
+    throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+}
+
+async function main() {
+  let opts;
+  try {
+    opts = parse();
+  } catch (err) {
+    process.stderr.write(`bench: ${err.message}\n${USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const started = new Date();
+  const nofile = Number((await run('sh', ['-c', 'ulimit -n'])).stdout.trim()) || 1024;
+  const cpus = os.cpus().length;
+  const pinned = cpus >= 2 && has('taskset');
+  const cpuSet = pinned ? { balancer: 1, load: 0 } : { balancer: null, load: null };
+  const pinning = pinned
+    ? 'balancer under test alone on CPU 1 (taskset -c 1); clients, load generators, backends, simulated members and the bench itself on CPU 0 (taskset -c 0).'
+    : `not pinned (${cpus < 2 ? 'fewer than 2 CPUs' : 'no taskset'}): balancer and load share the CPUs, so the data-path figures understate both balancers.`;
+
+  await ensureBuilt();
+  const tools = await ensureTools(
+    ['haproxy', 'nginx', 'wrk', 'iperf3', 'sockperf', 'curl', 'ip', 'iptables'],
+    {
+      install: opts.install,
+    },
+  );
+  const machine = await describeMachine(repoRoot);
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mirrorlb-bench-'));
+  const mode = opts.quick ? 'quick' : 'full';
+  const result = {
+    date: started.toISOString(),
+    mode,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    machine,
+    pinning,
+    nofile,
+    notes: [],
+    skipped: Object.entries(tools.missing).map(([what, reason]) => ({ what, reason })),
+    tools_installed: tools.installed,
+  };
+  if (opts.quick)
+    result.notes.push(
+      'Quick run: one repetition and short windows, to keep the harness working; not figures to quote.',
+    );
+  log(`bench: ${mode} run; ${pinning}`);
+  log(`bench: logs and generated configs in ${logDir}`);
+  const ctx = {
+    repoRoot,
+    benchDir,
+    logDir,
+    quick: opts.quick,
+    reps: opts.reps,
+    cpus: cpuSet,
+    tools,
+    only: opts.scenarios,
+    nofile,
+  };
+
+  let failed = false;
+  const part = async (name, fn) => {
+    log(`bench: ${name}`);
+    try {
+      return await fn();
+    } catch (err) {
+      failed = true;
+      log(`bench: ${name} failed: ${err.stack ?? err.message}`);
+      return { error: `${err.code ? `${err.code}: ` : ''}${err.message}` };
+    } finally {
+      await stopAll();
+    }
+  };
+  if (opts.parts.includes('failover')) result.failover = await part('failover', () => runFailover(ctx));
+  if (opts.parts.includes('datapath')) result.datapath = await part('data path', () => runDatapath(ctx));
+
+  const outDir = opts.out
+    ? path.resolve(opts.out)
+    : path.join(benchDir, 'results', ...(opts.quick ? ['tmp'] : []));
+  fs.mkdirSync(outDir, { recursive: true });
+  const name = `${stamp(started)}${opts.quick ? '-quick' : ''}`;
+  const timelines = result.failover?.timelines;
+  if (timelines && Object.keys(timelines).length) {
+    const labels = Object.fromEntries(result.failover.balancers.map((b) => [b.id, b.label]));
+    const svg = switchoverSvg(timelines, labels);
+    fs.writeFileSync(path.join(outDir, 'switchover.svg'), svg);
+    result.svg = 'switchover.svg';
+    if (!opts.quick && !opts.out) {
+      fs.mkdirSync(path.join(repoRoot, 'docs'), { recursive: true });
+      fs.writeFileSync(path.join(repoRoot, 'docs', 'switchover.svg'), svg);
+    }
+  }
+  // Raw timelines are in the SVG; the JSON keeps the per-run figures.
+  if (result.failover) delete result.failover.timelines;
+  result.finished = new Date().toISOString();
+  result.notes.push(...warnings);
+  const md = markdown(result);
+  fs.writeFileSync(path.join(outDir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  fs.writeFileSync(path.join(outDir, `${name}.md`), md);
+  fs.writeFileSync(path.join(outDir, 'latest.md'), md);
+  process.stdout.write(md);
+  log(
+    `bench: wrote ${path.relative(process.cwd(), path.join(outDir, `${name}.json`))}, ${name}.md and latest.md`,
+  );
+  if (failed || opts.keepLogs) log(`bench: logs kept in ${logDir}`);
+  else fs.rmSync(logDir, { recursive: true, force: true });
+  return failed ? 1 : 0;
+}
+
+if (!process.env.MLB_BENCH_INNER) {
+  reexec();
+} else {
+  const stop = () => {
+    stopAll().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      log(`bench: ${err.stack ?? err.message}`);
+      process.exitCode = 1;
+    },
+  );
+}
