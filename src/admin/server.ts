@@ -38,9 +38,11 @@ export class AdminServer {
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     // Unparseable HTTP gets a plain 400 when the socket can still take it, never a crash.
-    this.server.on('clientError', (_err, socket) => {
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return void socket.destroy();
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       // A peer that never reads must not keep the socket: end() alone waits for it.
       setTimeout(() => socket.destroy(), 1000).unref();
     });

@@ -180,7 +180,7 @@ function mirrorLines(m: MirrorStatus, p: typeof PAINT): string[] {
   ];
   const lastFailover = m.lastFailover
     ? [
-        `  ${p.dim(`last failover ${m.lastFailover.time}: ${m.lastFailover.from} -> ${m.lastFailover.to}${m.lastFailover.detectionMs === null ? '' : `, ${duration(m.lastFailover.detectionMs)} without primary`}`)}`,
+        `  ${p.dim(`last failover ${m.lastFailover.time}: ${m.lastFailover.from} -> ${m.lastFailover.to}, ${m.lastFailover.detectionMs === null ? 'no time' : duration(m.lastFailover.detectionMs)} without primary`)}`,
       ]
     : [];
   return [head, ...table(rows).map((l, i) => `  ${i === 0 ? p.dim(l) : l}`), ...lastFailover];
@@ -213,7 +213,7 @@ function eventLine(e: TransitionEvent, now: number, p: typeof PAINT): string {
       return e.from === null
         ? `${age}  ${e.mirror}: primary found: ${e.to}`
         : `${age}  ${e.mirror}: ${p.bold('failover')} ${e.from} -> ${e.to}` +
-            `${e.detectionMs === null ? '' : `, ${duration(e.detectionMs)} without primary`}, ${e.heldClients} held clients released${cut}`;
+            `, ${e.detectionMs === null ? 'no time' : duration(e.detectionMs)} without primary, ${e.heldClients} held clients released${cut}`;
     case 'role':
       return `${age}  ${e.mirror}: ${e.member} ${e.from} -> ${e.to}${e.detail ? ` (${e.detail})` : ''}${cut}`;
     case 'admin':
