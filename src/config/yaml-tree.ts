@@ -4,27 +4,31 @@
  * has to care about anchors.
  */
 import {
+  Composer,
   isAlias,
   isMap,
   isScalar,
   isSeq,
   LineCounter,
-  parseDocument,
+  Parser,
   visit,
   type Document,
   type Node,
   type YAMLError,
 } from 'yaml';
+import { findTooDeep } from './cst-depth.js';
 import { quote } from './describe.js';
-import { pointer, PositionIndex, START, type Pos } from './positions.js';
+import { displayPath, pointer, PositionIndex, START, type Pos } from './positions.js';
 import type { ProblemList } from './problems.js';
 
 /** Alias dereferences while expanding the whole file; a real config needs a handful. */
 export const MAX_ALIAS_EXPANSIONS = 256;
 /** Values in the expanded tree; a full 64-mirror config has about 15 000. */
 export const MAX_NODES = 100_000;
-/** Same bound as the text prescan; also stops alias cycles. */
-const MAX_TREE_DEPTH = 64;
+/** No list in a valid config has more than 64 items; ajv's allErrors mode is quadratic in list length. */
+export const MAX_LIST_ITEMS = 1000;
+/** A real config nests about six levels; anything near this is junk. Also bounds alias chains. */
+export const MAX_TREE_DEPTH = 64;
 
 export interface YamlTree {
   readonly root: unknown;
@@ -35,26 +39,48 @@ export interface YamlTree {
 
 /** Parses one YAML document; returns null (with problems added) when it cannot be used. */
 export function readYamlTree(text: string, problems: ProblemList): YamlTree | null {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, {
-    lineCounter: lines,
-    uniqueKeys: true,
-    prettyErrors: false,
-    strict: true,
-  });
-  const at = (offset: number): Pos => lines.linePos(offset);
-  for (const e of independentErrors(doc.errors)) problems.add(at(e.pos[0]), yamlErrorMessage(e, text));
-  for (const w of doc.warnings) problems.add(at(w.pos[0]), yamlWarningMessage(w));
-  if (doc.errors.length + doc.warnings.length > 0) return null;
-  if (!topLevelIsMap(doc, at, problems)) return null;
-  const walker = new Walker(doc, at, problems);
+  const doc = parseOneDocument(text, problems);
+  if (doc === null) return null;
+  const walker = new Walker(doc.doc, doc.at, problems);
   try {
-    const root = walker.walk(doc.contents as Node, '', START, 0);
+    const root = walker.walk(doc.doc.contents as Node, '', START, 0);
     return { root, positions: walker.positions, reported: walker.reported };
   } catch (e) {
     if (e instanceof TreeAbort) return null;
     throw e;
   }
+}
+
+/**
+ * parseDocument() in its parts (Parser, then Composer), so the nesting can be checked in
+ * between. uniqueKeys is off because the composer checks it in quadratic time (10 000
+ * keys take seconds); walkMap finds duplicate keys with a Set instead.
+ */
+function parseOneDocument(
+  text: string,
+  problems: ProblemList,
+): { doc: Document; at: (o: number) => Pos } | null {
+  const lines = new LineCounter();
+  const at = (offset: number): Pos => lines.linePos(offset);
+  const tokens = Array.from(new Parser(lines.addNewLine).parse(text));
+  const deep = findTooDeep(tokens, MAX_TREE_DEPTH);
+  if (deep !== null) {
+    problems.add(at(deep), `nesting deeper than ${MAX_TREE_DEPTH} levels`);
+    return null;
+  }
+  const composer = new Composer({ uniqueKeys: false, prettyErrors: false, strict: true });
+  const [doc, second] = composer.compose(tokens, true, text.length);
+  if (doc === undefined) return null;
+  if (second !== undefined) {
+    problems.add(at(second.range[0]), 'a second YAML document ("---"); a config file holds exactly one');
+    return null;
+  }
+  // After the first syntax error the parser's further errors are guesses: noise.
+  const first = doc.errors[0];
+  if (first) problems.add(at(first.pos[0]), yamlErrorMessage(first));
+  for (const w of doc.warnings) problems.add(at(w.pos[0]), yamlWarningMessage(w));
+  if (doc.errors.length + doc.warnings.length > 0) return null;
+  return topLevelIsMap(doc, at, problems) ? { doc, at } : null;
 }
 
 function topLevelIsMap(doc: Document, at: (o: number) => Pos, problems: ProblemList): boolean {
@@ -76,20 +102,10 @@ function topLevelIsMap(doc: Document, at: (o: number) => Pos, problems: ProblemL
   return false;
 }
 
-/** Duplicate keys stand alone; after the first syntax error the parser's guesses are noise. */
-function independentErrors(errors: readonly YAMLError[]): YAMLError[] {
-  const firstSyntax = errors.find((e) => e.code !== 'DUPLICATE_KEY');
-  return errors.filter((e) => e.code === 'DUPLICATE_KEY' || e === firstSyntax);
-}
-
-function yamlErrorMessage(e: YAMLError, text: string): string {
+function yamlErrorMessage(e: YAMLError): string {
   switch (e.code) {
-    case 'DUPLICATE_KEY':
-      return `duplicate key ${keyTextAt(text, e.pos[0])}`;
     case 'TAB_AS_INDENT':
       return 'tab used for indentation; YAML allows only spaces';
-    case 'MULTIPLE_DOCS':
-      return 'a second YAML document ("---"); a config file holds exactly one';
     case 'BLOCK_AS_IMPLICIT_KEY':
       return `invalid YAML: ${e.message} (a value containing ": " or ending in ":" needs quotes)`;
     default:
@@ -100,11 +116,6 @@ function yamlErrorMessage(e: YAMLError, text: string): string {
 function yamlWarningMessage(w: YAMLError): string {
   if (w.code === 'TAG_RESOLVE_FAILED') return `unsupported YAML tag (${w.message}); remove it`;
   return `YAML: ${w.message}`;
-}
-
-function keyTextAt(text: string, offset: number): string {
-  const m = /^("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^:\n]+?)\s*:/.exec(text.slice(offset, offset + 200));
-  return m ? JSON.stringify((m[1] as string).replace(/^["']|["']$/g, '')) : '';
 }
 
 /** Thrown to unwind the walk once a limit is hit; the problem is already recorded. */
@@ -143,7 +154,7 @@ class Walker {
     this.active.add(node);
     try {
       if (isMap(node)) return this.walkMap(node.items, ptr, depth);
-      if (isSeq(node)) return node.items.map((item, i) => this.walkItem(item, pointer(ptr, i), pos, depth));
+      if (isSeq(node)) return this.walkSeq(node.items, ptr, pos, depth);
     } finally {
       this.active.delete(node);
     }
@@ -173,6 +184,10 @@ class Walker {
       const name = this.keyName(key, keyPos);
       if (name === null) continue;
       const childPtr = pointer(ptr, name);
+      if (Object.hasOwn(out, name)) {
+        this.problems.add(keyPos, `duplicate key ${quote(name)}`);
+        continue;
+      }
       this.positions.setKey(childPtr, keyPos);
       // defineProperty: a key named __proto__ must become data, not change the prototype.
       Object.defineProperty(out, name, {
@@ -183,6 +198,17 @@ class Walker {
       });
     }
     return out;
+  }
+
+  private walkSeq(items: readonly unknown[], ptr: string, pos: Pos, depth: number): unknown[] | null {
+    if (items.length > MAX_LIST_ITEMS) {
+      return this.skip(
+        ptr,
+        pos,
+        `${displayPath(ptr) || 'the top level'}: a list of ${items.length} items; a config has no list longer than 64`,
+      );
+    }
+    return items.map((item, i) => this.walkItem(item, pointer(ptr, i), pos, depth));
   }
 
   private walkItem(item: unknown, ptr: string, fallback: Pos, depth: number): unknown {
