@@ -47,7 +47,7 @@ export const TESTS = [
   { id: 'rtt', label: 'round trip, ping-pong (sockperf)', unit: 'µs', tool: 'sockperf', backend: 'sockperf' },
 ];
 
-function parseWrk(out) {
+export function parseWrk(out) {
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
@@ -58,7 +58,7 @@ function parseWrk(out) {
   };
 }
 
-function parseSockperf(out) {
+export function parseSockperf(out) {
   const p = (q) => {
     const m = new RegExp(`percentile ${q.replace('.', '\\.')}\\s*=\\s*([\\d.]+)`).exec(out);
     return m ? Number(m[1]) : null;

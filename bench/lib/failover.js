@@ -202,9 +202,9 @@ async function waitStable(env, X, Y, timeoutMs) {
 
 async function demote(env, X, sc, netns) {
   if (sc.demote === 'blackhole') {
-    const t = now();
+    // The partition starts when the rules are in force, not when the command was started.
     await netns.blackhole(X.host, [X.ports.superserver, X.ports.web]);
-    return t;
+    return now();
   }
   return X.setRole(sc.demote);
 }

@@ -1,5 +1,5 @@
-// The failover part's clients: a few loops that each connect, read the member's greeting
-// line, close and connect again a few milliseconds later, recording every attempt; and
+// The failover part's clients: a few clients that each open a connection every few
+// milliseconds, read the member's greeting line and close, recording every attempt; and
 // "holders", long sessions opened before the event whose end the bench times.
 import net from 'node:net';
 import { now, sleep } from './util.js';
@@ -46,8 +46,10 @@ function attempt(host, port, timeoutMs, c) {
 }
 
 /**
- * Starts `clients` loops against host:port. `onRecord` sees each record as it completes.
- * stop() resolves with every record once the loops have finished their last attempt.
+ * Starts `clients` clients against host:port, each starting a connection every `pauseMs`
+ * whether or not its previous one has answered (open loop: a balancer that makes clients
+ * wait does not thereby get fewer attempts to fail). `onRecord` sees each record as it
+ * completes; stop() resolves with every record once the attempts in flight have ended.
  */
 export function startFleet({
   host = '127.0.0.1',
@@ -58,15 +60,23 @@ export function startFleet({
   onRecord,
 }) {
   const records = [];
+  const inflight = new Set();
   let running = true;
   const loop = async (c) => {
-    // Spread the loops so their connects do not line up.
-    await sleep((pauseMs * c) / clients);
+    // Spread the clients so their connects do not line up.
+    let next = now() + (pauseMs * c) / clients;
     while (running) {
-      const r = await attempt(host, port, timeoutMs, c);
-      records.push(r);
-      onRecord?.(r);
-      if (running) await sleep(pauseMs);
+      const wait = next - now();
+      if (wait > 0) await sleep(wait);
+      if (!running) break;
+      const p = attempt(host, port, timeoutMs, c).then((r) => {
+        inflight.delete(p);
+        records.push(r);
+        onRecord?.(r);
+      });
+      inflight.add(p);
+      // After a stall of the bench itself, carry on from now rather than burst to catch up.
+      next = Math.max(next + pauseMs, now());
     }
   };
   const loops = Array.from({ length: clients }, (_, c) => loop(c));
@@ -75,6 +85,7 @@ export function startFleet({
     async stop() {
       running = false;
       await Promise.all(loops);
+      await Promise.all([...inflight]);
       return records;
     },
   };

@@ -54,9 +54,14 @@ export async function createMemberNetns(count) {
     ns,
     hostIp,
     ips,
-    /** Drops every packet to and from these ports of `ip`; other ports (the sim's control port) still work. */
+    /**
+     * Drops every packet to and from these ports of `ip` (its control port still works), both
+     * directions in one iptables-restore transaction; resolves once the rules are in force.
+     */
     blackhole: async (ip, ports) => {
-      for (const r of rules(ip, ports)) await sh(['iptables', '-w', '-I', ...r], { netns: ns });
+      const input = ['*filter', ...rules(ip, ports).map((r) => `-I ${r.join(' ')}`), 'COMMIT', ''].join('\n');
+      const r = await run('iptables-restore', ['--noflush'], { netns: ns, input, timeoutMs: 15_000 });
+      if (r.code !== 0) throw new Error(`iptables-restore: ${r.stderr.trim()}`);
     },
     restore: async (ip, ports) => {
       for (const r of rules(ip, ports))
