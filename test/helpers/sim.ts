@@ -102,7 +102,8 @@ export function readUpTo(
     };
     const onEnd = (): void => finish(true, false);
     const timer = setTimeout(() => finish(false, true), timeoutMs);
-    if (s.destroyed) {
+    // Already closed, or the FIN already read (half-open sockets stay undestroyed after 'end').
+    if (s.destroyed || s.readableEnded) {
       setImmediate(onEnd);
       return;
     }
