@@ -1,5 +1,5 @@
 # mirrorlb: the balancer (default command) and `mirrorlb sim` (the license-free compose
-# stack runs its simulated members from this same image with `command: ["sim", ...]`).
+# stack runs its simulated members from this same image with `command: sim --name ...`).
 #
 #   docker build -t mirrorlb .
 #   docker run -v $PWD/mirrorlb.yml:/etc/mirrorlb/mirrorlb.yml:ro -p 1972:1972 mirrorlb
@@ -25,12 +25,13 @@ FROM node:20-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /pkg /app
-RUN mkdir -p /etc/mirrorlb && chown node:node /etc/mirrorlb
-# The stack mounts its own file here; this one only makes a bare `docker run` fail clearly.
+# No config is baked in: mount one at /etc/mirrorlb/mirrorlb.yml (the compose stacks do).
+RUN mkdir -p /etc/mirrorlb
 USER node
 # 1972/11972: the two mirror sets of the compose stacks; 9090: admin (metrics, status page).
 EXPOSE 1972 11972 9090
-# /healthz answers 200 while the process runs. node:20-slim has no curl, hence node's fetch.
+# /healthz answers 200 while the process runs. node:20-slim has no curl, hence node's fetch;
+# MIRRORLB_ADMIN_PORT names the port when a config moves admin off 9090.
 # A container that runs `sim` instead overrides this check (see compose/sim.yml).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.MIRRORLB_ADMIN_PORT||'9090')+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
