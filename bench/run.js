@@ -70,8 +70,8 @@ function parse() {
  * 20,000 descriptors in the balancer) and pinned to the load CPU; every child inherits both.
  */
 function reexec() {
-  const cpus = os.cpus().length;
-  const pin = cpus >= 2 && has('taskset') ? ['taskset', '-c', '0'] : [];
+  const cpus = allowedCpus();
+  const pin = cpus.length >= 2 && has('taskset') ? ['taskset', '-c', String(cpus[0])] : [];
   const child = spawn(
     'sh',
     [
@@ -84,7 +84,7 @@ function reexec() {
       fileURLToPath(import.meta.url),
       ...process.argv.slice(2),
     ],
-    { stdio: 'inherit', env: { ...process.env, MLB_BENCH_INNER: '1' } },
+    { stdio: 'inherit', env: { ...process.env, MLB_BENCH_INNER: '1', MLB_BENCH_CPUS: cpus.join(',') } },
   );
   const forward = (sig) => child.kill(sig);
   process.on('SIGINT', forward);
@@ -92,27 +92,54 @@ function reexec() {
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
 
+/** CPUs this process may run on (a container may be limited to, say, 2-3), in order. */
+function allowedCpus() {
+  // The re-run bench is itself pinned to one CPU; the list it may use comes from its parent.
+  if (process.env.MLB_BENCH_CPUS) return process.env.MLB_BENCH_CPUS.split(',').map(Number);
+  try {
+    const m = /^Cpus_allowed_list:\s*(.+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) {
+      return m[1].split(',').flatMap((part) => {
+        const [a, b = a] = part.split('-').map(Number);
+        return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+      });
+    }
+  } catch {
+    // not Linux
+  }
+  return os.cpus().map((_, i) => i);
+}
+
 function stamp(d) {
   const p = (n) => String(n).padStart(2, '0');
   return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}`;
 }
 
+function newestMtime(dir) {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when missing; returns a note when it is older than src/ (the bench measures what is built). */
 async function ensureBuilt() {
-  if (fs.existsSync(path.join(repoRoot, 'dist', 'cli', 'main.js'))) return;
+  const main = path.join(repoRoot, 'dist', 'cli', 'main.js');
+  if (fs.existsSync(main)) {
+    const stale = newestMtime(path.join(repoRoot, 'src')) > fs.statSync(main).mtimeMs;
+    return stale
+      ? 'dist/ is older than src/: this run measured the last build (npm run build to refresh).'
+      : null;
+  }
   log('bench: dist/ missing, building with tsc');
-  const r = await run(
-    process.execPath,
-    [
-      path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '-p',
-      path.join(repoRoot, 'tsconfig.json'),
-    ],
-    {
-      timeoutMs: 300_000,
-    },
-  );
-  if (!fs.existsSync(path.join(repoRoot, 'dist', 'cli', 'main.js')))
-    throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+  const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = await run(process.execPath, [tsc, '-p', path.join(repoRoot, 'tsconfig.json')], {
+    timeoutMs: 300_000,
+  });
+  if (!fs.existsSync(main)) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+  return null;
 }
 
 async function main() {
@@ -129,14 +156,15 @@ async function main() {
   }
   const started = new Date();
   const nofile = Number((await run('sh', ['-c', 'ulimit -n'])).stdout.trim()) || 1024;
-  const cpus = os.cpus().length;
-  const pinned = cpus >= 2 && has('taskset');
-  const cpuSet = pinned ? { balancer: 1, load: 0 } : { balancer: null, load: null };
+  const cpus = allowedCpus();
+  const pinned = cpus.length >= 2 && has('taskset');
+  const cpuSet = pinned ? { balancer: cpus[1], load: cpus[0] } : { balancer: null, load: null };
   const pinning = pinned
-    ? 'balancer under test alone on CPU 1 (taskset -c 1); clients, load generators, backends, simulated members and the bench itself on CPU 0 (taskset -c 0).'
-    : `not pinned (${cpus < 2 ? 'fewer than 2 CPUs' : 'no taskset'}): balancer and load share the CPUs, so the data-path figures understate both balancers.`;
+    ? `balancer under test alone on CPU ${cpus[1]} (taskset -c ${cpus[1]}); clients, load generators, backends, simulated members and the bench itself on CPU ${cpus[0]} (taskset -c ${cpus[0]})${cpus.length > 2 ? `; CPUs ${cpus.slice(2).join(',')} unused` : ''}.`
+    : `not pinned (${cpus.length < 2 ? 'fewer than 2 CPUs' : 'no taskset'}): balancer and load share the CPUs, so the data-path figures understate both balancers.`;
 
-  await ensureBuilt();
+  const buildNote = await ensureBuilt();
+  if (buildNote) log(`bench: ${buildNote}`);
   const tools = await ensureTools(
     ['haproxy', 'nginx', 'wrk', 'iperf3', 'sockperf', 'curl', 'ip', 'iptables'],
     {
@@ -157,6 +185,7 @@ async function main() {
     skipped: Object.entries(tools.missing).map(([what, reason]) => ({ what, reason })),
     tools_installed: tools.installed,
   };
+  if (buildNote) result.notes.push(buildNote);
   if (opts.quick)
     result.notes.push(
       'Quick run: one repetition and short windows, to keep the harness working; not figures to quote.',
