@@ -1,10 +1,11 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { runCheck } from '../src/cli/check.js';
 import { ConfigError } from '../src/config/errors.js';
-import { loadConfigFile } from '../src/config/load.js';
+import { loadConfigFile, parseConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/types.js';
 
 const DIR = new URL('./fixtures/config/hostile/', import.meta.url).pathname;
 /** Generous: the slowest file takes well under a second even on a loaded 2-core box. */
@@ -189,3 +190,115 @@ t.test('every hostile file is refused with positioned problems, fast', async (t)
     });
   }
 });
+
+/** Deterministic, so a failure replays; mutations of a valid file hit every stage of the loader. */
+function mutations(seed: number, count: number): string[] {
+  const base = readFileSync(join(DIR, '..', 'full.yml'), 'utf8');
+  let state = seed;
+  const rnd = (): number => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)] as T;
+  const snippets = [
+    '[',
+    ']',
+    '{',
+    '}',
+    ',',
+    ': ',
+    '- ',
+    '&a ',
+    '*a',
+    '!!str ',
+    '"',
+    "'",
+    '#',
+    '\n',
+    '\n  ',
+    '\t',
+  ];
+  const more = [
+    '${X}',
+    '$$',
+    '${',
+    '~',
+    '-1',
+    '1e9',
+    '<<: *a\n',
+    '? ',
+    '|\n',
+    '---\n',
+    '%YAML 1.2\n',
+    '\\',
+    'é',
+    '😀',
+  ];
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    let s = base;
+    for (let n = 1 + Math.floor(rnd() * 6); n > 0; n--) {
+      const at = Math.floor(rnd() * (s.length + 1));
+      const op = rnd();
+      if (op < 0.4) s = s.slice(0, at) + pick([...snippets, ...more]) + s.slice(at);
+      else if (op < 0.7) s = s.slice(0, at) + s.slice(at + 1 + Math.floor(rnd() * 20));
+      else s = s.slice(0, at) + s.slice(at, at + Math.floor(rnd() * 60)) + s.slice(at);
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+t.test(
+  'random mutations of a valid file: a sane Config or positioned problems, never anything else',
+  async (t) => {
+    let valid = 0;
+    let refused = 0;
+    const started = performance.now();
+    for (const text of mutations(20_251_127, 1500)) {
+      let config: Config;
+      try {
+        config = parseConfig(text, 'm.yml', { X: 'x' });
+      } catch (e) {
+        refused++;
+        if (
+          !(e instanceof ConfigError) ||
+          !e.message.split('\n').every((l) => /^m\.yml:\d+:\d+: \S/.test(l))
+        ) {
+          t.fail('not a clean ConfigError', { error: String(e), text });
+          break;
+        }
+        continue;
+      }
+      valid++;
+      const bad = insane(config);
+      if (bad) {
+        t.fail(bad, { text });
+        break;
+      }
+    }
+    t.ok(valid > 20 && refused > 1000, `${valid} still valid, ${refused} refused`);
+    t.ok(performance.now() - started < 30_000, 'in reasonable time');
+  },
+);
+
+/** What the rest of mirrorlb relies on in any Config the loader returns. */
+function insane(c: Config): string | null {
+  const durations = c.mirrors.flatMap((m) => [
+    m.health.intervalMs,
+    m.health.fastIntervalMs,
+    m.health.fastWindowMs,
+    m.health.timeoutMs,
+    m.proxy.connectTimeoutMs,
+    m.proxy.holdTimeoutMs,
+  ]);
+  if (!durations.every((ms) => Number.isInteger(ms) && ms >= 1))
+    return 'a duration is not a positive integer';
+  const addresses = c.mirrors.flatMap((m) => m.members.map((x) => x.address));
+  if (!addresses.every((a) => Number.isInteger(a.port) && a.port >= 1 && a.port <= 65535 && a.host !== '')) {
+    return 'a member address is out of range';
+  }
+  const urls = c.mirrors.flatMap((m) => m.members.flatMap((x) => x.check));
+  if (!urls.every((u) => /^https?:\/\//i.test(u))) return 'a check URL is not http(s)';
+  if (!c.mirrors.every((m) => m.health.fastIntervalMs <= m.health.intervalMs))
+    return 'fast_interval > interval';
+  if (!Object.isFrozen(c) || !Object.isFrozen(c.mirrors[0]?.members)) return 'not frozen';
+  return null;
+}

@@ -28,7 +28,7 @@ export interface YamlTree {
 
 /** Parses one YAML document; returns null (with problems added) when it cannot be used. */
 export function readYamlTree(text: string, problems: ProblemList): YamlTree | null {
-  const doc = parseOneDocument(text, problems);
+  const doc = parseGuarded(text, problems);
   if (doc === null) return null;
   const walker = new Walker(doc.doc, doc.at, problems);
   try {
@@ -37,6 +37,16 @@ export function readYamlTree(text: string, problems: ProblemList): YamlTree | nu
   } catch (e) {
     if (e instanceof TreeAbort) return null;
     throw e;
+  }
+}
+
+/** The parser reports problems as a list; should it ever throw on hostile input, that is one more problem. */
+function parseGuarded(text: string, problems: ProblemList): ReturnType<typeof parseOneDocument> {
+  try {
+    return parseOneDocument(text, problems);
+  } catch (e) {
+    problems.add(START, `cannot parse this file as YAML: ${(e as Error).message}`);
+    return null;
   }
 }
 
