@@ -248,6 +248,14 @@ const BROKEN: [string, string, string[]][] = [
     withBase('health:', '  fastInterval: 1s'),
     ['12:3: unknown key "fastInterval" in health; did you mean "fast_interval"?'],
   ],
+  [
+    'a health key one level too high',
+    withBase('interval: 1s').replace('    members:', '    fall: 3\n    members:'),
+    [
+      '4:5: unknown key "fall" in mirrors[0]; did you mean "health.fall"?',
+      '12:1: unknown key "interval" at the top level; did you mean "health.interval"?',
+    ],
+  ],
   ['duplicate key', withBase('health:', '  rise: 2', '  rise: 3'), ['13:3: duplicate key "rise"']],
   [
     'tab indentation',

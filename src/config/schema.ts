@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { DEFAULTS } from './defaults.js';
 import { describe, quote } from './describe.js';
 import { displayPath, isReported, pointer } from './positions.js';
 import type { ProblemList } from './problems.js';
@@ -46,12 +47,23 @@ function reportUnknownKey(tree: YamlTree, e: ErrorObject, problems: ProblemList)
   const key = String((e.params as { additionalProperty: string }).additionalProperty);
   const ptr = pointer(e.instancePath, key);
   const known = Object.keys((e.parentSchema?.properties ?? {}) as object);
-  const guess = nearestKey(key, known);
+  const guess = nearestKey(key, known) ?? misplacedKey(key, e.instancePath);
   const where = e.instancePath === '' ? 'at the top level' : `in ${displayPath(e.instancePath)}`;
   const hint =
     key === '<<' ? '; YAML merge keys are not supported' : guess === null ? '' : `; did you mean "${guess}"?`;
   problems.add(tree.positions.key(ptr), `unknown key ${quote(key)} ${where}${hint}`);
   tree.reported.add(ptr);
+}
+
+/** A health or proxy key written one level too high (`interval:` in a mirror): its right place. */
+function misplacedKey(key: string, parent: string): string | null {
+  if (parent !== '' && !/^\/mirrors\/\d+$/.test(parent)) return null;
+  const sections =
+    parent === ''
+      ? (['health', 'proxy', 'admin', 'log', 'shutdown'] as const)
+      : (['health', 'proxy'] as const);
+  const section = sections.find((s) => Object.hasOwn(DEFAULTS[s], key));
+  return section === undefined ? null : `${section}.${key}`;
 }
 
 function reportMissingKey(tree: YamlTree, e: ErrorObject, problems: ProblemList): void {
