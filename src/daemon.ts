@@ -83,7 +83,16 @@ export class Daemon {
       'config reloaded',
     );
     this.metrics.configReloads.inc({ result: 'ok' });
-    this.events.push({ kind: 'reload', mirror: '*', member: null, from: null, to: null, detectionMs: null, heldClients: 0, cutSessions: 0 });
+    this.events.push({
+      kind: 'reload',
+      mirror: '*',
+      member: null,
+      from: null,
+      to: null,
+      detectionMs: null,
+      heldClients: 0,
+      cutSessions: 0,
+    });
   }
 
   /** Counts and logs a refused reload; the running config stays. */
@@ -99,10 +108,13 @@ export class Daemon {
     this.state = 'stopping';
     const rts = [...this.mirrors.values()];
     for (const rt of rts) rt.monitor.stop();
-    await Promise.all(rts.map((rt) => rt.proxy.close()));
+    for (const rt of rts) rt.proxy.close();
     if (wasRunning) {
       const open = rts.reduce((n, rt) => n + rt.proxy.sessionCount(), 0);
-      this.log.info({ sessions: open, drain_timeout_ms: drainTimeoutMs }, 'stopping: listeners closed, draining');
+      this.log.info(
+        { sessions: open, drain_timeout_ms: drainTimeoutMs },
+        'stopping: listeners closed, draining',
+      );
     }
     await Promise.all(rts.map((rt) => rt.proxy.drain(drainTimeoutMs)));
     this.mirrors.clear();
@@ -118,7 +130,17 @@ export class Daemon {
     const admin: AdminState = action === 'drain' ? 'draining' : action === 'disable' ? 'disabled' : 'enabled';
     rt.monitor.setAdmin(member, admin);
     this.log.warn({ mirror, member, action }, 'admin action');
-    this.events.push({ kind: 'admin', mirror, member, from: null, to: admin, detectionMs: null, heldClients: rt.proxy.heldCount(), cutSessions: 0, detail: action });
+    this.events.push({
+      kind: 'admin',
+      mirror,
+      member,
+      from: null,
+      to: admin,
+      detectionMs: null,
+      heldClients: rt.proxy.heldCount(),
+      cutSessions: 0,
+      detail: action,
+    });
     return true;
   }
 
@@ -138,7 +160,10 @@ export class Daemon {
     for (const rt of this.mirrors.values()) rt.proxy.flushBytes();
   }
 
-  private async addMirror(m: MirrorConfig, seed: ReadonlyMap<string, { health: MemberHealth; admin: AdminState }>): Promise<void> {
+  private async addMirror(
+    m: MirrorConfig,
+    seed: ReadonlyMap<string, { health: MemberHealth; admin: AdminState }>,
+  ): Promise<void> {
     const log = this.log.child({ mirror: m.name });
     const monitor = new MirrorMonitor(m, this.prober, seed);
     const proxy = new MirrorProxy(m, monitor, this.metrics, this.resolver, log);
@@ -154,7 +179,8 @@ export class Daemon {
     const seed = new Map<string, { health: MemberHealth; admin: AdminState }>();
     for (const s of rt.monitor.members()) {
       const same = m.members.find((n) => n.name === s.config.name);
-      if (same && JSON.stringify(same) === JSON.stringify(s.config)) seed.set(s.config.name, { health: s.health, admin: s.admin });
+      if (same && JSON.stringify(same) === JSON.stringify(s.config))
+        seed.set(s.config.name, { health: s.health, admin: s.admin });
     }
     rt.monitor.stop();
     const log = this.log.child({ mirror: m.name });
@@ -172,7 +198,7 @@ export class Daemon {
     if (!rt) return;
     this.mirrors.delete(name);
     rt.monitor.stop();
-    await rt.proxy.close();
+    rt.proxy.close();
     for (const m of rt.config.members) rt.proxy.cut(m.name, 'removed');
     for (const m of rt.config.members) this.metrics.memberPrimary.remove({ mirror: name, member: m.name });
     this.metrics.mirrorHasPrimary.remove({ mirror: name });
@@ -194,7 +220,12 @@ export class Daemon {
       const prevCheck = checkedAt.get(c.member);
       checkedAt.set(c.member, now);
       const level = c.to === 'primary' ? 'info' : 'warn';
-      const what = c.to === 'primary' ? 'member promoted' : c.from === 'primary' ? 'member demoted' : 'member role changed';
+      const what =
+        c.to === 'primary'
+          ? 'member promoted'
+          : c.from === 'primary'
+            ? 'member demoted'
+            : 'member role changed';
       log[level]({ member: c.member, from: c.from, to: c.to, check: c.result }, what);
       this.events.push({
         kind: 'role',
@@ -212,20 +243,56 @@ export class Daemon {
       this.publishDecision(rt, next);
       if (next.conflict.length > 0 && prev.conflict.length === 0) {
         this.metrics.primaryConflicts.inc({ mirror });
-        log.error({ claimants: [next.primary, ...next.conflict].filter(Boolean), kept: next.primary, policy: rt.config.onConflict }, 'two members claim primary');
+        log.error(
+          {
+            claimants: [next.primary, ...next.conflict].filter(Boolean),
+            kept: next.primary,
+            policy: rt.config.onConflict,
+          },
+          'two members claim primary',
+        );
       }
       if (!next.accepting && prev.accepting) {
-        log.warn({ primary: next.primary, reason: next.primary ? 'suspect, draining or conflict' : 'no primary' }, 'mirror not accepting: holding new clients');
+        log.warn(
+          { primary: next.primary, reason: next.primary ? 'suspect, draining or conflict' : 'no primary' },
+          'mirror not accepting: holding new clients',
+        );
       }
       if (next.accepting && next.primary !== null && next.primary !== rt.lastAccepting) {
         const from = rt.lastAccepting;
         rt.lastAccepting = next.primary;
         if (from !== null) this.metrics.failovers.inc({ mirror });
-        if (withoutPrimaryMs !== null) this.metrics.noPrimarySeconds.observe({ mirror }, withoutPrimaryMs / 1000);
-        log.warn({ from, to: next.primary, without_primary_ms: withoutPrimaryMs === null ? null : Math.round(withoutPrimaryMs), released: rt.proxy.lastEffect.released, cut: rt.proxy.lastEffect.cut }, from === null ? 'primary found' : 'failover');
-        this.events.push({ kind: 'failover', mirror, member: next.primary, from, to: next.primary, detectionMs: withoutPrimaryMs === null ? null : Math.round(withoutPrimaryMs), heldClients: rt.proxy.lastEffect.released, cutSessions: rt.proxy.lastEffect.cut });
+        if (withoutPrimaryMs !== null)
+          this.metrics.noPrimarySeconds.observe({ mirror }, withoutPrimaryMs / 1000);
+        log.warn(
+          {
+            from,
+            to: next.primary,
+            without_primary_ms: withoutPrimaryMs === null ? null : Math.round(withoutPrimaryMs),
+            released: rt.proxy.lastEffect.released,
+            cut: rt.proxy.lastEffect.cut,
+          },
+          from === null ? 'primary found' : 'failover',
+        );
+        this.events.push({
+          kind: 'failover',
+          mirror,
+          member: next.primary,
+          from,
+          to: next.primary,
+          detectionMs: withoutPrimaryMs === null ? null : Math.round(withoutPrimaryMs),
+          heldClients: rt.proxy.lastEffect.released,
+          cutSessions: rt.proxy.lastEffect.cut,
+        });
       } else if (next.accepting && withoutPrimaryMs !== null) {
-        log.info({ primary: next.primary, without_primary_ms: Math.round(withoutPrimaryMs), released: rt.proxy.lastEffect.released }, 'primary accepting again');
+        log.info(
+          {
+            primary: next.primary,
+            without_primary_ms: Math.round(withoutPrimaryMs),
+            released: rt.proxy.lastEffect.released,
+          },
+          'primary accepting again',
+        );
       }
     });
     this.publishDecision(rt, monitor.decision);
@@ -234,6 +301,7 @@ export class Daemon {
   private publishDecision(rt: MirrorRuntime, d: Decision): void {
     const mirror = rt.config.name;
     this.metrics.mirrorHasPrimary.set({ mirror }, d.accepting ? 1 : 0);
-    for (const m of rt.config.members) this.metrics.memberPrimary.set({ mirror, member: m.name }, d.primary === m.name ? 1 : 0);
+    for (const m of rt.config.members)
+      this.metrics.memberPrimary.set({ mirror, member: m.name }, d.primary === m.name ? 1 : 0);
   }
 }

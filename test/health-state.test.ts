@@ -5,7 +5,12 @@ import type { HealthRole, MemberHealth, ProbeResult } from '../src/health/types.
 const P: ProbeResult = { kind: 'primary', status: 200, latencyMs: 1, url: 'u' };
 const N: ProbeResult = { kind: 'not_primary', status: 503, latencyMs: 1, url: 'u' };
 const T = (superserver: boolean | null): ProbeResult => ({ kind: 'timeout', latencyMs: 250, superserver });
-const E = (superserver: boolean | null): ProbeResult => ({ kind: 'error', code: 'ECONNREFUSED', latencyMs: 1, superserver });
+const E = (superserver: boolean | null): ProbeResult => ({
+  kind: 'error',
+  code: 'ECONNREFUSED',
+  latencyMs: 1,
+  superserver,
+});
 
 function run(seq: ProbeResult[], rise = 1, fall = 2, from: MemberHealth = INITIAL_HEALTH): HealthRole[] {
   let h = from;
@@ -17,19 +22,79 @@ const table: Array<[string, ProbeResult[], number, number, HealthRole[]]> = [
   ['never primary before the first answer', [T(null), E(null)], 1, 3, ['unknown', 'unknown']],
   ['first primary answer promotes with rise 1', [P], 1, 2, ['primary']],
   ['rise 3 needs three answers in a row', [P, P, P], 3, 2, ['unknown', 'unknown', 'primary']],
-  ['a not-primary answer resets the rise count', [P, P, N, P, P, P], 3, 2, ['unknown', 'unknown', 'backup', 'backup', 'backup', 'primary']],
-  ['a failed check resets the rise count', [P, T(null), P, P], 2, 5, ['unknown', 'unknown', 'unknown', 'primary']],
+  [
+    'a not-primary answer resets the rise count',
+    [P, P, N, P, P, P],
+    3,
+    2,
+    ['unknown', 'unknown', 'backup', 'backup', 'backup', 'primary'],
+  ],
+  [
+    'a failed check resets the rise count',
+    [P, T(null), P, P],
+    2,
+    5,
+    ['unknown', 'unknown', 'unknown', 'primary'],
+  ],
   ['not primary demotes at once (no fall)', [P, N], 1, 5, ['primary', 'backup']],
   ['timeout makes a primary suspect', [P, T(true)], 1, 2, ['primary', 'suspect']],
   ['suspect answering primary again is primary', [P, T(true), P], 1, 2, ['primary', 'suspect', 'primary']],
-  ['suspect with SuperServer accepting never falls', [P, T(true), T(true), T(true), T(true)], 1, 2, ['primary', 'suspect', 'suspect', 'suspect', 'suspect']],
-  ['timeouts with SuperServer down fall after fall', [P, T(false), T(false)], 1, 2, ['primary', 'suspect', 'unreachable']],
-  ['fall 3 waits for the third', [P, T(false), T(false), T(false)], 1, 3, ['primary', 'suspect', 'suspect', 'unreachable']],
-  ['dead status page, live SuperServer: stays primary', [P, E(true), E(true), E(true)], 1, 2, ['primary', 'primary', 'primary', 'primary']],
-  ['dead status page and dead SuperServer: suspect then unreachable', [P, E(false), E(false)], 1, 2, ['primary', 'suspect', 'unreachable']],
-  ['a live SuperServer between failures resets the fall count', [P, T(false), T(true), T(false)], 1, 2, ['primary', 'suspect', 'suspect', 'suspect']],
-  ['backup that stops answering becomes unreachable after fall', [N, T(null), T(null)], 1, 2, ['backup', 'backup', 'unreachable']],
-  ['unreachable member answering primary comes back (rise)', [P, E(false), E(false), P, P], 2, 2, ['unknown', 'unknown', 'unreachable', 'unreachable', 'primary']],
+  [
+    'suspect with SuperServer accepting never falls',
+    [P, T(true), T(true), T(true), T(true)],
+    1,
+    2,
+    ['primary', 'suspect', 'suspect', 'suspect', 'suspect'],
+  ],
+  [
+    'timeouts with SuperServer down fall after fall',
+    [P, T(false), T(false)],
+    1,
+    2,
+    ['primary', 'suspect', 'unreachable'],
+  ],
+  [
+    'fall 3 waits for the third',
+    [P, T(false), T(false), T(false)],
+    1,
+    3,
+    ['primary', 'suspect', 'suspect', 'unreachable'],
+  ],
+  [
+    'dead status page, live SuperServer: stays primary',
+    [P, E(true), E(true), E(true)],
+    1,
+    2,
+    ['primary', 'primary', 'primary', 'primary'],
+  ],
+  [
+    'dead status page and dead SuperServer: suspect then unreachable',
+    [P, E(false), E(false)],
+    1,
+    2,
+    ['primary', 'suspect', 'unreachable'],
+  ],
+  [
+    'a live SuperServer between failures resets the fall count',
+    [P, T(false), T(true), T(false)],
+    1,
+    2,
+    ['primary', 'suspect', 'suspect', 'suspect'],
+  ],
+  [
+    'backup that stops answering becomes unreachable after fall',
+    [N, T(null), T(null)],
+    1,
+    2,
+    ['backup', 'backup', 'unreachable'],
+  ],
+  [
+    'unreachable member answering primary comes back (rise)',
+    [P, E(false), E(false), P, P],
+    2,
+    2,
+    ['unknown', 'unknown', 'unreachable', 'unreachable', 'primary'],
+  ],
   ['suspect answering not primary is demoted', [P, T(true), N], 1, 2, ['primary', 'suspect', 'backup']],
 ];
 

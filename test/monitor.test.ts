@@ -40,8 +40,23 @@ function mirror(intervalMs: number, fastIntervalMs: number, fastWindowMs = 0): M
     name: 'm',
     listen: { host: '127.0.0.1', port: 0 },
     onConflict: 'newest',
-    members: ['a', 'b'].map((n) => ({ name: n, address: { host: '127.0.0.1', port: 1 }, check: [`http://${n}/`] })),
-    health: { intervalMs, fastIntervalMs, fastWindowMs, timeoutMs: 100, rise: 1, fall: 2, expectStatus: 200, expectBody: null, maxBodyBytes: 100, jitter: 0.1 },
+    members: ['a', 'b'].map((n) => ({
+      name: n,
+      address: { host: '127.0.0.1', port: 1 },
+      check: [`http://${n}/`],
+    })),
+    health: {
+      intervalMs,
+      fastIntervalMs,
+      fastWindowMs,
+      timeoutMs: 100,
+      rise: 1,
+      fall: 2,
+      expectStatus: 200,
+      expectBody: null,
+      maxBodyBytes: 100,
+      jitter: 0.1,
+    },
     proxy: { connectTimeoutMs: 100, holdTimeoutMs: 100, maxHeld: 10, maxConnections: 0, idleTimeoutMs: 0 },
   };
 }

@@ -15,8 +15,18 @@ const MEMBERS = [
  * `mirrorlb demo`: four simulated members in this process (two mirror sets), the balancer
  * in front of them on 1972/11972 and the admin page, all on loopback.
  */
-export async function runDemo(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const flags = parseFlags(argv, { ap1: 'string', ap2: 'string', admin: 'string', 'log-level': 'string', help: 'boolean' });
+export async function runDemo(
+  argv: string[],
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
+  const flags = parseFlags(argv, {
+    ap1: 'string',
+    ap2: 'string',
+    admin: 'string',
+    'log-level': 'string',
+    help: 'boolean',
+  });
   if ('error' in flags) {
     err.write(`mirrorlb demo: ${flags.error}\n${DEMO_USAGE}`);
     return 2;
@@ -31,7 +41,17 @@ export async function runDemo(argv: string[], out: NodeJS.WritableStream, err: N
   const logLevel = flags.values['log-level'] ?? 'warn';
   const log = createLogger(logLevel as 'warn');
 
-  const sims = MEMBERS.map((m) => new SimMember({ name: m.name, host: '127.0.0.1', superserverPort: 0, webPort: 0, role: m.role, logger: log.child({ sim: m.name }) }));
+  const sims = MEMBERS.map(
+    (m) =>
+      new SimMember({
+        name: m.name,
+        host: '127.0.0.1',
+        superserverPort: 0,
+        webPort: 0,
+        role: m.role,
+        logger: log.child({ sim: m.name }),
+      }),
+  );
   await Promise.all(sims.map((s) => s.start()));
   const yaml = [
     'mirrors:',
@@ -41,7 +61,11 @@ export async function runDemo(argv: string[], out: NodeJS.WritableStream, err: N
       '    members:',
       ...sims
         .filter((s) => s.name.startsWith(mirror))
-        .flatMap((s) => [`      - name: ${s.name}`, `        address: 127.0.0.1:${s.superserverPort}`, `        check: http://127.0.0.1:${s.webPort}/csp/mirror_status.cxw`]),
+        .flatMap((s) => [
+          `      - name: ${s.name}`,
+          `        address: 127.0.0.1:${s.superserverPort}`,
+          `        check: http://127.0.0.1:${s.webPort}/csp/mirror_status.cxw`,
+        ]),
     ]),
     'admin:',
     `  listen: "${adminListen}"`,

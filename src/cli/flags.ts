@@ -9,7 +9,11 @@ export type Flags<S extends FlagSpec> = {
   rest: string[];
 };
 
-export function parseFlags<S extends FlagSpec>(argv: readonly string[], spec: S, aliases: Record<string, keyof S & string> = {}): Flags<S> | { error: string } {
+export function parseFlags<S extends FlagSpec>(
+  argv: readonly string[],
+  spec: S,
+  aliases: Record<string, keyof S & string> = {},
+): Flags<S> | { error: string } {
   const values: Record<string, string | boolean> = {};
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -34,7 +38,8 @@ export function parseFlags<S extends FlagSpec>(argv: readonly string[], spec: S,
       continue;
     }
     const value = inline ?? argv[++i];
-    if (value === undefined || (inline === undefined && value.startsWith('--'))) return { error: `option --${key} needs a value` };
+    if (value === undefined || (inline === undefined && value.startsWith('--')))
+      return { error: `option --${key} needs a value` };
     values[key] = value;
   }
   return { values: values as Flags<S>['values'], rest };

@@ -40,7 +40,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function runMain(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, { config: 'string', version: 'boolean', help: 'boolean' }, { c: 'config', h: 'help', v: 'version' });
+  const flags = parseFlags(
+    argv,
+    { config: 'string', version: 'boolean', help: 'boolean' },
+    { c: 'config', h: 'help', v: 'version' },
+  );
   if ('error' in flags) {
     process.stderr.write(`mirrorlb: ${flags.error}\n\n${USAGE}`);
     return 2;
@@ -58,7 +62,9 @@ async function runMain(argv: string[]): Promise<number> {
     return 2;
   }
   if (!flags.values.config) {
-    process.stderr.write(`mirrorlb: --config FILE is required to run the balancer (try \`mirrorlb demo\`)\n\n${USAGE}`);
+    process.stderr.write(
+      `mirrorlb: --config FILE is required to run the balancer (try \`mirrorlb demo\`)\n\n${USAGE}`,
+    );
     return 2;
   }
   return runDaemon(flags.values.config, process.stderr);

@@ -22,7 +22,10 @@ export interface Running {
  * Starts the daemon for a validated config: every listener bound before the first client
  * is accepted, signals wired (SIGHUP reload from `reloadFrom`, SIGTERM/SIGINT drain and exit).
  */
-export async function startBalancer(config: Config, opts: { reloadFrom?: string; log?: Logger; signals?: boolean } = {}): Promise<Running> {
+export async function startBalancer(
+  config: Config,
+  opts: { reloadFrom?: string; log?: Logger; signals?: boolean } = {},
+): Promise<Running> {
   const log = opts.log ?? createLogger(config.log.level);
   for (const w of configWarnings(config)) log.warn({ source: config.source }, w);
   const daemon = new Daemon(config, { log, prober: new Prober() });
@@ -37,7 +40,11 @@ export async function startBalancer(config: Config, opts: { reloadFrom?: string;
     throw err;
   }
   log.info(
-    { version: VERSION, admin: formatHostPort(config.admin.listen), mirrors: config.mirrors.map((m) => `${m.name}@${formatHostPort(m.listen)}`) },
+    {
+      version: VERSION,
+      admin: formatHostPort(config.admin.listen),
+      mirrors: config.mirrors.map((m) => `${m.name}@${formatHostPort(m.listen)}`),
+    },
     'mirrorlb started',
   );
 
@@ -99,7 +106,9 @@ export async function runDaemon(configPath: string, err: NodeJS.WritableStream):
     return await running.done;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    err.write(`mirrorlb: cannot start: ${(e as Error).message}${code === 'EADDRINUSE' ? ' (another process listens there)' : ''}\n`);
+    err.write(
+      `mirrorlb: cannot start: ${(e as Error).message}${code === 'EADDRINUSE' ? ' (another process listens there)' : ''}\n`,
+    );
     return 1;
   }
 }

@@ -45,7 +45,10 @@ export function choosePrimary(
 function newest(ms: readonly MemberView[]): MemberView | undefined {
   let best: MemberView | undefined;
   for (const m of ms) {
-    if (best === undefined || (m.health.primarySince ?? -Infinity) > (best.health.primarySince ?? -Infinity)) {
+    if (
+      best === undefined ||
+      (m.health.primarySince ?? -Infinity) > (best.health.primarySince ?? -Infinity)
+    ) {
       best = m;
     }
   }

@@ -90,7 +90,15 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
         const s = seed.get(m.name);
         return [
           m.name,
-          { config: m, health: s?.health ?? INITIAL_HEALTH, admin: s?.admin ?? 'enabled', timer: null, dueAt: 0, inFlight: false, again: false },
+          {
+            config: m,
+            health: s?.health ?? INITIAL_HEALTH,
+            admin: s?.admin ?? 'enabled',
+            timer: null,
+            dueAt: 0,
+            inFlight: false,
+            again: false,
+          },
         ];
       }),
     );
@@ -103,7 +111,11 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     return this.current;
   }
 
-  members(): ReadonlyArray<{ readonly config: MemberConfig; readonly health: MemberHealth; readonly admin: AdminState }> {
+  members(): ReadonlyArray<{
+    readonly config: MemberConfig;
+    readonly health: MemberHealth;
+    readonly admin: AdminState;
+  }> {
     return [...this.slots.values()];
   }
 
@@ -171,7 +183,12 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
       );
     } catch (err) {
       // The prober promises never to reject; if it ever does, that is a failed check, not a crash.
-      result = { kind: 'error', code: (err as NodeJS.ErrnoException).code ?? 'MLB_ERR_PROBE', latencyMs: 0, superserver: null };
+      result = {
+        kind: 'error',
+        code: (err as NodeJS.ErrnoException).code ?? 'MLB_ERR_PROBE',
+        latencyMs: 0,
+        superserver: null,
+      };
     }
     slot.inFlight = false;
     if (this.state !== 'running') return;
@@ -179,7 +196,12 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     const prev = slot.health;
     slot.health = nextHealth(prev, result, h, this.now());
     if (slot.health.role !== prev.role) {
-      this.emit('role', { member: slot.config.name, from: prev.role, to: slot.health.role, result: slot.health.lastResult });
+      this.emit('role', {
+        member: slot.config.name,
+        from: prev.role,
+        to: slot.health.role,
+        result: slot.health.lastResult,
+      });
       // Whoever takes over is usually already answering: look at everyone now, not in one interval.
       if (prev.role === 'primary') this.kickOthers(slot);
     }
@@ -216,7 +238,8 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   private nextDelay(slot: MemberSlot): number {
     const h = this.config.health;
     const now = this.now();
-    const fast = !this.current.accepting || now - this.lastChangeAt < h.fastWindowMs || slot.health.role === 'suspect';
+    const fast =
+      !this.current.accepting || now - this.lastChangeAt < h.fastWindowMs || slot.health.role === 'suspect';
     const base = fast ? h.fastIntervalMs : h.intervalMs;
     // Jitter only shortens the wait, so the interval stays an upper bound on detection time.
     return base * (1 - h.jitter * Math.random());

@@ -33,7 +33,9 @@ export function describeResult(r: ProbeResult): string {
     case 'timeout':
       return r.superserver === null ? 'timeout' : `timeout, superserver ${r.superserver ? 'up' : 'down'}`;
     case 'error':
-      return r.superserver === null ? `error ${r.code}` : `error ${r.code}, superserver ${r.superserver ? 'up' : 'down'}`;
+      return r.superserver === null
+        ? `error ${r.code}`
+        : `error ${r.code}, superserver ${r.superserver ? 'up' : 'down'}`;
     default:
       return assertNever(r);
   }

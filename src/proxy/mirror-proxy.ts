@@ -56,7 +56,10 @@ export class MirrorProxy {
     this.server = createProxyServer((socket) => this.accept(socket));
     this.server.on('error', (err: NodeJS.ErrnoException) => {
       // Accept errors (EMFILE, ENFILE) must never kill the daemon; libuv keeps listening.
-      this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: `accept_${err.code ?? 'error'}` });
+      this.metrics.connectionErrors.inc({
+        mirror: this.config.name,
+        reason: `accept_${err.code ?? 'error'}`,
+      });
       this.log.error({ err: err.message, code: err.code }, 'accept failed');
     });
     monitor.on('decision', this.onDecision);
@@ -106,14 +109,15 @@ export class MirrorProxy {
   }
 
   /** Stops accepting at once; held and connecting clients are closed; sessions are left to drain. */
-  async close(): Promise<void> {
+  close(): void {
     if (this.state === 'closed') return;
     const wasListening = this.state === 'listening';
     this.state = 'closed';
     this.monitor.off('decision', this.onDecision);
     for (const c of this.held.release()) this.reject(c, 'shutdown');
     this.updateHeld();
-    if (wasListening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Stops accepting at once; not awaited, since the server's 'close' waits for every session.
+    if (wasListening) this.server.close();
   }
 
   /** Waits up to `timeoutMs` for open sessions to end, then cuts the rest. */
@@ -180,7 +184,8 @@ export class MirrorProxy {
     if (d.accepting && d.primary) return this.dial(c, d.primary);
     // Rule 3: at the hold timeout a client goes to a merely suspect primary rather than nowhere.
     const slot = this.monitor.members().find((m) => m.config.name === d.primary);
-    if (slot && slot.health.role === 'suspect' && slot.admin === 'enabled') return this.dial(c, slot.config.name);
+    if (slot && slot.health.role === 'suspect' && slot.admin === 'enabled')
+      return this.dial(c, slot.config.name);
     this.reject(c, 'hold_timeout');
   }
 
@@ -266,7 +271,8 @@ export class MirrorProxy {
     const clients = this.held.release();
     this.lastEffect.released = clients.length;
     this.updateHeld();
-    if (clients.length > 0) this.log.info({ member: primary, clients: clients.length }, 'held clients released');
+    if (clients.length > 0)
+      this.log.info({ member: primary, clients: clients.length }, 'held clients released');
     for (const c of clients) this.dial(c, primary);
   }
 

@@ -1,0 +1,156 @@
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { withBalancer, yamlFor } from './helpers/balancer.js';
+import { connect, readGreeting, readUpTo, withSim } from './helpers/sim.js';
+
+/** A backend whose behaviour the test scripts: `onSocket` gets each accepted socket. */
+async function withBackend(t: Tap.Test, onSocket: (s: net.Socket) => void): Promise<number> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    onSocket(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+function sha(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+t.test('10 MB of random bytes each way arrive unchanged and in order', async (t) => {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const b = await withSim(t, { name: 'ap1b', role: 'backup' });
+  const lb = await withBalancer(t, yamlFor({ ap1: [a, b] }));
+  const s = await connect(lb.port('ap1'));
+  t.equal(await readGreeting(s), 'ap1a');
+  const payload = randomBytes(10 * 1024 * 1024);
+  const received: Buffer[] = [];
+  let got = 0;
+  const done = new Promise<void>((resolve) => {
+    s.on('data', (c: Buffer) => {
+      received.push(c);
+      got += c.length;
+      if (got >= payload.length) resolve();
+    });
+    s.resume(); // readGreeting left the socket paused
+  });
+  // Written in uneven slices so chunk boundaries differ on each hop.
+  for (let off = 0; off < payload.length;) {
+    const n = 1 + Math.floor(Math.random() * 200_000);
+    if (!s.write(payload.subarray(off, off + n))) await new Promise((r) => s.once('drain', r));
+    off += n;
+  }
+  await done;
+  const back = Buffer.concat(received);
+  t.equal(back.length, payload.length);
+  t.equal(sha(back), sha(payload), 'checksums equal');
+  s.destroy();
+});
+
+t.test('half-close client → backend: the FIN is forwarded and the reply still arrives', async (t) => {
+  const sim = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const port = await withBackend(t, (s) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    // Answers only after the client half-closed: proves the FIN went through and our side stays writable.
+    s.on('end', () => s.end(`got ${Buffer.concat(chunks).length} bytes then FIN`));
+  });
+  const lb = await withBalancer(t, yamlFor({ ap1: [{ name: 'ap1a', port, webPort: sim.webPort }] }));
+  const c = await connect(lb.port('ap1'));
+  c.end('hello');
+  const r = await readUpTo(c, 1e6, 5000);
+  t.equal(r.data.toString(), 'got 5 bytes then FIN');
+  t.ok(r.ended);
+});
+
+t.test('half-close backend → client: the client still sends after the backend ended', async (t) => {
+  const sim = await withSim(t, { name: 'ap1a', role: 'primary' });
+  let backendGot = '';
+  const backendDone = new Promise<void>((resolve) => {
+    void withBackend(t, (s) => {
+      s.end('bye-from-backend');
+      s.on('data', (c: Buffer) => (backendGot += c.toString()));
+      s.on('end', () => resolve());
+    }).then((port) => ready(port));
+  });
+  let ready!: (p: number) => void;
+  const port = await new Promise<number>((r) => (ready = r));
+  const lb = await withBalancer(t, yamlFor({ ap1: [{ name: 'ap1a', port, webPort: sim.webPort }] }));
+  const c = await connect(lb.port('ap1'));
+  const r = await readUpTo(c, 1e6, 5000);
+  t.equal(r.data.toString(), 'bye-from-backend');
+  t.ok(r.ended, 'client saw the backend FIN');
+  c.end('late-words');
+  await backendDone;
+  t.equal(backendGot, 'late-words', 'the half-open client → backend direction still works');
+});
+
+t.test('one session’s trouble never touches another', async (t) => {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const lb = await withBalancer(t, yamlFor({ ap1: [a] }));
+  const good = await connect(lb.port('ap1'));
+  t.equal(await readGreeting(good), 'ap1a');
+  for (let i = 0; i < 20; i++) {
+    const bad = await connect(lb.port('ap1'));
+    bad.write('x');
+    bad.resetAndDestroy();
+  }
+  good.write('ok?');
+  t.equal((await readUpTo(good, 3, 3000)).data.toString(), 'ok?');
+  good.destroy();
+});
+
+t.test('a refused backend connect is retried while the hold lasts, then the client is closed', async (t) => {
+  const sim = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const closed = net.createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const deadPort = (closed.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const lb = await withBalancer(
+    t,
+    yamlFor(
+      { ap1: [{ name: 'ap1a', port: deadPort, webPort: sim.webPort }] },
+      'proxy:\n  hold_timeout: 600ms',
+    ),
+  );
+  const c = await connect(lb.port('ap1'));
+  const r = await readUpTo(c, 1, 5000);
+  t.ok(r.ended && r.data.length === 0, 'closed without a byte');
+  const refused = (await lb.daemon.metrics.connectionErrors.get()).values.find(
+    (v) => v.labels.reason === 'connect_refused',
+  );
+  t.ok((refused?.value ?? 0) >= 2, `connect retried (${refused?.value} refusals)`);
+});
+
+t.test('reload adds and removes a mirror while another carries traffic', async (t) => {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const c2 = await withSim(t, { name: 'ap2a', role: 'primary' });
+  const d2 = await withSim(t, { name: 'ap3a', role: 'primary' });
+  const lb = await withBalancer(t, yamlFor({ ap1: [a], ap2: [c2] }));
+  const { parseConfig } = await import('../src/config/load.js');
+  const s = await connect(lb.port('ap1'));
+  t.equal(await readGreeting(s), 'ap1a');
+  const ap2Port = lb.port('ap2');
+  await lb.daemon.reload(parseConfig(yamlFor({ ap1: [a], ap3: [d2] }), 'next.yml', process.env));
+  t.notOk(lb.daemon.runtimes().has('ap2'), 'ap2 removed');
+  await t.rejects(connect(ap2Port, '127.0.0.1', 2000), 'ap2 no longer listens');
+  const s3 = await connect(lb.port('ap3'));
+  t.equal(await readGreeting(s3), 'ap3a', 'ap3 added and routing');
+  s.write('same session');
+  t.equal(
+    (await readUpTo(s, 12, 3000)).data.toString(),
+    'same session',
+    'the ap1 session survived the reload',
+  );
+  t.equal(a.accepted.length, 1, 'ap1 was not reconnected');
+  s.destroy();
+  s3.destroy();
+});
