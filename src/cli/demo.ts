@@ -81,14 +81,20 @@ export async function runDemo(
     return 1;
   }
   const web = (name: string): number => sims.find((s) => s.name === name)!.webPort;
-  const [host1, port1] = splitHostPort(ap1);
+  // Print the bound addresses: port 0 (any free port) is allowed on every listener.
+  const bound = (mirror: string): string => {
+    const a = running.daemon.runtimes().get(mirror)!.proxy.address();
+    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  };
+  const adminAddr = running.admin.address();
+  const [host1, port1] = splitHostPort(bound('ap1'));
   out.write(
     [
       'mirrorlb demo: two simulated IRIS mirror sets behind the balancer',
       '',
-      `  mirror ap1  ${ap1.padEnd(18)} -> ap1a (primary), ap1b (backup)`,
-      `  mirror ap2  ${ap2.padEnd(18)} -> ap2a (primary), ap2b (backup)`,
-      `  status page http://${adminListen}/   (JSON: /status, metrics: /metrics)`,
+      `  mirror ap1  ${bound('ap1').padEnd(18)} -> ap1a (primary), ap1b (backup)`,
+      `  mirror ap2  ${bound('ap2').padEnd(18)} -> ap2a (primary), ap2b (backup)`,
+      `  status page http://${adminAddr.address}:${adminAddr.port}/   (JSON: /status, metrics: /metrics)`,
       '',
       'Connect a client (it prints the member it reached, then echoes what you type):',
       `  nc ${host1} ${port1}`,
