@@ -219,7 +219,7 @@ export class Daemon {
       const now = performance.now();
       const prevCheck = checkedAt.get(c.member);
       checkedAt.set(c.member, now);
-      const level = c.to === 'primary' ? 'info' : 'warn';
+      const level = c.from === 'primary' || c.from === 'suspect' || c.to === 'suspect' ? 'warn' : 'info';
       const what =
         c.to === 'primary'
           ? 'member promoted'
@@ -264,7 +264,7 @@ export class Daemon {
         if (from !== null) this.metrics.failovers.inc({ mirror });
         if (withoutPrimaryMs !== null)
           this.metrics.noPrimarySeconds.observe({ mirror }, withoutPrimaryMs / 1000);
-        log.warn(
+        log[from === null ? 'info' : 'warn'](
           {
             from,
             to: next.primary,
