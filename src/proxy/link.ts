@@ -1,11 +1,13 @@
+import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { isFast, setReadSink, type ReadSink } from './fastpath.js';
 
 /**
  * A link joins two connected sockets and forwards bytes both ways, unchanged and in
  * order, with backpressure and half-close honoured (contract rule 7). It owns both
  * sockets from the moment it is made: it ends them, destroys them, and reports once.
  *
- * This is the data path; `src/proxy/session.ts` decides when to make and cut links.
+ * This is the data path; `mirror-proxy.ts` decides when to make and cut links.
  */
 export interface Link {
   /** Bytes forwarded client → backend. */
@@ -21,60 +23,182 @@ export interface LinkHooks {
   onClose(result: { error: Error | null }): void;
 }
 
+/** The direction a socket is the source of (its reads, its 'end', its errors, its close). */
+const kDirection = Symbol('mirrorlb.direction');
+
+interface LinkedSocket extends Socket {
+  [kDirection]: Direction;
+}
+
+/**
+ * One way of a link. Bytes from a fast socket sit in the process-wide read buffer, which
+ * the next read of any socket overwrites, so they are written to the kernel at once with
+ * a non-blocking write(2) on the destination's fd; whatever the kernel does not take is
+ * copied before it is queued on the destination stream. The shared buffer is therefore
+ * never referenced by a pending write. Reading stops while the destination's queue is
+ * above its high-water mark and resumes on 'drain'.
+ */
+class Direction implements ReadSink {
+  bytes = 0;
+  /** The destination's fd for direct writes, or -1 to always write through the stream. */
+  private readonly fd: number;
+  private waiting = false;
+
+  constructor(
+    readonly session: Session,
+    readonly src: Socket,
+    readonly dst: Socket,
+  ) {
+    this.fd = isFast(dst) ? fdOf(dst) : -1;
+  }
+
+  onFastRead(buf: Buffer, n: number): boolean {
+    return this.forward(buf, n, false);
+  }
+
+  /** Returns false when the source must stop reading until the destination drains. */
+  forward(buf: Buffer, n: number, owned: boolean): boolean {
+    this.bytes += n;
+    const dst = this.dst;
+    if (!dst.writable) return false; // the session is ending; its close path tears it down
+    let start = 0;
+    // Direct only when nothing is queued on the stream: bytes must reach the kernel in order.
+    if (this.fd >= 0 && dst.writableLength === 0) {
+      try {
+        start = writeSync(this.fd, buf, 0, n);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') {
+          this.session.fail(err as Error);
+          return false;
+        }
+      }
+      if (start === n) return true;
+    }
+    let chunk: Buffer;
+    if (owned) {
+      chunk = start === 0 && n === buf.length ? buf : buf.subarray(start, n);
+    } else {
+      chunk = Buffer.allocUnsafe(n - start);
+      buf.copy(chunk, 0, start, n);
+    }
+    if (dst.write(chunk)) return true;
+    this.waitForDrain();
+    return false;
+  }
+
+  private waitForDrain(): void {
+    if (this.waiting) return;
+    this.waiting = true;
+    this.dst.once('drain', this.onDrain);
+  }
+
+  private readonly onDrain = (): void => {
+    this.waiting = false;
+    const src = this.src;
+    if (!src.destroyed && !src.readableEnded) src.resume();
+  };
+
+  /** Starts reading the source; bytes a fast socket read before the link go first. */
+  start(): void {
+    const src = this.src as LinkedSocket;
+    src[kDirection] = this;
+    src.on('end', onSourceEnd);
+    src.on('error', onSocketError);
+    if (isFast(src)) {
+      for (const early of setReadSink(src, this)) {
+        if (!this.forward(early, early.length, true)) return; // resumed on drain
+      }
+    } else {
+      src.on('data', onSourceData);
+    }
+    src.resume();
+  }
+}
+
+function onSourceData(this: LinkedSocket, chunk: Buffer): void {
+  if (!this[kDirection].forward(chunk, chunk.length, true)) this.pause();
+}
+
+/** Half-close: a FIN from one side becomes a FIN to the other (allowHalfOpen on both). */
+function onSourceEnd(this: LinkedSocket): void {
+  const dst = this[kDirection].dst;
+  if (!dst.destroyed) dst.end();
+}
+
+function onSocketError(this: LinkedSocket, err: Error): void {
+  this[kDirection].session.fail(err);
+}
+
+function onSocketClose(this: LinkedSocket): void {
+  this[kDirection].session.closed(this);
+}
+
+class Session implements Link {
+  readonly in: Direction;
+  readonly out: Direction;
+  private error: Error | null = null;
+  private clientClosed = false;
+  private backendClosed = false;
+  private reported = false;
+
+  constructor(
+    private readonly client: Socket,
+    private readonly backend: Socket,
+    private readonly hooks: LinkHooks,
+  ) {
+    this.in = new Direction(this, client, backend);
+    this.out = new Direction(this, backend, client);
+  }
+
+  get bytesIn(): number {
+    return this.in.bytes;
+  }
+
+  get bytesOut(): number {
+    return this.out.bytes;
+  }
+
+  destroy(): void {
+    this.client.destroy();
+    this.backend.destroy();
+  }
+
+  /** One side's failure ends the session: the other side must not wait forever. */
+  fail(err: Error): void {
+    this.error ??= err;
+    this.destroy();
+  }
+
+  closed(socket: Socket): void {
+    if (socket === this.client) this.clientClosed = true;
+    else this.backendClosed = true;
+    // A socket destroyed by someone else (not a clean end both ways) takes its peer with it.
+    if (!(socket.readableEnded && socket.writableFinished)) this.destroy();
+    if (this.clientClosed && this.backendClosed && !this.reported) {
+      this.reported = true;
+      this.hooks.onClose({ error: this.error });
+    }
+  }
+
+  start(): void {
+    for (const d of [this.in, this.out]) {
+      const s = d.src as LinkedSocket;
+      // A socket already destroyed (a client that vanished while held) counts as closed now.
+      if (s.destroyed) process.nextTick(() => this.closed(s));
+      else s.on('close', onSocketClose);
+    }
+    this.in.start();
+    this.out.start();
+  }
+}
+
 export function link(client: Socket, backend: Socket, hooks: LinkHooks): Link {
-  let bytesIn = 0;
-  let bytesOut = 0;
-  let firstError: Error | null = null;
-  let open = 2;
-  let reported = false;
+  const session = new Session(client, backend, hooks);
+  session.start();
+  return session;
+}
 
-  const finish = (): void => {
-    if (--open > 0 || reported) return;
-    reported = true;
-    hooks.onClose({ error: firstError });
-  };
-  const fail = (err: Error): void => {
-    firstError ??= err;
-    // One side's failure ends the session: the other side must not wait forever.
-    client.destroy();
-    backend.destroy();
-  };
-
-  client.setNoDelay(true);
-  backend.setNoDelay(true);
-  client.on('data', (chunk: Buffer) => {
-    bytesIn += chunk.length;
-    if (!backend.write(chunk)) client.pause();
-  });
-  backend.on('data', (chunk: Buffer) => {
-    bytesOut += chunk.length;
-    if (!client.write(chunk)) backend.pause();
-  });
-  backend.on('drain', () => client.resume());
-  client.on('drain', () => backend.resume());
-  // Half-close: a FIN from one side is forwarded as a FIN to the other (allowHalfOpen on both).
-  client.on('end', () => backend.end());
-  backend.on('end', () => client.end());
-  client.on('error', fail);
-  backend.on('error', fail);
-  client.on('close', finish);
-  backend.on('close', finish);
-  // A socket that closed before we attached (e.g. a client that vanished while held) still counts.
-  if (client.destroyed) setImmediate(() => client.emit('close'));
-  if (backend.destroyed) setImmediate(() => backend.emit('close'));
-  client.resume();
-  backend.resume();
-
-  return {
-    get bytesIn() {
-      return bytesIn;
-    },
-    get bytesOut() {
-      return bytesOut;
-    },
-    destroy() {
-      client.destroy();
-      backend.destroy();
-    },
-  };
+function fdOf(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }

@@ -1,16 +1,45 @@
 import net from 'node:net';
 import type { HostPort } from '../config/types.js';
+import { hookAccept } from './accept-hook.js';
+import { fastPathDefault, fastReadOption, markFast } from './fastpath.js';
 
 /**
- * Socket creation for the data path, kept in one module so a faster path (pooled read
- * buffers, raw handles) can replace it behind the same two functions.
+ * Socket creation for the data path. Sockets made here read through the fast path
+ * (`fastpath.ts`) unless it is turned off (option `fastPath: false` or env
+ * `MIRRORLB_DATAPATH=plain`); `link()` works with either kind.
  */
 
-/** A listening server whose accepted sockets are ready for `link()`; half-open allowed. */
-export function createProxyServer(onConnection: (socket: net.Socket) => void): net.Server {
+export interface DataPathOptions {
+  /** Read through the shared buffer (default: true unless MIRRORLB_DATAPATH=plain). */
+  readonly fastPath?: boolean;
+}
+
+function acceptedSocket(handle: unknown): net.Socket {
+  const socket = new net.Socket({
+    handle,
+    allowHalfOpen: true,
+    // Held clients must not be read: their bytes wait in the kernel until a link owns them.
+    pauseOnCreate: true,
+    readable: true,
+    writable: true,
+    onread: fastReadOption,
+  } as net.SocketConstructorOpts);
+  markFast(socket);
+  socket.setNoDelay(true);
+  return socket;
+}
+
+/** A listening server whose accepted sockets arrive paused, half-open allowed, ready for `link()`. */
+export function createProxyServer(
+  onConnection: (socket: net.Socket) => void,
+  opts: DataPathOptions = {},
+): net.Server {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, onConnection);
+  if (opts.fastPath ?? fastPathDefault()) hookAccept(server, acceptedSocket);
   return server;
 }
+
+function ignore(): void {}
 
 export class ConnectError extends Error {
   readonly code: string;
@@ -21,27 +50,43 @@ export class ConnectError extends Error {
 }
 
 /**
- * Connects to a backend. Resolves with a connected socket, or rejects with a ConnectError
- * whose code is the errno (ECONNREFUSED, ...) or MLB_ERR_CONNECT_TIMEOUT.
+ * Connects to a backend. Resolves with a connected, paused socket, or rejects with a
+ * ConnectError whose code is the errno (ECONNREFUSED, ...) or MLB_ERR_CONNECT_TIMEOUT.
  * `host` should already be an IP literal (resolved once per config), so no lookup runs here.
  */
-export function connectBackend(addr: HostPort, timeoutMs: number): Promise<net.Socket> {
+export function connectBackend(
+  addr: HostPort,
+  timeoutMs: number,
+  opts: DataPathOptions = {},
+): Promise<net.Socket> {
+  const fast = opts.fastPath ?? fastPathDefault();
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: addr.host, port: addr.port, allowHalfOpen: true, noDelay: true });
+    const socket = net.connect({
+      host: addr.host,
+      port: addr.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(fast ? { onread: fastReadOption } : {}),
+    });
+    if (fast) markFast(socket);
     socket.pause();
+    // Until a link owns it, a late error (an RST before link) must not become an uncaught exception.
+    socket.on('error', ignore);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new ConnectError(err.code ?? 'MLB_ERR_CONNECT', err.message));
+    };
     const timer = setTimeout(() => {
+      socket.off('error', onError);
       socket.destroy();
       reject(new ConnectError('MLB_ERR_CONNECT_TIMEOUT', `connect to ${addr.host}:${addr.port} timed out`));
     }, timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);
-      socket.removeAllListeners('error');
+      socket.off('error', onError);
       resolve(socket);
     });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(new ConnectError(err.code ?? 'MLB_ERR_CONNECT', err.message));
-    });
+    socket.once('error', onError);
   });
 }

@@ -1,0 +1,450 @@
+#!/usr/bin/env node
+// Quick side-by-side measurement of the data path against haproxy (nbthread 1), same
+// backends, same run, alternating targets each round. Not the full bench harness
+// (bench/run.js): this one measures only src/proxy/{sockets,link}.ts as mirror-proxy uses
+// them (accept paused, connect backend, link), so a change to the data path can be judged
+// in minutes.
+//
+//   npx tsc -p tsconfig.json --outDir /tmp/dpq-dist     # or use dist/ after `npm run build`
+//   node bench/datapath-quick.mjs [--dist /tmp/dpq-dist] [--rounds 3] [--duration 5]
+//        [--targets haproxy,mlb,mlb-semi,mlb-plain,naive] [--tests ka,close,iperf,sockperf]
+//   node bench/datapath-quick.mjs idle [--sessions 10000] [--target mlb]   # RSS of idle sessions
+//
+// Targets: haproxy (2.6, nbthread 1, mode tcp, no splice); mlb (fast path); mlb-semi (fast
+// path, node --min-semi-space-size=16 --max-semi-space-size=64); mlb-plain
+// (MIRRORLB_DATAPATH=plain); naive (a.pipe(b); b.pipe(a), the baseline of issue 7).
+// Tests: ka (wrk, 50 keep-alive connections, small HTTP responses from nginx), close (wrk
+// with Connection: close: new connections per second), iperf (iperf3 bulk, one stream),
+// sockperf (TCP ping-pong round trip, percentiles).
+
+import { execFile, fork, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const mode = argv[0] && !argv[0].startsWith('--') ? argv.shift() : 'run';
+
+function opt(name, dflt) {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : dflt;
+}
+
+const TMP = opt('tmp', '/tmp/dpq');
+const BASE = Number(opt('base-port', '21000'));
+const PORTS = { nginx: BASE + 80, iperf: BASE + 201, sockperf: BASE + 111 };
+const SEMI = ['--min-semi-space-size=16', '--max-semi-space-size=64'];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+function run(cmd, args, timeoutMs = 120_000) {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      resolve({ err, out: String(stdout) + String(stderr) }),
+    );
+  });
+}
+
+function waitPort(port, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`port ${port} never opened`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+/** utime+stime of a process in ms (from /proc, 10 ms ticks). */
+function cpuMs(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+function rssMb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+// ---------------------------------------------------------------- the proxy child
+
+async function proxyChild() {
+  // argv: proxy <variant> listenPort:backendPort ...
+  const variant = argv.shift();
+  const pairs = argv.filter((a) => /^\d+:\d+$/.test(a)).map((a) => a.split(':').map(Number));
+  const elu = monitorEventLoopDelay({ resolution: 1 });
+  elu.enable();
+  let sessions = 0;
+  if (variant === 'naive') {
+    for (const [lp, bp] of pairs) {
+      net
+        .createServer({ allowHalfOpen: true }, (c) => {
+          const b = net.connect({ host: '127.0.0.1', port: bp, allowHalfOpen: true });
+          c.pipe(b);
+          b.pipe(c);
+          c.on('error', () => b.destroy());
+          b.on('error', () => c.destroy());
+        })
+        .listen(lp, '127.0.0.1');
+    }
+  } else {
+    const dist = opt('dist', path.join(here, '..', 'dist'));
+    const { createProxyServer, connectBackend } = await import(
+      pathToFileURL(path.join(dist, 'proxy/sockets.js'))
+    );
+    const { link } = await import(pathToFileURL(path.join(dist, 'proxy/link.js')));
+    for (const [lp, bp] of pairs) {
+      const addr = { host: '127.0.0.1', port: bp };
+      const server = createProxyServer((client) => {
+        client.on('error', () => undefined);
+        connectBackend(addr, 5000).then(
+          (backend) => {
+            if (client.destroyed) return void backend.destroy();
+            sessions++;
+            link(client, backend, { onClose: () => sessions-- });
+          },
+          () => client.destroy(),
+        );
+      });
+      server.on('error', () => undefined);
+      server.listen({ port: lp, host: '127.0.0.1', backlog: 4096 });
+    }
+  }
+  process.on('message', (m) => {
+    if (m === 'eld') {
+      process.send({
+        eld: { p50: elu.percentile(50) / 1e3, p99: elu.percentile(99) / 1e3, max: elu.max / 1e3 },
+        sessions,
+      });
+      elu.reset();
+    }
+  });
+  process.send?.({ ready: true });
+}
+
+// ---------------------------------------------------------------- backends and targets
+
+async function startBackends() {
+  mkdirSync(TMP, { recursive: true });
+  writeFileSync(
+    `${TMP}/nginx.conf`,
+    `worker_processes 1; daemon off; pid ${TMP}/nginx.pid; error_log ${TMP}/nginx.err; user root;
+events { worker_connections 30000; use epoll; multi_accept on; }
+http { access_log off; keepalive_requests 100000000; client_body_temp_path ${TMP}; proxy_temp_path ${TMP};
+  fastcgi_temp_path ${TMP}; uwsgi_temp_path ${TMP}; scgi_temp_path ${TMP};
+  server { listen 127.0.0.1:${PORTS.nginx} backlog=4096; location / { return 200 "ok\\n"; } } }
+`,
+  );
+  const procs = [
+    spawn('nginx', ['-c', `${TMP}/nginx.conf`], { stdio: 'ignore' }),
+    spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(PORTS.iperf)], { stdio: 'ignore' }),
+    spawn('sockperf', ['sr', '--tcp', '-i', '127.0.0.1', '-p', String(PORTS.sockperf)], { stdio: 'ignore' }),
+  ];
+  await Promise.all(Object.values(PORTS).map((p) => waitPort(p)));
+  return procs;
+}
+
+function listenPorts(i) {
+  const b = BASE + 1000 + i * 10;
+  return { ka: b, close: b, iperf: b + 1, sockperf: b + 2 };
+}
+
+async function startTarget(name, i) {
+  const lp = listenPorts(i);
+  const pairs = [`${lp.ka}:${PORTS.nginx}`, `${lp.iperf}:${PORTS.iperf}`, `${lp.sockperf}:${PORTS.sockperf}`];
+  if (name === 'haproxy') {
+    const fe = (n, port, be) =>
+      `frontend f_${n}\n  bind 127.0.0.1:${port}\n  default_backend b_${n}\nbackend b_${n}\n  server s 127.0.0.1:${be}\n`;
+    writeFileSync(
+      `${TMP}/haproxy.cfg`,
+      `global\n  nbthread 1\n  maxconn 60000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 5m\n  timeout server 5m\n\n` +
+        fe('http', lp.ka, PORTS.nginx) +
+        fe('iperf', lp.iperf, PORTS.iperf) +
+        fe('sockperf', lp.sockperf, PORTS.sockperf),
+    );
+    const p = spawn('haproxy', ['-f', `${TMP}/haproxy.cfg`, '-db'], { stdio: 'ignore' });
+    await waitPort(lp.ka);
+    return { name, pid: p.pid, proc: p, ports: lp };
+  }
+  const variant = name === 'naive' ? 'naive' : 'mlb';
+  const execArgv = name === 'mlb-semi' ? SEMI : [];
+  const env = { ...process.env, ...(name === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
+  const extra = opt('node-flags', '');
+  if (extra) execArgv.push(...extra.split(' ').filter(Boolean));
+  const child = fork(fileURLToPath(import.meta.url), ['proxy', variant, ...pairs, ...argv], {
+    execArgv,
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise((resolve) => child.on('message', (m) => m.ready && resolve()));
+  await waitPort(lp.ka);
+  return { name, pid: child.pid, proc: child, ports: lp };
+}
+
+function eld(target) {
+  if (!target.proc.send) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const on = (m) => {
+      if (m.eld) {
+        target.proc.off('message', on);
+        resolve(m.eld);
+      }
+    };
+    target.proc.on('message', on);
+    target.proc.send('eld');
+  });
+}
+
+// ---------------------------------------------------------------- tests
+
+const DURATION = Number(opt('duration', '5'));
+
+const tests = {
+  async ka(t) {
+    const r = await run('wrk', ['-t1', '-c50', `-d${DURATION}s`, `http://127.0.0.1:${t.ports.ka}/`]);
+    const m = /Requests\/sec:\s+([\d.]+)/.exec(r.out);
+    const n = /(\d+) requests in/.exec(r.out);
+    return { value: m ? Number(m[1]) : NaN, unit: 'req/s', ops: n ? Number(n[1]) : NaN };
+  },
+  async close(t) {
+    const r = await run('wrk', [
+      '-t1',
+      '-c50',
+      `-d${DURATION}s`,
+      '-H',
+      'Connection: close',
+      `http://127.0.0.1:${t.ports.close}/`,
+    ]);
+    const m = /Requests\/sec:\s+([\d.]+)/.exec(r.out);
+    const n = /(\d+) requests in/.exec(r.out);
+    const e = /Socket errors: (.*)/.exec(r.out);
+    return {
+      value: m ? Number(m[1]) : NaN,
+      unit: 'conn/s',
+      ops: n ? Number(n[1]) : NaN,
+      note: e ? e[1] : '',
+    };
+  },
+  async iperf(t) {
+    const r = await run('iperf3', [
+      '-c',
+      '127.0.0.1',
+      '-p',
+      String(t.ports.iperf),
+      '-t',
+      String(DURATION),
+      '-J',
+    ]);
+    try {
+      const j = JSON.parse(r.out.slice(r.out.indexOf('{')));
+      return { value: j.end.sum_received.bits_per_second / 1e9, unit: 'Gbit/s' };
+    } catch {
+      return { value: NaN, unit: 'Gbit/s', note: r.out.slice(0, 200) };
+    }
+  },
+  async sockperf(t) {
+    const r = await run('sockperf', [
+      'pp',
+      '--tcp',
+      '-i',
+      '127.0.0.1',
+      '-p',
+      String(t.ports.sockperf),
+      '-t',
+      String(DURATION),
+      '--full-rtt',
+    ]);
+    // eslint-disable-next-line no-control-regex
+    const out = r.out.replace(/\x1b\[[0-9;]*m/g, '');
+    const pct = (p) => {
+      const m = new RegExp(`percentile ${p} =\\s+([\\d.]+)`).exec(out);
+      return m ? Number(m[1]) : NaN;
+    };
+    const n = /ReceivedMessages=(\d+)/.exec(out.split('Valid Duration')[1] ?? '');
+    return {
+      value: pct('50.000'),
+      unit: 'us p50',
+      p99: pct('99.000'),
+      p999: pct('99.900'),
+      ops: n ? Number(n[1]) : NaN,
+    };
+  },
+};
+
+async function runBench() {
+  const targetNames = opt('targets', 'haproxy,mlb,mlb-plain').split(',');
+  const testNames = opt('tests', 'ka,close,iperf,sockperf').split(',');
+  const rounds = Number(opt('rounds', '3'));
+  const backends = await startBackends();
+  const targets = [];
+  try {
+    for (const [i, n] of targetNames.entries()) targets.push(await startTarget(n, i));
+    const results = {}; // test -> target -> [runs]
+    for (let round = 0; round < rounds; round++) {
+      for (const test of testNames) {
+        // Alternate the order every round so drift on the busy machine hits every target alike.
+        const order = round % 2 ? [...targets].reverse() : targets;
+        for (const t of order) {
+          await eld(t);
+          const c0 = cpuMs(t.pid);
+          const r = await tests[test](t);
+          r.cpuMs = cpuMs(t.pid) - c0;
+          r.eld = await eld(t);
+          ((results[test] ??= {})[t.name] ??= []).push(r);
+          const extra = r.p99 !== undefined ? ` p99 ${r.p99} p99.9 ${r.p999}` : '';
+          const cpu = r.ops ? ` cpu ${((r.cpuMs * 1000) / r.ops).toFixed(1)} us/op` : ` cpu ${r.cpuMs} ms`;
+          const e = r.eld ? ` eld p99 ${r.eld.p99.toFixed(2)} ms max ${r.eld.max.toFixed(1)} ms` : '';
+          console.log(
+            `round ${round + 1} ${test.padEnd(8)} ${t.name.padEnd(10)} ${r.value.toFixed(2)} ${r.unit}${extra}${cpu}${e}${r.note ? ' ' + r.note : ''}`,
+          );
+          await sleep(500);
+        }
+      }
+    }
+    console.log('\nmedians (ratio vs haproxy; for latency lower is better):');
+    for (const test of testNames) {
+      const base = results[test].haproxy;
+      for (const t of targets) {
+        const runs = results[test][t.name];
+        const v = median(runs.map((r) => r.value));
+        const spread = `${Math.min(...runs.map((r) => r.value)).toFixed(1)}-${Math.max(...runs.map((r) => r.value)).toFixed(1)}`;
+        let line = `${test.padEnd(8)} ${t.name.padEnd(10)} ${v.toFixed(2)} ${runs[0].unit} [${spread}]`;
+        if (base) line += ` ratio ${(v / median(base.map((r) => r.value))).toFixed(2)}`;
+        if (runs[0].p99 !== undefined) {
+          const p99 = median(runs.map((r) => r.p99));
+          const p999 = median(runs.map((r) => r.p999));
+          line += ` p99 ${p99.toFixed(1)} p99.9 ${p999.toFixed(1)}`;
+          if (base) {
+            line += ` ratios p99 ${(p99 / median(base.map((r) => r.p99))).toFixed(2)} p99.9 ${(p999 / median(base.map((r) => r.p999))).toFixed(2)}`;
+          }
+        }
+        if (runs[0].ops) line += ` cpu ${median(runs.map((r) => (r.cpuMs * 1000) / r.ops)).toFixed(1)} us/op`;
+        console.log(line);
+      }
+    }
+  } finally {
+    for (const t of targets) t.proc.kill();
+    for (const p of backends) p.kill();
+  }
+}
+
+// ---------------------------------------------------------------- idle sessions and RSS
+
+async function idleChild() {
+  // Opens n connections to port, sends one byte on each, waits for it to come back (the
+  // session is linked), then holds them all until told to stop.
+  const [port, n] = [Number(argv[0]), Number(argv[1])];
+  const socks = [];
+  let done = 0;
+  let failed = 0;
+  const batch = 200;
+  for (let i = 0; i < n; i += batch) {
+    await Promise.all(
+      Array.from({ length: Math.min(batch, n - i) }, () => {
+        return new Promise((resolve) => {
+          const s = net.connect(port, '127.0.0.1');
+          s.on('error', () => {
+            failed++;
+            resolve();
+          });
+          s.once('connect', () => s.write('x'));
+          s.once('data', () => {
+            done++;
+            socks.push(s);
+            resolve();
+          });
+        });
+      }),
+    );
+  }
+  process.send({ done, failed });
+  process.on('message', () => process.exit(0));
+}
+
+async function runIdle() {
+  const n = Number(opt('sessions', '10000'));
+  const name = opt('target', 'mlb');
+  mkdirSync(TMP, { recursive: true });
+  // The echo backend and the clients live in their own processes (each side holds n fds).
+  const backendPort = BASE + 333;
+  const backend = spawn(
+    process.execPath,
+    [
+      '-e',
+      `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(${backendPort}, '127.0.0.1')`,
+    ],
+    { stdio: 'inherit' },
+  );
+  await waitPort(backendPort);
+  const lp = BASE + 334;
+  const execArgv = name === 'mlb-semi' ? SEMI : [];
+  const env = { ...process.env, ...(name === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
+  const variant = name === 'naive' ? 'naive' : 'mlb';
+  const proxy = fork(fileURLToPath(import.meta.url), ['proxy', variant, `${lp}:${backendPort}`, ...argv], {
+    execArgv,
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    await new Promise((resolve) => proxy.on('message', (m) => m.ready && resolve()));
+    await waitPort(lp);
+    // Warm the proxy up (code compiled, pools allocated) so "idle" is a running daemon.
+    await run('wrk', ['-t1', '-c20', '-d2s', `http://127.0.0.1:${lp}/`]).catch(() => undefined);
+    await sleep(1000);
+    const before = rssMb(proxy.pid);
+    const clients = fork(fileURLToPath(import.meta.url), ['idle-clients', String(lp), String(n)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const r = await new Promise((resolve) => clients.on('message', resolve));
+    await sleep(2000);
+    const after = rssMb(proxy.pid);
+    const sessions =
+      (await eld({ proc: proxy }),
+      await new Promise((resolve) => {
+        proxy.once('message', (m) => resolve(m.sessions));
+        proxy.send('eld');
+      }));
+    console.log(
+      `${name}: ${r.done} sessions linked (${r.failed} failed, proxy counts ${sessions}); RSS idle ${before.toFixed(1)} MB, with sessions ${after.toFixed(1)} MB, delta ${(after - before).toFixed(1)} MB (${(((after - before) * 1024) / Math.max(1, r.done)).toFixed(2)} KiB/session)`,
+    );
+    clients.send('stop');
+  } finally {
+    proxy.kill();
+    backend.kill();
+  }
+}
+
+switch (mode) {
+  case 'proxy':
+    await proxyChild();
+    break;
+  case 'idle-clients':
+    await idleChild();
+    break;
+  case 'idle':
+    await runIdle();
+    break;
+  default:
+    await runBench();
+}

@@ -1,0 +1,66 @@
+import net from 'node:net';
+
+/**
+ * The one place that touches Node's semi-private server internals. Node 20 gives accepted
+ * sockets no way to take `onread`, so we wrap `server._handle.onconnection` (the libuv
+ * accept callback) and build the `net.Socket` ourselves, doing what `net.js`'s own
+ * `onconnection` does: count the connection on the server, link the socket to it, emit
+ * 'connection'. Anything unexpected (no handle, an error, `maxConnections`) goes to the
+ * original callback, and a Node whose internals differ simply keeps the plain path.
+ */
+
+interface ServerHandle {
+  onconnection: (this: ServerHandle, err: number, clientHandle: unknown) => void;
+}
+
+interface ServerInternals {
+  _handle?: ServerHandle | null;
+  _connections?: number;
+}
+
+interface SocketInternals {
+  server: net.Server | null;
+  _server: net.Server | null;
+}
+
+/** Builds the socket for one accepted handle (the caller's options, e.g. `onread`). */
+export type SocketFactory = (handle: unknown) => net.Socket;
+
+const kHooked = Symbol('mirrorlb.acceptHooked');
+
+/**
+ * Installs the hook every time the server starts listening (each listen has a new handle).
+ * `onHooked(true|false)` reports whether the fast accept path is in use for that listen.
+ */
+export function hookAccept(
+  server: net.Server,
+  makeSocket: SocketFactory,
+  onHooked?: (ok: boolean) => void,
+): void {
+  // Prepended so it runs before any 'listening' listener that could already trigger accepts.
+  server.prependListener('listening', () => {
+    const ok = wrap(server, makeSocket);
+    onHooked?.(ok);
+  });
+}
+
+function wrap(server: net.Server, makeSocket: SocketFactory): boolean {
+  const internals = server as unknown as ServerInternals;
+  const handle = internals._handle as (ServerHandle & { [kHooked]?: true }) | null | undefined;
+  if (!handle || typeof handle.onconnection !== 'function' || typeof internals._connections !== 'number') {
+    return false;
+  }
+  if (handle[kHooked]) return true;
+  const original = handle.onconnection;
+  handle.onconnection = function onconnection(this: ServerHandle, err: number, clientHandle: unknown): void {
+    if (err !== 0 || !clientHandle || server.maxConnections) return original.call(this, err, clientHandle);
+    const socket = makeSocket(clientHandle);
+    (internals._connections as number)++;
+    // Both fields are what net.js reads when the socket is destroyed (to update _connections).
+    (socket as unknown as SocketInternals).server = server;
+    (socket as unknown as SocketInternals)._server = server;
+    server.emit('connection', socket);
+  };
+  handle[kHooked] = true;
+  return true;
+}

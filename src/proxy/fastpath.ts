@@ -1,0 +1,77 @@
+import type { Socket } from 'node:net';
+
+/**
+ * The fast read path: sockets made by `sockets.ts` read through `onread` into one buffer
+ * shared by every socket of the process, instead of a Readable stream that allocates a
+ * chunk per read. Whoever consumes a read (a `ReadSink`, set by `link()`) must be done
+ * with the bytes before it returns: the next read of any socket overwrites them. That is
+ * why `link()` never hands this buffer to a write that could stay pending (the integrity
+ * catch of issue 7: Node keeps a reference to a pending write's buffer).
+ *
+ * `MIRRORLB_DATAPATH=plain` turns the fast path off for sockets made afterwards (the
+ * fallback path: plain `net.Socket` streams, no semi-private API anywhere).
+ */
+
+/** Large enough for bulk transfers (fewer reads), small enough to stay in cache. */
+export const READ_BUFFER_SIZE = 64 * 1024;
+
+/** One buffer for every fast socket: reads on one event loop happen one at a time. */
+const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+
+/** Consumes the bytes of one read synchronously; returns false to stop reading (backpressure). */
+export interface ReadSink {
+  onFastRead(buf: Buffer, n: number): boolean;
+}
+
+const kSink = Symbol('mirrorlb.readSink');
+const kEarly = Symbol('mirrorlb.earlyReads');
+const kFast = Symbol('mirrorlb.fastSocket');
+
+interface FastSocket extends Socket {
+  [kSink]?: ReadSink;
+  [kEarly]?: Buffer[];
+  [kFast]?: true;
+}
+
+/** Whether the fast path is the default for new sockets (env MIRRORLB_DATAPATH, read per call). */
+export function fastPathDefault(): boolean {
+  return process.env.MIRRORLB_DATAPATH !== 'plain';
+}
+
+function onFastRead(this: FastSocket, n: number, buf: Buffer): boolean {
+  const sink = this[kSink];
+  if (sink !== undefined) return sink.onFastRead(buf, n);
+  // Nothing consumes this socket yet (it should be paused until linked): keep a copy, stop reading.
+  const copy = Buffer.allocUnsafe(n);
+  buf.copy(copy, 0, 0, n);
+  (this[kEarly] ??= []).push(copy);
+  return false;
+}
+
+/** The `onread` option for `net.Socket` / `net.connect`; the socket must then be `markFast`ed. */
+export const fastReadOption = Object.freeze({ buffer: sharedReadBuffer, callback: onFastRead });
+
+export function markFast(socket: Socket): void {
+  (socket as FastSocket)[kFast] = true;
+}
+
+export function isFast(socket: Socket): boolean {
+  return (socket as FastSocket)[kFast] === true;
+}
+
+/**
+ * Routes the socket's reads to `sink`; returns bytes read before a sink was set (owned
+ * copies, in order), which the caller must forward first.
+ */
+export function setReadSink(socket: Socket, sink: ReadSink): Buffer[] {
+  const s = socket as FastSocket;
+  s[kSink] = sink;
+  const early = s[kEarly] ?? [];
+  s[kEarly] = undefined;
+  return early;
+}
+
+/** True when `buf` is the shared read buffer (a view of it must be copied before it is kept). */
+export function isSharedReadBuffer(buf: Buffer): boolean {
+  return buf.buffer === sharedReadBuffer.buffer;
+}

@@ -1,0 +1,312 @@
+import t from 'tap';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { hookAccept } from '../src/proxy/accept-hook.js';
+import { isFast } from '../src/proxy/fastpath.js';
+import { link } from '../src/proxy/link.js';
+import { connectBackend, ConnectError, createProxyServer } from '../src/proxy/sockets.js';
+import {
+  connectTo,
+  receiveStream,
+  sendStream,
+  waitFor,
+  withBackend,
+  withProxy,
+  within,
+} from './helpers/datapath.js';
+
+/** Reads until end or close; resolves with the bytes and whether a FIN arrived. */
+function readAll(s: net.Socket, ms = 5000): Promise<{ data: string; ended: boolean }> {
+  return within(
+    new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let ended = false;
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('error', () => undefined);
+      const done = (): void => resolve({ data: Buffer.concat(chunks).toString(), ended });
+      s.on('end', () => {
+        ended = true;
+        done();
+      });
+      s.on('close', done);
+    }),
+    ms,
+    'the socket to end',
+  );
+}
+
+function echo(s: net.Socket): void {
+  s.pipe(s);
+}
+
+for (const fastPath of [true, false]) {
+  const mode = fastPath ? 'fast path' : 'plain fallback';
+
+  t.test(`${mode}: sockets read the way the mode says`, async (t) => {
+    const proxy = await withProxy(t, await withBackend(t, echo), { fastPath });
+    const c = await connectTo(proxy.port);
+    c.end('ping');
+    t.equal((await readAll(c)).data, 'ping');
+    t.same(proxy.fastSockets, [fastPath, fastPath], 'client and backend sockets');
+  });
+
+  t.test(
+    `${mode}: half-close client → backend: the FIN is forwarded and the reply still arrives`,
+    async (t) => {
+      const port = await withBackend(t, (s) => {
+        const chunks: Buffer[] = [];
+        s.on('data', (c: Buffer) => chunks.push(c));
+        // Answers only after the client half-closed: proves the FIN went through and the way back stays open.
+        s.on('end', () => setTimeout(() => s.end(`got ${Buffer.concat(chunks).length} bytes then FIN`), 50));
+      });
+      const proxy = await withProxy(t, port, { fastPath });
+      const c = await connectTo(proxy.port);
+      c.end('hello');
+      const r = await readAll(c);
+      t.equal(r.data, 'got 5 bytes then FIN');
+      t.ok(r.ended, 'the backend FIN reached the client');
+      await waitFor(() => proxy.closes.length === 1, 5000, 'onClose');
+      t.same(proxy.closes, [{ error: null }]);
+    },
+  );
+
+  t.test(
+    `${mode}: half-close backend → client: the client still sends after the backend ended`,
+    async (t) => {
+      let backendGot = '';
+      let backendEnded = false;
+      const port = await withBackend(t, (s) => {
+        s.end('bye-from-backend');
+        s.on('data', (c: Buffer) => (backendGot += c.toString()));
+        s.on('end', () => (backendEnded = true));
+      });
+      const proxy = await withProxy(t, port, { fastPath });
+      const c = await connectTo(proxy.port);
+      const r = readAll(c);
+      await waitFor(() => c.readableEnded, 5000, 'the client to see the FIN');
+      c.write('late-1 ');
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      c.end('late-2');
+      t.equal((await r).data, 'bye-from-backend');
+      await waitFor(() => backendEnded, 5000, 'the backend to see the client FIN');
+      t.equal(backendGot, 'late-1 late-2');
+      await waitFor(() => proxy.closes.length === 1, 5000, 'onClose');
+      t.same(proxy.closes, [{ error: null }], 'onClose once, no error');
+    },
+  );
+
+  t.test(`${mode}: destroy() cuts both sockets and reports once`, async (t) => {
+    let backendClosed = false;
+    const port = await withBackend(t, (s) => {
+      // The proxy's close arrives as a FIN (or a reset): either ends this side.
+      s.on('end', () => (backendClosed = true));
+      s.on('close', () => (backendClosed = true));
+      s.write('hi');
+    });
+    const proxy = await withProxy(t, port, { fastPath });
+    const c = await connectTo(proxy.port);
+    const r = readAll(c);
+    await waitFor(() => proxy.links.size === 1, 5000, 'the link');
+    const l = [...proxy.links][0];
+    await waitFor(() => l.bytesOut === 2, 5000, 'the greeting to pass');
+    l.destroy();
+    l.destroy();
+    t.equal((await r).data, 'hi');
+    await waitFor(() => backendClosed && proxy.closes.length === 1, 5000, 'both sides closed');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    t.equal(proxy.closes.length, 1, 'onClose exactly once');
+    t.equal(l.bytesOut, 2);
+    t.equal(l.bytesIn, 0);
+  });
+
+  t.test(`${mode}: a backend reset mid-stream ends that session only`, async (t) => {
+    const port = await withBackend(t, (s) => {
+      let got = 0;
+      s.on('data', (c: Buffer) => {
+        got += c.length;
+        // The "victim" session announces itself with a first byte of 0xff.
+        if (c[0] === 0xff && got > 0) setTimeout(() => s.resetAndDestroy(), 20);
+      });
+      s.pipe(s);
+    });
+    const proxy = await withProxy(t, port, { fastPath });
+    const healthy = await connectTo(proxy.port);
+    const healthyDown = receiveStream(healthy, { slow: true });
+    const sent = sendStream(healthy, 42, 6 << 20);
+    const victim = await connectTo(proxy.port);
+    victim.on('error', () => undefined);
+    victim.write(Buffer.from([0xff]));
+    const victimSend = sendStream(victim, 43, 50 << 20, false);
+    const victimClosed = within(
+      new Promise((resolve) => victim.on('close', resolve)),
+      10_000,
+      'the victim to close',
+    );
+    await victimClosed;
+    await victimSend;
+    const r = await within(healthyDown, 20_000, 'the healthy session');
+    t.equal(r.bytes, 6 << 20, 'healthy session: every byte');
+    t.equal(r.hash, await sent, 'healthy session: same hash');
+    await waitFor(() => proxy.closes.length === 2, 5000, 'both links to report');
+    const errors = proxy.closes.map((c) => (c.error as NodeJS.ErrnoException | null)?.code ?? null);
+    t.ok(
+      errors.includes('ECONNRESET') || errors.includes('EPIPE'),
+      `the victim's link reports the reset (${errors})`,
+    );
+    t.ok(errors.includes(null), 'the healthy link closed without error');
+  });
+
+  t.test(`${mode}: a client reset mid-stream closes its backend`, async (t) => {
+    let backendClosed = false;
+    const port = await withBackend(t, (s) => {
+      s.on('close', () => (backendClosed = true));
+      void sendStream(s, 9, 64 << 20);
+    });
+    const proxy = await withProxy(t, port, { fastPath });
+    const c = await connectTo(proxy.port);
+    let got = 0;
+    c.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got > 1 << 20 && !c.destroyed) c.resetAndDestroy();
+    });
+    c.on('error', () => undefined);
+    await waitFor(() => backendClosed, 10_000, 'the backend to close');
+    await waitFor(() => proxy.closes.length === 1, 5000, 'onClose');
+    t.pass('backend closed after the client reset');
+  });
+
+  t.test(`${mode}: a held client's early bytes arrive first and in order`, async (t) => {
+    const port = await withBackend(t, echo);
+    const proxy = await withProxy(t, port, { fastPath, holdMs: 150 });
+    const c = await connectTo(proxy.port);
+    c.write('one,');
+    c.write('two,');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    c.end('three');
+    t.equal((await readAll(c)).data, 'one,two,three');
+  });
+
+  t.test(`${mode}: 300 concurrent echo sessions, each intact`, async (t) => {
+    const proxy = await withProxy(t, await withBackend(t, echo), { fastPath });
+    const one = async (i: number): Promise<boolean> => {
+      const c = await connectTo(proxy.port, 10_000);
+      const down = receiveStream(c);
+      const sent = await sendStream(c, 5000 + i, 20_000 + i * 37);
+      const r = await down;
+      return r.hash === sent && r.bytes === 20_000 + i * 37;
+    };
+    const ok = await within(
+      Promise.all(Array.from({ length: 300 }, (_, i) => one(i))),
+      30_000,
+      '300 sessions',
+    );
+    t.equal(ok.filter(Boolean).length, 300);
+    await waitFor(() => proxy.closes.length === 300, 5000, 'every link to report');
+    t.equal(proxy.links.size, 0, 'no link left');
+  });
+
+  t.test(
+    `${mode}: link() on a client that already vanished reports once and closes the backend`,
+    async (t) => {
+      let backendClosed = false;
+      const port = await withBackend(t, (s) => {
+        s.on('end', () => (backendClosed = true));
+        s.on('close', () => (backendClosed = true));
+      });
+      const server = createProxyServer(() => undefined, { fastPath });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+      const c = await connectTo((server.address() as net.AddressInfo).port);
+      const client = await accepted;
+      client.destroy();
+      c.destroy();
+      const backend = await connectBackend({ host: '127.0.0.1', port }, 5000, { fastPath });
+      const closes: unknown[] = [];
+      link(client, backend, { onClose: (r) => closes.push(r) });
+      await waitFor(() => backendClosed && closes.length === 1, 5000, 'the backend to close');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      t.equal(closes.length, 1, 'onClose exactly once');
+    },
+  );
+
+  t.test(`${mode}: connectBackend rejects a refused connect with its errno`, async (t) => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const err = await connectBackend({ host: '127.0.0.1', port }, 5000, { fastPath }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    t.ok(err instanceof ConnectError);
+    t.equal((err as ConnectError).code, 'ECONNREFUSED');
+  });
+}
+
+t.test('fast path: bytes read before link() are kept and forwarded first', async (t) => {
+  const port = await withBackend(t, (s) => s.end('early bytes'));
+  let received = '';
+  let ended = false;
+  const probePort = await withBackend(t, (s) => {
+    s.on('data', (c: Buffer) => (received += c.toString()));
+    s.on('end', () => {
+      ended = true;
+      s.end();
+    });
+  });
+  // Resumed before any link: its reads land with no sink and must be kept, not dropped.
+  const backend = await connectBackend({ host: '127.0.0.1', port }, 5000, { fastPath: true });
+  backend.resume();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const out = await connectBackend({ host: '127.0.0.1', port: probePort }, 5000, { fastPath: true });
+  const closes: unknown[] = [];
+  link(out, backend, { onClose: (r) => closes.push(r) });
+  await waitFor(() => ended, 5000, 'the FIN after the early bytes');
+  t.equal(received, 'early bytes');
+  await waitFor(() => closes.length === 1, 5000, 'onClose');
+});
+
+t.test('MIRRORLB_DATAPATH=plain turns the fast path off for new sockets', async (t) => {
+  const saved = process.env.MIRRORLB_DATAPATH;
+  process.env.MIRRORLB_DATAPATH = 'plain';
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.MIRRORLB_DATAPATH;
+    else process.env.MIRRORLB_DATAPATH = saved;
+  });
+  const proxy = await withProxy(t, await withBackend(t, echo));
+  const c = await connectTo(proxy.port);
+  c.end('x');
+  t.equal((await readAll(c)).data, 'x');
+  t.same(proxy.fastSockets, [false, false]);
+});
+
+t.test('the accept hook keeps the server honest: connections counted, close waits for them', async (t) => {
+  const proxy = await withProxy(t, await withBackend(t, echo), { fastPath: true });
+  const c = await connectTo(proxy.port);
+  c.write('a');
+  await waitFor(() => proxy.links.size === 1, 5000, 'the link');
+  const count = await new Promise<number>((resolve, reject) =>
+    proxy.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+  );
+  t.equal(count, 1, 'getConnections sees the hooked socket');
+  let closed = false;
+  proxy.server.close(() => (closed = true));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.notOk(closed, 'close waits while a session is open');
+  c.end();
+  await waitFor(() => closed, 5000, 'the server to close after the session');
+  t.ok(isFast(c) === false, 'the test client itself is a plain socket');
+});
+
+t.test('the accept hook declines a server without the expected internals', async (t) => {
+  const fake = new EventEmitter() as unknown as net.Server;
+  const results: boolean[] = [];
+  hookAccept(
+    fake,
+    () => new net.Socket(),
+    (ok) => results.push(ok),
+  );
+  fake.emit('listening');
+  t.same(results, [false]);
+});
