@@ -1,6 +1,8 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Registry } from 'prom-client';
 import { Metrics } from '../src/metrics.js';
 import { VERSION } from '../src/version.js';
@@ -55,9 +57,12 @@ function value(samples: Sample[], name: string, labels: Record<string, string>):
     ?.value;
 }
 
-function promtool(text: string): Promise<{ code: number | null; output: string }> {
+function promtool(
+  text: string,
+  args = ['check', 'metrics'],
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(PROMTOOL, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
     p.stdout.on('data', (c: Buffer) => (output += c.toString()));
     p.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -217,6 +222,32 @@ t.test(
     const r = await promtool(await scrape());
     t.equal(r.code, 0, 'promtool exits 0');
     t.equal(r.output.trim(), '', 'and reports no problem');
+  },
+);
+
+t.test(
+  'the scrape config and alert rules in docs/observability.md are valid',
+  {
+    skip: !existsSync(PROMTOOL) && !STRICT ? `${PROMTOOL} not installed (Debian package prometheus)` : false,
+  },
+  async (t) => {
+    const doc = readFileSync(new URL('../docs/observability.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const scrape = blocks.find((b) => b.startsWith('scrape_configs:'));
+    const rules = blocks.find((b) => b.startsWith('groups:'));
+    t.equal(scrape?.trim().split('\n').length, 1, 'the scrape config is one line');
+    t.ok(rules, 'the alert rules are there');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mlb-promtool-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, 'prometheus.yml'), scrape ?? '');
+    writeFileSync(path.join(dir, 'rules.yml'), rules ?? '');
+    const config = await promtool('', ['check', 'config', path.join(dir, 'prometheus.yml')]);
+    t.equal(config.code, 0, config.output);
+    const checked = await promtool('', ['check', 'rules', path.join(dir, 'rules.yml')]);
+    t.equal(checked.code, 0, checked.output);
+    for (const name of (rules ?? '').matchAll(/\b(mirrorlb_[a-z_]+)/g)) {
+      t.ok(name[1]! in CONTRACT, `${name[1]} is a contract metric`);
+    }
   },
 );
 
