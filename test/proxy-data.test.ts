@@ -154,3 +154,21 @@ t.test('reload adds and removes a mirror while another carries traffic', async (
   s.destroy();
   s3.destroy();
 });
+
+t.test('idle_timeout closes a quiet session, not a busy one', async (t) => {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const lb = await withBalancer(t, yamlFor({ ap1: [a] }, 'proxy:\n  idle_timeout: 300ms'));
+  const quiet = await connect(lb.port('ap1'));
+  const busy = await connect(lb.port('ap1'));
+  t.equal(await readGreeting(quiet), 'ap1a');
+  t.equal(await readGreeting(busy), 'ap1a');
+  for (let i = 0; i < 8; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    busy.write('.');
+    await readUpTo(busy, 1, 1000);
+  }
+  t.ok((await readUpTo(quiet, 1, 3000)).ended, 'the quiet session was closed');
+  busy.write('still');
+  t.equal((await readUpTo(busy, 5, 2000)).data.toString(), 'still', 'the busy one lives on');
+  busy.destroy();
+});

@@ -239,6 +239,14 @@ export class MirrorProxy {
     set.add(session);
     this.metrics.connectionsTotal.inc(labels);
     this.metrics.connectionsActive.inc(labels);
+    const idle = this.config.proxy.idleTimeoutMs;
+    if (idle > 0) {
+      // The client socket sees traffic both ways (reads from it, writes of the member's replies).
+      c.socket.setTimeout(idle, () => {
+        this.metrics.sessionsCut.inc({ ...labels, reason: 'idle' });
+        session.link.destroy();
+      });
+    }
   }
 
   private countBytes(s: Session): void {
