@@ -91,14 +91,19 @@ t.test(
     const tail = `admin:\n  listen: 127.0.0.1:${admin}\nshutdown:\n  drain_timeout: 20s\n`;
     const f = configFile(dir, 'mirrorlb.yml', `mirrors:\n${mirror('ap1', p1, a)}${tail}`);
     const p = run(t, ['-c', f]);
-    t.ok(await eventually(() => p.lines.some((l) => l.msg === 'mirrorlb started'), 10000), 'started');
+    t.ok(await eventually(() => p.lines.some((l) => l.msg === 'mirrorlb started'), 30000), 'started', {
+      stderr: p.stderr(),
+      stdout: p.lines,
+    });
 
     const s = await connect(p1);
     t.equal(await readGreeting(s), 'ap1a');
 
     writeFileSync(f, `mirrors:\n${mirror('ap1', p1, a)}${mirror('ap2', p2, b)}${tail}`);
     p.child.kill('SIGHUP');
-    t.ok(await eventually(() => p.lines.some((l) => l.msg === 'config reloaded'), 10000), 'reloaded');
+    t.ok(await eventually(() => p.lines.some((l) => l.msg === 'config reloaded'), 10000), 'reloaded', {
+      stdout: p.lines,
+    });
     const s2 = await connect(p2);
     t.equal(await readGreeting(s2), 'ap2a', 'the added mirror routes');
     s2.destroy();
