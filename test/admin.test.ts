@@ -343,3 +343,36 @@ t.test('off loopback without a token: check and the daemon warn', async (t) => {
   const warning = logs.records.find((r) => r.level === 40 && String(r.msg).includes('without admin.token'));
   t.ok(warning, 'the daemon logs the warning at start', { messages: logs.messages() });
 });
+
+t.test('a failing handler answers 500 and the server keeps serving', async (t) => {
+  const { lb, port } = await setup(t);
+  lb.admin.addRoute(/^\/boom$/, {
+    GET: () => {
+      throw new Error('kaboom');
+    },
+  });
+  lb.admin.addRoute(/^\/later$/, { GET: () => Promise.reject(new Error('late kaboom')) });
+  for (const path of ['/boom', '/later']) {
+    const res = await httpRequest(port, path);
+    t.equal(res.status, 500, path);
+    t.same(
+      JSON.parse(res.body),
+      { error: 'MLB_ERR_INTERNAL', message: 'internal error' },
+      'no internals leak',
+    );
+  }
+  t.ok(
+    lb.logs.records.some((r) => r.msg === 'admin handler failed' && r.err === 'kaboom'),
+    'the failure is logged',
+  );
+  t.equal((await httpRequest(port, '/healthz')).status, 200);
+});
+
+t.test('listen twice is an error, close any number of times is fine', async (t) => {
+  const { lb, port } = await setup(t);
+  await t.rejects(lb.admin.listen(), { code: 'MLB_ERR_ALREADY_STARTED' }, 'a second listen fails');
+  t.equal((await httpRequest(port, '/healthz')).status, 200, 'and the first listener still serves');
+  await lb.admin.close();
+  await lb.admin.close();
+  await t.rejects(httpRequest(port, '/healthz', { timeoutMs: 2000 }), { code: 'ECONNREFUSED' });
+});

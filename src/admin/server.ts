@@ -53,6 +53,9 @@ export class AdminServer {
   }
 
   async listen(): Promise<void> {
+    if (this.server.listening) {
+      throw Object.assign(new Error('admin server already listening'), { code: 'MLB_ERR_ALREADY_STARTED' });
+    }
     const { host, port } = this.config.listen;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
