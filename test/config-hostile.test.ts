@@ -8,8 +8,17 @@ import { loadConfigFile, parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 
 const DIR = new URL('./fixtures/config/hostile/', import.meta.url).pathname;
-/** Generous: the slowest file takes well under a second even on a loaded 2-core box. */
-const FAST_MS = 5000;
+/**
+ * CPU time, not wall time, so other people's tests on the same two cores do not count.
+ * Generous: the slowest file needs about half a second; what this catches is the quadratic
+ * or exponential case that takes minutes.
+ */
+const FAST_CPU_MS = 5000;
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+}
 
 /** What each fixture must be refused for (one problem must match); a new fixture needs a line here. */
 const EXPECT: Record<string, RegExp> = {
@@ -165,22 +174,24 @@ t.test('every hostile file is refused with positioned problems, fast', async (t)
   );
   const tmp = t.testdir({});
   const cases = [
-    ...committed.map((f) => ({ file: join(DIR, f), expect: EXPECT[f] as RegExp })),
-    ...Object.entries(generate(tmp)).map(([f, expect]) => ({ file: join(tmp, f), expect })),
+    ...committed.map((f) => ({ file: join(DIR, f), expect: EXPECT[f] as RegExp, cli: true })),
+    // The big generated files go through the loader only: the CLI adds nothing but seconds.
+    ...Object.entries(generate(tmp)).map(([f, expect]) => ({ file: join(tmp, f), expect, cli: false })),
   ];
-  for (const { file, expect } of cases) {
+  for (const { file, expect, cli } of cases) {
     await t.test(file.slice(file.lastIndexOf('/') + 1), async (t) => {
-      const started = performance.now();
+      const started = process.cpuUsage();
       const err = await loadConfigFile(file, {}).then(
         () => null,
         (e: unknown) => e,
       );
-      const ms = performance.now() - started;
+      const ms = cpuMs(started);
       t.ok(err instanceof ConfigError, 'refused with a ConfigError');
       if (!(err instanceof ConfigError)) return;
       t.equal(err.code, 'MLB_ERR_CONFIG');
       assertProblems(t, file, err.message, expect);
-      t.ok(ms < FAST_MS, `finished in ${ms.toFixed(0)} ms`);
+      t.ok(ms < FAST_CPU_MS, `finished in ${ms.toFixed(0)} ms of CPU`);
+      if (!cli) return;
 
       const out = new Collect();
       const errOut = new Collect();
@@ -251,8 +262,8 @@ t.test(
   async (t) => {
     let valid = 0;
     let refused = 0;
-    const started = performance.now();
-    for (const text of mutations(20_251_127, 1500)) {
+    const started = process.cpuUsage();
+    for (const text of mutations(20_251_127, 1000)) {
       let config: Config;
       try {
         config = parseConfig(text, 'm.yml', { X: 'x' });
@@ -274,8 +285,8 @@ t.test(
         break;
       }
     }
-    t.ok(valid > 20 && refused > 1000, `${valid} still valid, ${refused} refused`);
-    t.ok(performance.now() - started < 30_000, 'in reasonable time');
+    t.ok(valid > 20 && refused > 700, `${valid} still valid, ${refused} refused`);
+    t.ok(cpuMs(started) < 30_000, 'in reasonable CPU time');
   },
 );
 
