@@ -46,7 +46,7 @@ export class Daemon {
     this.config = config;
     this.log = deps.log;
     this.prober = deps.prober;
-    this.metrics = deps.metrics ?? new Metrics();
+    this.metrics = deps.metrics ?? new Metrics(undefined, { hotPath: config.metrics.enabled });
   }
 
   get currentConfig(): Config {
@@ -168,6 +168,10 @@ export class Daemon {
     const monitor = new MirrorMonitor(m, this.prober, seed);
     const proxy = new MirrorProxy(m, monitor, this.metrics, this.resolver, log);
     const rt: MirrorRuntime = { config: m, monitor, proxy, lastAccepting: null };
+    this.metrics.seedMirror(
+      m.name,
+      m.members.map((x) => x.name),
+    );
     await proxy.listen();
     this.mirrors.set(m.name, rt);
     for (const mem of m.members) void this.resolver.refresh(mem.address);
@@ -183,6 +187,10 @@ export class Daemon {
         seed.set(s.config.name, { health: s.health, admin: s.admin });
     }
     rt.monitor.stop();
+    this.metrics.seedMirror(
+      m.name,
+      m.members.map((x) => x.name),
+    );
     const log = this.log.child({ mirror: m.name });
     const monitor = new MirrorMonitor(m, this.prober, seed);
     rt.config = m;
@@ -208,8 +216,11 @@ export class Daemon {
   private watch(rt: MirrorRuntime, log: Logger): void {
     const mirror = rt.config.name;
     const { monitor } = rt;
-    const checkedAt = new Map<string, number>();
+    // Per member: when the check before the latest one ended. A role change happened after it,
+    // so `now - previous` bounds how long the change went unseen.
+    const checks = new Map<string, { previous: number | null; latest: number }>();
     monitor.on('probe', (member, r) => {
+      checks.set(member, { previous: checks.get(member)?.latest ?? null, latest: performance.now() });
       const labels = { mirror, member };
       this.metrics.healthChecks.inc({ ...labels, result: r.kind });
       this.metrics.healthCheckDuration.observe(labels, r.latencyMs / 1000);
@@ -217,8 +228,7 @@ export class Daemon {
     });
     monitor.on('role', (c) => {
       const now = performance.now();
-      const prevCheck = checkedAt.get(c.member);
-      checkedAt.set(c.member, now);
+      const prevCheck = checks.get(c.member)?.previous ?? null;
       const level = c.from === 'primary' || c.from === 'suspect' || c.to === 'suspect' ? 'warn' : 'info';
       const what =
         c.to === 'primary'
@@ -233,7 +243,7 @@ export class Daemon {
         member: c.member,
         from: c.from,
         to: c.to,
-        detectionMs: prevCheck === undefined ? null : Math.round(now - prevCheck),
+        detectionMs: prevCheck === null ? null : Math.round(now - prevCheck),
         heldClients: rt.proxy.heldCount(),
         cutSessions: c.from === 'primary' || c.from === 'suspect' ? rt.proxy.sessionCount(c.member) : 0,
         detail: c.result ?? undefined,

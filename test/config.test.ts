@@ -41,7 +41,7 @@ const yaml = (...lines: string[]): string => `${lines.join('\n')}\n`;
 const withBase = (...extra: string[]): string => yaml(...BASE, ...extra);
 
 const DEFAULT_HEALTH: HealthConfig = {
-  intervalMs: 250,
+  intervalMs: 200,
   fastIntervalMs: 50,
   fastWindowMs: 2000,
   timeoutMs: 250,
@@ -89,6 +89,7 @@ t.test('the minimal file from the contract loads with every default filled', asy
     admin: { listen: { host: '127.0.0.1', port: 9090 }, token: null },
     log: { level: 'info' },
     shutdown: { drainTimeoutMs: 30_000 },
+    metrics: { enabled: true },
   };
   t.strictSame(config, expected);
   t.strictSame(configWarnings(config), []);

@@ -122,8 +122,10 @@ t.test('primary hung: new clients are not sent into it; its sessions are cut at 
   );
   // A client arriving now is held, not sent into the hung member.
   const held = whoAnswers(port);
-  await new Promise((r) => setTimeout(r, 150));
-  t.equal(lb.daemon.runtimes().get('ap1')!.proxy.heldCount(), 1, 'the new client is held');
+  t.ok(
+    await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.heldCount() === 1, 10000),
+    'the new client is held',
+  );
   await b.setRole('primary');
   t.equal((await held).member, 'ap1b', 'the held client reaches the new primary');
   const end = await readUpTo(old.socket!, 1, 5000);
@@ -152,8 +154,10 @@ t.test(
   async (t) => {
     const { b, lb, port } = await pair(t, 'backup', 'backup');
     const clients = Array.from({ length: 20 }, () => whoAnswers(port));
-    await new Promise((r) => setTimeout(r, 300));
-    t.equal(lb.daemon.runtimes().get('ap1')!.proxy.heldCount(), 20, 'all 20 held while no member is primary');
+    t.ok(
+      await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.heldCount() === 20, 10000),
+      'all 20 held while no member is primary',
+    );
     await b.setRole('primary');
     const got = await Promise.all(clients);
     t.same(
@@ -191,8 +195,10 @@ t.test('hold policy: two primaries hold new clients until one steps down', async
   await b.setRole('primary');
   t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.monitor.decision.conflict.length === 2, 5000));
   const held = whoAnswers(port);
-  await new Promise((r) => setTimeout(r, 200));
-  t.equal(lb.daemon.runtimes().get('ap1')!.proxy.heldCount(), 1);
+  t.ok(
+    await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.heldCount() === 1, 10000),
+    'the new client is held',
+  );
   await a.setRole('backup');
   t.equal((await held).member, 'ap1b');
   (await held).socket?.destroy();
@@ -215,8 +221,10 @@ t.test('admin drain, disable, enable', async (t) => {
   const s = await whoAnswers(port);
   t.ok(lb.daemon.adminAction('ap1', 'ap1a', 'drain'));
   const held = whoAnswers(port, 8000);
-  await new Promise((r) => setTimeout(r, 150));
-  t.equal(lb.daemon.runtimes().get('ap1')!.proxy.heldCount(), 1, 'draining: new clients wait');
+  t.ok(
+    await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.heldCount() === 1, 10000),
+    'draining: new clients wait',
+  );
   s.socket!.write('x');
   t.equal((await readUpTo(s.socket!, 1, 2000)).data.toString(), 'x', 'draining: sessions keep working');
   t.ok(lb.daemon.adminAction('ap1', 'ap1a', 'disable'));

@@ -127,12 +127,6 @@ export class AdminServer {
         methods: {
           GET: async (_q, res) => {
             d.flushBytes();
-            for (const rt of d.runtimes().values()) {
-              d.metrics.seedMirror(
-                rt.config.name,
-                rt.config.members.map((m) => m.name),
-              );
-            }
             send(res, 200, d.metrics.registry.contentType, await d.metrics.registry.metrics());
           },
         },

@@ -25,6 +25,7 @@ export function buildConfig(raw: RawFile, source: string): Config {
     shutdown: {
       drainTimeoutMs: parseDuration(raw.shutdown?.drain_timeout ?? DEFAULTS.shutdown.drain_timeout),
     },
+    metrics: { enabled: raw.metrics?.enabled ?? DEFAULTS.metrics.enabled },
   };
 }
 

@@ -38,12 +38,13 @@ interface Defaults {
   readonly admin: RawAdmin;
   readonly log: { readonly level: LogLevel };
   readonly shutdown: { readonly drain_timeout: string };
+  readonly metrics: { readonly enabled: boolean };
 }
 
 export const DEFAULTS: Defaults = {
   onConflict: 'newest',
   health: {
-    interval: '250ms',
+    interval: '200ms',
     fast_interval: '50ms',
     fast_window: '2s',
     timeout: '250ms',
@@ -64,6 +65,7 @@ export const DEFAULTS: Defaults = {
   admin: { listen: '127.0.0.1:9090', token: null },
   log: { level: 'info' },
   shutdown: { drain_timeout: '30s' },
+  metrics: { enabled: true },
 };
 
 export interface RawMember {
@@ -89,6 +91,7 @@ export interface RawFile {
   readonly admin?: Partial<RawAdmin>;
   readonly log?: Partial<Defaults['log']>;
   readonly shutdown?: Partial<Defaults['shutdown']>;
+  readonly metrics?: Partial<Defaults['metrics']>;
 }
 
 export const HEALTH_DURATIONS = ['interval', 'fast_interval', 'fast_window', 'timeout'] as const;

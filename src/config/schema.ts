@@ -60,7 +60,7 @@ function misplacedKey(key: string, parent: string): string | null {
   if (parent !== '' && !/^\/mirrors\/\d+$/.test(parent)) return null;
   const sections =
     parent === ''
-      ? (['health', 'proxy', 'admin', 'log', 'shutdown'] as const)
+      ? (['health', 'proxy', 'admin', 'log', 'shutdown', 'metrics'] as const)
       : (['health', 'proxy'] as const);
   const section = sections.find((s) => Object.hasOwn(DEFAULTS[s], key));
   return section === undefined ? null : `${section}.${key}`;

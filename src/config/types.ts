@@ -80,6 +80,8 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
   /** SIGTERM: how long open sessions may finish before they are cut. */
   readonly shutdown: { readonly drainTimeoutMs: number };
+  /** enabled=false: no per-connection metrics on the data path (read at start only). */
+  readonly metrics: { readonly enabled: boolean };
 }
 
 export function formatHostPort(hp: HostPort): string {
