@@ -11,11 +11,21 @@
  */
 export type ProbeResult =
   | { readonly kind: 'primary'; readonly status: number; readonly latencyMs: number; readonly url: string }
-  | { readonly kind: 'not_primary'; readonly status: number; readonly latencyMs: number; readonly url: string }
+  | {
+      readonly kind: 'not_primary';
+      readonly status: number;
+      readonly latencyMs: number;
+      readonly url: string;
+    }
   /** No URL answered within the timeout (hung member, blackholed network). */
   | { readonly kind: 'timeout'; readonly latencyMs: number; readonly superserver: boolean | null }
   /** Every URL failed fast (refused, reset, DNS, bad answer): the status page is down. */
-  | { readonly kind: 'error'; readonly code: string; readonly latencyMs: number; readonly superserver: boolean | null };
+  | {
+      readonly kind: 'error';
+      readonly code: string;
+      readonly latencyMs: number;
+      readonly superserver: boolean | null;
+    };
 
 /** Role of a member as the health checks see it (admin overrides are kept apart, see AdminState). */
 export type HealthRole = 'unknown' | 'primary' | 'suspect' | 'backup' | 'unreachable';
