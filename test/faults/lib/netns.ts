@@ -1,0 +1,217 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+
+/**
+ * A throw-away network of hosts built from Linux network namespaces: one namespace per
+ * host (`mlbt<pid>-<host>`), each with an `eth0` joined to a bridge that lives in a
+ * namespace of its own (`mlbt<pid>-sw`), so nothing is added to the host's own network
+ * and two runs never see each other. Host names resolve through a per-namespace
+ * /etc/hosts (`ip netns exec` bind-mounts /etc/netns/<ns>/hosts over /etc/hosts).
+ *
+ * Owned by the test that created it; `destroy()` (idempotent) kills every process left in
+ * its namespaces and removes them. Needs root, iproute2 and (for blackholes) iptables.
+ */
+
+export const PREFIX = 'mlbt';
+/** Private range of every run; safe to reuse since each run's namespaces are isolated. */
+const SUBNET = '10.231.100';
+const ETC_NETNS = '/etc/netns';
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command (bounded); never rejects: a timeout is code null. */
+export function run(
+  argv: readonly string[],
+  opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: 127, stdout, stderr: stderr + err.message });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    // A command that exits without reading its input must not crash the test with EPIPE.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+async function must(argv: readonly string[], opts: { input?: string } = {}): Promise<string> {
+  const r = await run(argv, opts);
+  if (r.code !== 0)
+    throw new Error(`${argv.join(' ')}: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`);
+  return r.stdout;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Kills (SIGKILL, by id) whatever still runs inside `ns`: processes this suite started there. */
+async function killInside(ns: string): Promise<void> {
+  const r = await run(['ip', 'netns', 'pids', ns], { timeoutMs: 5000 });
+  for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function removeNamespace(ns: string): Promise<void> {
+  await killInside(ns);
+  await run(['ip', 'netns', 'del', ns], { timeoutMs: 10_000 });
+  rmSync(`${ETC_NETNS}/${ns}`, { recursive: true, force: true });
+}
+
+/**
+ * Removes namespaces (and /etc/netns entries) left by earlier runs of this suite that died
+ * before their teardown: those whose creating process no longer exists.
+ */
+export async function sweepStale(): Promise<string[]> {
+  const listed = (await run(['ip', 'netns', 'list'], { timeoutMs: 5000 })).stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '');
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(ETC_NETNS);
+  } catch {
+    // no /etc/netns yet
+  }
+  const stale = new Set<string>();
+  for (const name of [...listed, ...dirs]) {
+    const m = new RegExp(`^${PREFIX}(\\d+)-[a-z0-9]+$`).exec(name);
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) stale.add(name);
+  }
+  for (const ns of stale) await removeNamespace(ns);
+  return [...stale];
+}
+
+/** Why this machine cannot build the network (null: it can, as far as can be told cheaply). */
+export async function netnsUnavailable(): Promise<string | null> {
+  if (process.getuid?.() !== 0) return 'not root (ip netns needs it)';
+  const ip = await run(['ip', 'netns', 'list'], { timeoutMs: 5000 });
+  if (ip.code !== 0) return `ip netns unavailable: ${(ip.stderr || `exit ${ip.code}`).trim()}`;
+  return null;
+}
+
+export interface Network {
+  /** `mlbt<pid>`: every namespace name starts with it. */
+  readonly id: string;
+  readonly hosts: readonly string[];
+  ns(host: string): string;
+  ip(host: string): string;
+  /** argv prefixed to run a command inside `host`'s namespace. */
+  wrap(host: string, argv: readonly string[]): string[];
+  exec(
+    host: string,
+    argv: readonly string[],
+    opts?: { input?: string; timeoutMs?: number },
+  ): Promise<RunResult>;
+  /** The host's only link goes down (its processes keep running, unreachable). */
+  linkDown(host: string): Promise<void>;
+  linkUp(host: string): Promise<void>;
+  /** Every packet in or out of the host's eth0 is dropped (no RST, no ICMP); loopback still works. */
+  blackhole(host: string): Promise<void>;
+  unblackhole(host: string): Promise<void>;
+  /** Link up and no firewall rules: undoes linkDown and blackhole (each case starts from here). */
+  heal(host: string): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/**
+ * Builds the network: a bridge, one veth pair per host, addresses 10.231.100.(11+i)/24 in
+ * the order given, and an /etc/hosts in each namespace naming every host. Removes itself
+ * if any step fails.
+ */
+export async function createNetwork(hosts: readonly string[]): Promise<Network> {
+  for (const h of hosts) if (!/^[a-z][a-z0-9]{0,9}$/.test(h)) throw new Error(`bad host name ${h}`);
+  await sweepStale();
+  const id = `${PREFIX}${process.pid}`;
+  const sw = `${id}-sw`;
+  const ns = (h: string): string => {
+    if (!hosts.includes(h)) throw new Error(`no host ${h} in this network`);
+    return `${id}-${h}`;
+  };
+  const ip = (h: string): string => `${SUBNET}.${11 + hosts.indexOf(h)}`;
+  const all = [sw, ...hosts.map(ns)];
+  const hostsFile = [
+    '127.0.0.1 localhost',
+    '::1 localhost ip6-localhost ip6-loopback',
+    ...hosts.map((h) => `${ip(h)} ${h}`),
+    '',
+  ].join('\n');
+
+  let destroyed: Promise<void> | null = null;
+  const destroy = (): Promise<void> =>
+    (destroyed ??= (async () => {
+      for (const n of all) await killInside(n);
+      for (const n of all) await removeNamespace(n);
+    })());
+
+  try {
+    for (const n of all) {
+      await must(['ip', 'netns', 'add', n]);
+      mkdirSync(`${ETC_NETNS}/${n}`, { recursive: true });
+      writeFileSync(`${ETC_NETNS}/${n}/hosts`, hostsFile);
+    }
+    const swCmds = ['link set lo up', 'link add br0 type bridge', 'link set br0 up'];
+    hosts.forEach((h, i) => {
+      swCmds.push(`link add v${i} type veth peer name eth0 netns ${ns(h)}`, `link set v${i} master br0 up`);
+    });
+    await must(['ip', '-n', sw, '-b', '-'], { input: `${swCmds.join('\n')}\n` });
+    for (const h of hosts) {
+      const cmds = ['link set lo up', `addr add ${ip(h)}/24 dev eth0`, 'link set eth0 up'];
+      await must(['ip', '-n', ns(h), '-b', '-'], { input: `${cmds.join('\n')}\n` });
+    }
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+
+  const wrap = (h: string, argv: readonly string[]): string[] => ['ip', 'netns', 'exec', ns(h), ...argv];
+  const dropRules = ['-A INPUT -i eth0 -j DROP', '-A OUTPUT -o eth0 -j DROP'];
+  return {
+    id,
+    hosts,
+    ns,
+    ip,
+    wrap,
+    exec: (h, argv, opts) => run(wrap(h, argv), opts),
+    linkDown: async (h) => void (await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'down'])),
+    linkUp: async (h) => void (await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'up'])),
+    // One iptables-restore transaction: both directions are dropped from the same instant.
+    blackhole: async (h) =>
+      void (await must(wrap(h, ['iptables-restore', '-w', '5', '--noflush']), {
+        input: `*filter\n${dropRules.join('\n')}\nCOMMIT\n`,
+      })),
+    unblackhole: async (h) => void (await must(wrap(h, ['iptables', '-w', '5', '-F']))),
+    heal: async (h) => {
+      await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'up']);
+      await must(wrap(h, ['iptables', '-w', '5', '-F']));
+    },
+    destroy,
+  };
+}
