@@ -1,5 +1,6 @@
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { withBalancer, yamlFor } from './helpers/balancer.js';
 import { connect, readGreeting, readUpTo, withSim } from './helpers/sim.js';
@@ -172,3 +173,54 @@ t.test('idle_timeout closes a quiet session, not a busy one', async (t) => {
   t.equal((await readUpTo(busy, 5, 2000)).data.toString(), 'still', 'the busy one lives on');
   busy.destroy();
 });
+
+/** A port whose SYNs go unanswered: a listener that never accepts, its one-slot queue filled. */
+async function withBlackholePort(t: Tap.Test): Promise<number> {
+  const py = spawn(
+    'python3',
+    [
+      '-c',
+      'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => void py.kill('SIGKILL'));
+  const port = await new Promise<number>((resolve) =>
+    py.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
+  );
+  const fillers: net.Socket[] = [];
+  // Fill the accept queue; later SYNs are dropped by the kernel, so connects hang as across a blackhole.
+  for (let i = 0; i < 3; i++) {
+    const f = net.connect(port, '127.0.0.1');
+    f.on('error', () => undefined);
+    fillers.push(f);
+  }
+  t.teardown(() => fillers.forEach((f) => f.destroy()));
+  await new Promise((r) => setTimeout(r, 200));
+  return port;
+}
+
+t.test(
+  'a connect hanging on a primary that loses the role is abandoned: the client goes to the new primary at once',
+  async (t) => {
+    const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+    const b = await withSim(t, { name: 'ap1b', role: 'backup' });
+    const hole = await withBlackholePort(t);
+    const lb = await withBalancer(
+      t,
+      yamlFor(
+        { ap1: [{ name: 'ap1a', port: hole, webPort: a.webPort }, b] },
+        'proxy:\n  connect_timeout: 20s',
+      ),
+    );
+    const started = Date.now();
+    const c = await connect(lb.port('ap1'));
+    const greeting = readGreeting(c, 15000);
+    await new Promise((r) => setTimeout(r, 300));
+    await a.setRole('backup');
+    await b.setRole('primary');
+    t.equal(await greeting, 'ap1b', 'the client reached the new primary');
+    t.ok(Date.now() - started < 10000, 'long before the 20 s connect timeout');
+    c.destroy();
+  },
+);

@@ -38,7 +38,10 @@ export class MirrorProxy {
   private readonly server: net.Server;
   private readonly held = new HoldQueue();
   private readonly sessions = new Map<string, Set<Session>>();
-  private readonly connecting = new Set<PendingClient>();
+  /** Clients whose backend connect is under way, with the attempt that owns them. */
+  private readonly connecting = new Map<PendingClient, { readonly member: string }>();
+  /** When a connect failure was last logged per member (a crash fails hundreds at once). */
+  private readonly failLoggedAt = new Map<string, number>();
   private state: 'new' | 'listening' | 'closed' = 'new';
   /** What the last decision did: sessions cut and held clients released (for logs and events). */
   lastEffect = { cut: 0, released: 0 };
@@ -115,6 +118,8 @@ export class MirrorProxy {
     this.state = 'closed';
     this.monitor.off('decision', this.onDecision);
     for (const c of this.held.release()) this.reject(c, 'shutdown');
+    for (const c of [...this.connecting.keys()]) this.reject(c, 'shutdown');
+    this.connecting.clear();
     this.updateHeld();
     // Stops accepting at once; not awaited, since the server's 'close' waits for every session.
     if (wasListening) this.server.close();
@@ -192,9 +197,13 @@ export class MirrorProxy {
   private dial(c: PendingClient, member: string): void {
     const cfg = this.config.members.find((m) => m.name === member);
     if (!cfg) return this.hold(c, c.deadline - performance.now());
-    this.connecting.add(c);
+    const attempt = { member };
+    this.connecting.set(c, attempt);
+    // An attempt the decision took away (applyDecision re-routed its client) owns nothing.
+    const owns = (): boolean => this.connecting.get(c) === attempt;
     connectBackend(this.resolver.get(cfg.address), this.config.proxy.connectTimeoutMs).then(
       (backend) => {
+        if (!owns()) return void backend.destroy();
         this.connecting.delete(c);
         if (c.socket.destroyed || this.state === 'closed') return void backend.destroy();
         const d = this.monitor.decision;
@@ -206,9 +215,10 @@ export class MirrorProxy {
         this.startSession(c, member, backend);
       },
       (err: ConnectError) => {
+        if (!owns()) return;
         this.connecting.delete(c);
         this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: connectReason(err.code) });
-        this.log.warn({ member, code: err.code, attempt: c.attempts + 1 }, 'backend connect failed');
+        this.logConnectFailure(member, err.code);
         this.monitor.kick();
         void this.resolver.refresh(cfg.address);
         const left = c.deadline - performance.now();
@@ -216,6 +226,16 @@ export class MirrorProxy {
         const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** c.attempts++);
         this.hold(c, Math.min(backoff, left));
       },
+    );
+  }
+
+  private logConnectFailure(member: string, code: string): void {
+    const now = performance.now();
+    if (now - (this.failLoggedAt.get(member) ?? -Infinity) < 1000) return;
+    this.failLoggedAt.set(member, now);
+    this.log.warn(
+      { member, code },
+      'backend connect failed; probing the mirror and retrying while the hold lasts',
     );
   }
 
@@ -269,6 +289,13 @@ export class MirrorProxy {
           ? 'disabled'
           : 'demoted';
       this.lastEffect.cut += this.cut(member, reason);
+    }
+    // Connects still under way to a member that lost the role (a blackholed primary never
+    // answers the SYN) are abandoned: their clients go where new clients go, now.
+    for (const [c, attempt] of [...this.connecting]) {
+      if (attempt.member === next.primary) continue;
+      this.connecting.delete(c);
+      this.route(c);
     }
     if (next.primary !== null && next.accepting && !(prev.primary === next.primary && prev.accepting)) {
       this.releaseHeld(next.primary);
