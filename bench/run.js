@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { runDatapath } from './lib/datapath.js';
 import { runFailover } from './lib/failover.js';
 import { describeMachine } from './lib/machine.js';
-import { has, run, stopAll, warnings } from './lib/proc.js';
+import { has, interrupted, run, stopAll, warnings } from './lib/proc.js';
 import { markdown } from './lib/report.js';
 import { switchoverSvg } from './lib/svg.js';
 import { ensureTools } from './lib/tools.js';
@@ -142,6 +142,21 @@ async function ensureBuilt() {
   return null;
 }
 
+/** Puts a full run's tables into bench/README.md between its latest:start/end markers. */
+function updateReadme(md) {
+  const file = path.join(benchDir, 'README.md');
+  if (!fs.existsSync(file)) return;
+  const text = fs.readFileSync(file, 'utf8');
+  const start = '<!-- latest:start -->';
+  const end = '<!-- latest:end -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) return;
+  // One heading level down, and links relative to bench/ instead of bench/results/.
+  const body = md.replace(/^(#+) /gm, '#$1 ').replace('](switchover.svg)', '](results/switchover.svg)');
+  fs.writeFileSync(file, `${text.slice(0, a + start.length)}\n${body}${text.slice(b)}`);
+}
+
 async function main() {
   let opts;
   try {
@@ -244,6 +259,7 @@ async function main() {
   fs.writeFileSync(path.join(outDir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   fs.writeFileSync(path.join(outDir, `${name}.md`), md);
   fs.writeFileSync(path.join(outDir, 'latest.md'), md);
+  if (!opts.quick && !opts.out) updateReadme(md);
   process.stdout.write(md);
   log(
     `bench: wrote ${path.relative(process.cwd(), path.join(outDir, `${name}.json`))}, ${name}.md and latest.md`,
@@ -257,7 +273,7 @@ if (!process.env.MLB_BENCH_INNER) {
   reexec();
 } else {
   const stop = () => {
-    stopAll().finally(() => process.exit(130));
+    interrupted().finally(() => process.exit(130));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -1,7 +1,7 @@
 // The members' network namespace: every simulated member gets its own address behind a veth
 // pair, so "primary blackholed" can drop one member's packets (iptables DROP inside the
 // namespace, never on the host) the way a network partition would. Needs root and ip netns.
-import { has, run } from './proc.js';
+import { has, onInterrupt, run } from './proc.js';
 import { isRoot } from './tools.js';
 
 async function sh(args, opts) {
@@ -28,10 +28,15 @@ export async function createMemberNetns(count) {
   const net = `10.231.${octet}`;
   const hostIp = `${net}.1`;
   const ips = Array.from({ length: count }, (_, i) => `${net}.${11 + i}`);
-  const teardown = async () => {
-    await run('ip', ['netns', 'del', ns], { timeoutMs: 10_000 }).catch(() => null);
-    await run('ip', ['link', 'del', vh], { timeoutMs: 10_000 }).catch(() => null);
-  };
+  // One teardown, whoever asks first (the part's finally or an interrupt); both wait for it.
+  let tearing = null;
+  const teardown = () =>
+    (tearing ??= (async () => {
+      await run('ip', ['netns', 'del', ns], { timeoutMs: 10_000 }).catch(() => null);
+      await run('ip', ['link', 'del', vh], { timeoutMs: 10_000 }).catch(() => null);
+      unregister();
+    })());
+  const unregister = onInterrupt(teardown);
   try {
     await sh(['ip', 'netns', 'add', ns]);
     await sh(['ip', 'link', 'add', vh, 'type', 'veth', 'peer', 'name', vn]);

@@ -103,6 +103,21 @@ export async function stopAll() {
   await Promise.all([...live].map((p) => stop(p, 1500)));
 }
 
+const cleanups = new Set();
+
+/** Registers an undo step (a network namespace to delete) for an interrupted run; returns its unregister. */
+export function onInterrupt(fn) {
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+
+/** Ctrl-C or SIGTERM: stop every child, then run the undo steps. */
+export async function interrupted() {
+  await stopAll();
+  for (const fn of cleanups) await Promise.resolve(fn()).catch(() => undefined);
+  cleanups.clear();
+}
+
 /** The tail of a child's log, for error messages. */
 export function logTail(proc, lines = 15) {
   try {
