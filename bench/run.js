@@ -143,7 +143,7 @@ async function ensureBuilt() {
 }
 
 /** Puts a full run's tables into bench/README.md between its latest:start/end markers. */
-function updateReadme(md) {
+async function updateReadme(md) {
   const file = path.join(benchDir, 'README.md');
   if (!fs.existsSync(file)) return;
   const text = fs.readFileSync(file, 'utf8');
@@ -154,7 +154,16 @@ function updateReadme(md) {
   if (a < 0 || b < a) return;
   // One heading level down, and links relative to bench/ instead of bench/results/.
   const body = md.replace(/^(#+) /gm, '#$1 ').replace('](switchover.svg)', '](results/switchover.svg)');
-  fs.writeFileSync(file, `${text.slice(0, a + start.length)}\n${body}${text.slice(b)}`);
+  let next = `${text.slice(0, a + start.length)}\n${body}${text.slice(b)}`;
+  // The repository's lint runs prettier --check over this file; format the way it would.
+  try {
+    const prettier = await import('prettier');
+    const options = (await prettier.resolveConfig(file)) ?? {};
+    next = await prettier.format(next, { ...options, filepath: file });
+  } catch {
+    // prettier is a dev dependency; without it the table is still right, only not aligned
+  }
+  fs.writeFileSync(file, next);
 }
 
 async function main() {
@@ -259,7 +268,7 @@ async function main() {
   fs.writeFileSync(path.join(outDir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   fs.writeFileSync(path.join(outDir, `${name}.md`), md);
   fs.writeFileSync(path.join(outDir, 'latest.md'), md);
-  if (!opts.quick && !opts.out) updateReadme(md);
+  if (!opts.quick && !opts.out) await updateReadme(md);
   process.stdout.write(md);
   log(
     `bench: wrote ${path.relative(process.cwd(), path.join(outDir, `${name}.json`))}, ${name}.md and latest.md`,

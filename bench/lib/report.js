@@ -18,7 +18,7 @@ function failoverTable(f) {
     for (const row of f.summary.filter((r) => r.scenario === sc.id)) {
       const kinds = Object.entries(row.failures_by_kind)
         .filter(([, n]) => n > 0)
-        .map(([k, n]) => `${k} ${n}`)
+        .map(([k, n]) => `${k} ${fmt(n)}`)
         .join(', ');
       const old =
         row.old_sessions_closed_ms === null
