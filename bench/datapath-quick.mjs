@@ -109,7 +109,9 @@ async function proxyChild() {
         .listen(lp, '127.0.0.1');
     }
   } else {
-    const dist = opt('dist', path.join(here, '..', 'dist'));
+    // The last --dist wins: a target's own build overrides the run's.
+    const i = argv.lastIndexOf('--dist');
+    const dist = i >= 0 ? argv[i + 1] : path.join(here, '..', 'dist');
     const { createProxyServer, connectBackend } = await import(
       pathToFileURL(path.join(dist, 'proxy/sockets.js'))
     );
@@ -132,14 +134,25 @@ async function proxyChild() {
     }
   }
   process.on('message', (m) => {
+    if (m === 'snapshot') {
+      import('node:v8').then((v8) =>
+        process.send({ snapshot: v8.writeHeapSnapshot(`${TMP}/proxy.heapsnapshot`) }),
+      );
+    }
+    if (m === 'mem') {
+      globalThis.gc?.();
+      process.send({ mem: process.memoryUsage() });
+    }
     if (m === 'eld') {
       process.send({
-        eld: { p50: elu.percentile(50) / 1e3, p99: elu.percentile(99) / 1e3, max: elu.max / 1e3 },
+        eld: { p50: elu.percentile(50) / 1e6, p99: elu.percentile(99) / 1e6, max: elu.max / 1e6 },
         sessions,
       });
       elu.reset();
     }
   });
+  // A normal exit, so --cpu-prof and friends write their files.
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));
   process.send?.({ ready: true });
 }
 
@@ -178,7 +191,7 @@ async function startTarget(name, i) {
       `frontend f_${n}\n  bind 127.0.0.1:${port}\n  default_backend b_${n}\nbackend b_${n}\n  server s 127.0.0.1:${be}\n`;
     writeFileSync(
       `${TMP}/haproxy.cfg`,
-      `global\n  nbthread 1\n  maxconn 60000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 5m\n  timeout server 5m\n\n` +
+      `global\n  nbthread 1\n  maxconn 9000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 5m\n  timeout server 5m\n\n` +
         fe('http', lp.ka, PORTS.nginx) +
         fe('iperf', lp.iperf, PORTS.iperf) +
         fe('sockperf', lp.sockperf, PORTS.sockperf),
@@ -187,12 +200,16 @@ async function startTarget(name, i) {
     await waitPort(lp.ka);
     return { name, pid: p.pid, proc: p, ports: lp };
   }
-  const variant = name === 'naive' ? 'naive' : 'mlb';
-  const execArgv = name === 'mlb-semi' ? SEMI : [];
-  const env = { ...process.env, ...(name === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
+  // `mlb@/some/dist` runs another build of the data path (A/B of two versions in one run).
+  const [kind, distDir] = name.split('@');
+  const variant = kind === 'naive' ? 'naive' : 'mlb';
+  const execArgv = kind === 'mlb-semi' ? [...SEMI] : [];
+  const env = { ...process.env, ...(kind === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
   const extra = opt('node-flags', '');
   if (extra) execArgv.push(...extra.split(' ').filter(Boolean));
-  const child = fork(fileURLToPath(import.meta.url), ['proxy', variant, ...pairs, ...argv], {
+  const childArgv = ['proxy', variant, ...pairs, ...argv];
+  if (distDir) childArgv.push('--dist', distDir);
+  const child = fork(fileURLToPath(import.meta.url), childArgv, {
     execArgv,
     env,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -398,7 +415,7 @@ async function runIdle() {
   );
   await waitPort(backendPort);
   const lp = BASE + 334;
-  const execArgv = name === 'mlb-semi' ? SEMI : [];
+  const execArgv = [...(name === 'mlb-semi' ? SEMI : []), '--expose-gc'];
   const env = { ...process.env, ...(name === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
   const variant = name === 'naive' ? 'naive' : 'mlb';
   const proxy = fork(fileURLToPath(import.meta.url), ['proxy', variant, `${lp}:${backendPort}`, ...argv], {
@@ -412,12 +429,25 @@ async function runIdle() {
     // Warm the proxy up (code compiled, pools allocated) so "idle" is a running daemon.
     await run('wrk', ['-t1', '-c20', '-d2s', `http://127.0.0.1:${lp}/`]).catch(() => undefined);
     await sleep(1000);
+    const mem = () =>
+      new Promise((resolve) => {
+        const on = (m) => {
+          if (m.mem) {
+            proxy.off('message', on);
+            resolve(m.mem);
+          }
+        };
+        proxy.on('message', on);
+        proxy.send('mem');
+      });
+    const heap0 = await mem();
     const before = rssMb(proxy.pid);
     const clients = fork(fileURLToPath(import.meta.url), ['idle-clients', String(lp), String(n)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const r = await new Promise((resolve) => clients.on('message', resolve));
     await sleep(2000);
+    const heap1 = await mem();
     const after = rssMb(proxy.pid);
     const sessions =
       (await eld({ proc: proxy }),
@@ -428,6 +458,16 @@ async function runIdle() {
     console.log(
       `${name}: ${r.done} sessions linked (${r.failed} failed, proxy counts ${sessions}); RSS idle ${before.toFixed(1)} MB, with sessions ${after.toFixed(1)} MB, delta ${(after - before).toFixed(1)} MB (${(((after - before) * 1024) / Math.max(1, r.done)).toFixed(2)} KiB/session)`,
     );
+    const mb = (x) => (x / 1048576).toFixed(1);
+    console.log(
+      `  heapUsed ${mb(heap0.heapUsed)} -> ${mb(heap1.heapUsed)} MB, heapTotal ${mb(heap0.heapTotal)} -> ${mb(heap1.heapTotal)} MB, external ${mb(heap0.external)} -> ${mb(heap1.external)} MB`,
+    );
+    if (opt('snapshot', '') === '1') {
+      await new Promise((resolve) => {
+        proxy.on('message', (m) => m.snapshot && resolve(console.log(`  heap snapshot: ${m.snapshot}`)));
+        proxy.send('snapshot');
+      });
+    }
     clients.send('stop');
   } finally {
     proxy.kill();

@@ -267,18 +267,36 @@ t.test('fast path: bytes read before link() are kept and forwarded first', async
   await waitFor(() => closes.length === 1, 5000, 'onClose');
 });
 
-t.test('MIRRORLB_DATAPATH=plain turns the fast path off for new sockets', async (t) => {
+t.test('MIRRORLB_DATAPATH=plain at start turns the fast path off', async (t) => {
   const saved = process.env.MIRRORLB_DATAPATH;
-  process.env.MIRRORLB_DATAPATH = 'plain';
   t.teardown(() => {
     if (saved === undefined) delete process.env.MIRRORLB_DATAPATH;
     else process.env.MIRRORLB_DATAPATH = saved;
   });
-  const proxy = await withProxy(t, await withBackend(t, echo));
-  const c = await connectTo(proxy.port);
-  c.end('x');
-  t.equal((await readAll(c)).data, 'x');
-  t.same(proxy.fastSockets, [false, false]);
+  type Sockets = typeof import('../src/proxy/sockets.js');
+  const port = await withBackend(t, echo);
+  for (const [env, expected] of [
+    ['plain', false],
+    ['fast', true],
+  ] as const) {
+    process.env.MIRRORLB_DATAPATH = env;
+    // Fresh module instances read the environment as a starting daemon would.
+    const fastpath =
+      await t.mockImport<typeof import('../src/proxy/fastpath.js')>('../src/proxy/fastpath.js');
+    const fresh = await t.mockImport<Sockets>('../src/proxy/sockets.js', {
+      '../src/proxy/fastpath.js': fastpath,
+    });
+    const server = fresh.createProxyServer((s) => s.destroy());
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = await connectTo((server.address() as net.AddressInfo).port);
+    t.equal(fresh.isFastSocket(await accepted), expected, `accepted socket with MIRRORLB_DATAPATH=${env}`);
+    const backend = await fresh.connectBackend({ host: '127.0.0.1', port }, 5000);
+    t.equal(fresh.isFastSocket(backend), expected, `backend socket with MIRRORLB_DATAPATH=${env}`);
+    backend.destroy();
+    c.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
 
 t.test('the accept hook keeps the server honest: connections counted, close waits for them', async (t) => {

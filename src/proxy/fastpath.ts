@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
  * why `link()` never hands this buffer to a write that could stay pending (the integrity
  * catch of issue 7: Node keeps a reference to a pending write's buffer).
  *
- * `MIRRORLB_DATAPATH=plain` turns the fast path off for sockets made afterwards (the
+ * `MIRRORLB_DATAPATH=plain` in the environment at start turns the fast path off (the
  * fallback path: plain `net.Socket` streams, no semi-private API anywhere).
  */
 
@@ -33,9 +33,12 @@ interface FastSocket extends Socket {
   [kFast]?: true;
 }
 
-/** Whether the fast path is the default for new sockets (env MIRRORLB_DATAPATH, read per call). */
+// Read once: an env lookup per connect is measurable on the connection-churn path.
+const envFastPath = process.env.MIRRORLB_DATAPATH !== 'plain';
+
+/** Whether the fast path is the default for new sockets (env MIRRORLB_DATAPATH at start). */
 export function fastPathDefault(): boolean {
-  return process.env.MIRRORLB_DATAPATH !== 'plain';
+  return envFastPath;
 }
 
 function onFastRead(this: FastSocket, n: number, buf: Buffer): boolean {
@@ -60,15 +63,24 @@ export function isFast(socket: Socket): boolean {
 }
 
 /**
- * Routes the socket's reads to `sink`; returns bytes read before a sink was set (owned
- * copies, in order), which the caller must forward first.
+ * Routes the socket's reads to `sink` (any socket may carry one: `link()` finds its state
+ * there, one property per socket); returns bytes a fast socket read before a sink was set
+ * (owned copies, in order), which the caller must forward first.
  */
 export function setReadSink(socket: Socket, sink: ReadSink): Buffer[] {
   const s = socket as FastSocket;
   s[kSink] = sink;
-  const early = s[kEarly] ?? [];
+  const early = s[kEarly];
+  if (early === undefined) return NONE;
   s[kEarly] = undefined;
   return early;
+}
+
+const NONE: Buffer[] = [];
+
+/** The sink set by `setReadSink` (undefined before). */
+export function readSinkOf(socket: Socket): ReadSink | undefined {
+  return (socket as FastSocket)[kSink];
 }
 
 /** True when `buf` is the shared read buffer (a view of it must be copied before it is kept). */

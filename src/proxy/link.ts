@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { isFast, setReadSink, type ReadSink } from './fastpath.js';
+import { isFast, readSinkOf, setReadSink, type ReadSink } from './fastpath.js';
 
 /**
  * A link joins two connected sockets and forwards bytes both ways, unchanged and in
@@ -24,10 +24,8 @@ export interface LinkHooks {
 }
 
 /** The direction a socket is the source of (its reads, its 'end', its errors, its close). */
-const kDirection = Symbol('mirrorlb.direction');
-
-interface LinkedSocket extends Socket {
-  [kDirection]: Direction;
+function directionOf(socket: Socket): Direction {
+  return readSinkOf(socket) as Direction;
 }
 
 /**
@@ -89,48 +87,48 @@ class Direction implements ReadSink {
   private waitForDrain(): void {
     if (this.waiting) return;
     this.waiting = true;
-    this.dst.once('drain', this.onDrain);
+    // Made only under backpressure: an idle session carries no closure for it.
+    this.dst.once('drain', () => this.onDrain());
   }
 
-  private readonly onDrain = (): void => {
+  private onDrain(): void {
     this.waiting = false;
     const src = this.src;
     if (!src.destroyed && !src.readableEnded) src.resume();
-  };
+  }
 
   /** Starts reading the source; bytes a fast socket read before the link go first. */
   start(): void {
-    const src = this.src as LinkedSocket;
-    src[kDirection] = this;
+    const src = this.src;
+    const early = setReadSink(src, this);
     src.on('end', onSourceEnd);
     src.on('error', onSocketError);
-    if (isFast(src)) {
-      for (const early of setReadSink(src, this)) {
-        if (!this.forward(early, early.length, true)) return; // resumed on drain
-      }
-    } else {
-      src.on('data', onSourceData);
+    if (!isFast(src)) src.on('data', onSourceData);
+    for (const chunk of early) {
+      if (!this.forward(chunk, chunk.length, true)) return; // resumed on drain
     }
     src.resume();
   }
 }
 
-function onSourceData(this: LinkedSocket, chunk: Buffer): void {
-  if (!this[kDirection].forward(chunk, chunk.length, true)) this.pause();
+// Listeners shared by every socket (`this` is the socket): no closures per session.
+
+function onSourceData(this: Socket, chunk: Buffer): void {
+  if (!directionOf(this).forward(chunk, chunk.length, true)) this.pause();
 }
 
 /** Half-close: a FIN from one side becomes a FIN to the other (allowHalfOpen on both). */
-function onSourceEnd(this: LinkedSocket): void {
-  const dst = this[kDirection].dst;
+function onSourceEnd(this: Socket): void {
+  const dst = directionOf(this).dst;
   if (!dst.destroyed) dst.end();
 }
 
-function onSocketError(this: LinkedSocket, err: Error): void {
-  this[kDirection].session.fail(err);
+function onSocketError(this: Socket, err: Error): void {
+  directionOf(this).session.fail(err);
 }
 
-function onSocketClose(this: LinkedSocket): void {
-  this[kDirection].session.closed(this);
+function onSocketClose(this: Socket): void {
+  directionOf(this).session.closed(this);
 }
 
 class Session implements Link {
@@ -182,7 +180,7 @@ class Session implements Link {
 
   start(): void {
     for (const d of [this.in, this.out]) {
-      const s = d.src as LinkedSocket;
+      const s = d.src;
       // A socket already destroyed (a client that vanished while held) counts as closed now.
       if (s.destroyed) process.nextTick(() => this.closed(s));
       else s.on('close', onSocketClose);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { HostPort } from '../config/types.js';
 import { hookAccept } from './accept-hook.js';
-import { fastPathDefault, fastReadOption, markFast } from './fastpath.js';
+import { fastPathDefault, fastReadOption, isFast, markFast } from './fastpath.js';
 
 /**
  * Socket creation for the data path. Sockets made here read through the fast path
@@ -12,6 +12,11 @@ import { fastPathDefault, fastReadOption, markFast } from './fastpath.js';
 export interface DataPathOptions {
   /** Read through the shared buffer (default: true unless MIRRORLB_DATAPATH=plain). */
   readonly fastPath?: boolean;
+}
+
+/** Whether `socket` reads through the fast path (for logs and tests). */
+export function isFastSocket(socket: net.Socket): boolean {
+  return isFast(socket);
 }
 
 function acceptedSocket(handle: unknown): net.Socket {
