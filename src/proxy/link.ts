@@ -120,7 +120,12 @@ function onSourceData(this: Socket, chunk: Buffer): void {
 /** Half-close: a FIN from one side becomes a FIN to the other (allowHalfOpen on both). */
 function onSourceEnd(this: Socket): void {
   const dst = directionOf(this).dst;
-  if (!dst.destroyed) dst.end();
+  if (dst.destroyed) return;
+  // The other side already sent its FIN and has nothing left to receive from us: both ways
+  // are done, and close(2) sends the FIN itself (no unread bytes, so no RST). It saves a
+  // shutdown(2) and its round through the stream machinery on every connection's end.
+  if (dst.readableEnded && dst.writableLength === 0) dst.destroy();
+  else dst.end();
 }
 
 function onSocketError(this: Socket, err: Error): void {
@@ -170,8 +175,9 @@ class Session implements Link {
   closed(socket: Socket): void {
     if (socket === this.client) this.clientClosed = true;
     else this.backendClosed = true;
-    // A socket destroyed by someone else (not a clean end both ways) takes its peer with it.
-    if (!(socket.readableEnded && socket.writableFinished)) this.destroy();
+    // A socket that closed before its FIN (a reset, or destroyed by someone else) takes its
+    // peer with it. After its FIN it closes on its own or by onSourceEnd; its peer goes on.
+    if (!socket.readableEnded) this.destroy();
     if (this.clientClosed && this.backendClosed && !this.reported) {
       this.reported = true;
       this.hooks.onClose({ error: this.error });

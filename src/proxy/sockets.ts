@@ -19,6 +19,15 @@ export function isFastSocket(socket: net.Socket): boolean {
   return isFast(socket);
 }
 
+/*
+ * Both option objects below spell out emitClose, autoDestroy and decodeStrings with the
+ * values net.Socket forces anyway. Its constructor copies the options and adds those three
+ * to the copy; on Node 20 that addition leaves every copy with a map of its own, so each
+ * stream-state lookup on it misses its inline cache: a socket then costs ~10 µs to build
+ * instead of ~0.6 µs (measured: new net.Socket({ allowHalfOpen: true }) in a loop).
+ * Written out, not spread: a spread would build the object the slow way again.
+ */
+
 function acceptedSocket(handle: unknown): net.Socket {
   const socket = new net.Socket({
     handle,
@@ -28,6 +37,9 @@ function acceptedSocket(handle: unknown): net.Socket {
     readable: true,
     writable: true,
     onread: fastReadOption,
+    emitClose: false,
+    autoDestroy: true,
+    decodeStrings: false,
   } as net.SocketConstructorOpts);
   markFast(socket);
   socket.setNoDelay(true);
@@ -71,8 +83,11 @@ export function connectBackend(
       port: addr.port,
       allowHalfOpen: true,
       noDelay: true,
-      ...(fast ? { onread: fastReadOption } : {}),
-    });
+      onread: fast ? fastReadOption : undefined,
+      emitClose: false,
+      autoDestroy: true,
+      decodeStrings: false,
+    } as net.NetConnectOpts);
     if (fast) markFast(socket);
     socket.pause();
     // Until a link owns it, a late error (an RST before link) must not become an uncaught exception.
