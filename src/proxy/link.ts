@@ -117,13 +117,20 @@ function onSourceData(this: Socket, chunk: Buffer): void {
   if (!directionOf(this).forward(chunk, chunk.length, true)) this.pause();
 }
 
-/** Half-close: a FIN from one side becomes a FIN to the other (allowHalfOpen on both). */
+/**
+ * Half-close: a FIN from one side becomes a FIN to the other (allowHalfOpen on both).
+ * Forwarded one tick later: when both FINs arrive in one loop turn (the usual end of a
+ * connection), the other side's 'end' has been emitted by then and both sockets are simply
+ * closed, with no shutdown(2) and no trip through the stream's finish machinery.
+ */
 function onSourceEnd(this: Socket): void {
-  const dst = directionOf(this).dst;
+  process.nextTick(forwardFin, directionOf(this).dst);
+}
+
+function forwardFin(dst: Socket): void {
   if (dst.destroyed) return;
-  // The other side already sent its FIN and has nothing left to receive from us: both ways
-  // are done, and close(2) sends the FIN itself (no unread bytes, so no RST). It saves a
-  // shutdown(2) and its round through the stream machinery on every connection's end.
+  // It sent its FIN already and has nothing left to receive from us: close(2) sends our FIN
+  // (no unread bytes, so no RST).
   if (dst.readableEnded && dst.writableLength === 0) dst.destroy();
   else dst.end();
 }
