@@ -30,6 +30,7 @@ const USAGE = `usage: npm run bench [-- options]
   --out DIR          where results go (default bench/results, or bench/results/tmp with --quick)
   --no-install       never apt-get install a missing tool; skip what needs it
   --keep-logs        keep the child processes' logs and configs (always kept when a part fails)
+  --render FILE      rewrite FILE's .md (and latest.md, and the README for a full run) from its .json
   --help
 `;
 
@@ -44,6 +45,7 @@ function parse() {
       out: { type: 'string' },
       'no-install': { type: 'boolean', default: false },
       'keep-logs': { type: 'boolean', default: false },
+      render: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -61,6 +63,7 @@ function parse() {
     out: values.out ?? null,
     install: !values['no-install'],
     keepLogs: values['keep-logs'],
+    render: values.render ?? null,
     help: values.help,
   };
 }
@@ -166,6 +169,19 @@ async function updateReadme(md) {
   fs.writeFileSync(file, next);
 }
 
+/** Re-renders the tables of a result file (after a change to the report, without measuring again). */
+async function render(file) {
+  const result = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const md = markdown(result);
+  fs.writeFileSync(file.replace(/\.json$/, '.md'), md);
+  fs.writeFileSync(path.join(path.dirname(file), 'latest.md'), md);
+  if (result.mode === 'full' && path.resolve(path.dirname(file)) === path.join(benchDir, 'results')) {
+    await updateReadme(md);
+  }
+  process.stdout.write(md);
+  return 0;
+}
+
 async function main() {
   let opts;
   try {
@@ -178,6 +194,7 @@ async function main() {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (opts.render) return render(opts.render);
   const started = new Date();
   const nofile = Number((await run('sh', ['-c', 'ulimit -n'])).stdout.trim()) || 1024;
   const cpus = allowedCpus();

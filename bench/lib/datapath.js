@@ -81,16 +81,24 @@ async function measure(test, port, seconds, ctx) {
       return parseWrk(r.stdout);
     }
     case 'bulk': {
-      const r = await run('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], {
-        cpu: load,
-        timeoutMs,
-      });
-      try {
-        const j = JSON.parse(r.stdout);
+      // The server serves one test at a time; through a proxy it may still be closing the last one.
+      for (let tries = 0; ; tries++) {
+        const r = await run('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], {
+          cpu: load,
+          timeoutMs,
+        });
+        let j;
+        try {
+          j = JSON.parse(r.stdout);
+        } catch {
+          return { value: null, error: (r.stderr || r.stdout).trim().slice(0, 200) };
+        }
+        if (j.error && /busy/.test(j.error) && tries < 20) {
+          await sleep(250);
+          continue;
+        }
         if (j.error) return { value: null, error: j.error };
         return { value: j.end.sum_received.bits_per_second / 1e9 };
-      } catch {
-        return { value: null, error: (r.stderr || r.stdout).trim().slice(0, 200) };
       }
     }
     case 'rtt': {

@@ -11,7 +11,7 @@ function ms(x) {
 function failoverTable(f) {
   const lines = [];
   lines.push(
-    '| scenario | balancer | first client on new primary (median) | mirrorlb ÷ this | to demoted member after demotion (median) | failed connects (median) | failure kinds (all runs) | old sessions closed after (median) | runs |',
+    '| scenario | balancer | first client on new primary (median, range) | mirrorlb ÷ this | to demoted member after demotion (median) | failed connects (median) | failure kinds (all runs) | old sessions closed after (median) | runs |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
   );
   for (const sc of f.scenarios) {
@@ -26,10 +26,12 @@ function failoverTable(f) {
             ? `still open at end (≥ ${fmt(row.window_ms / 1000, 1)} s)`
             : '–'
           : `${ms(row.old_sessions_closed_ms)}${row.old_sessions_left_open_runs ? ` (${row.old_sessions_left_open_runs} runs left some open)` : ''}`;
+      const reached = (row.failover_ms_all ?? []).filter((x) => x !== null);
+      const range = reached.length > 1 ? ` (${fmt(Math.min(...reached))}–${fmt(Math.max(...reached))})` : '';
       const failover =
         row.failover_ms === null
           ? 'never'
-          : `${ms(row.failover_ms)}${row.never_reached_new ? ` (${row.never_reached_new} runs never)` : ''}`;
+          : `${ms(row.failover_ms)}${range}${row.never_reached_new ? `, ${row.never_reached_new} runs never` : ''}`;
       lines.push(
         `| ${sc.label} | ${LABELS[row.balancer] ?? row.balancer} | ${failover} | ${row.balancer === 'mirrorlb' ? '' : fmtRatio(row.mirrorlb_ratio)} | ${fmt(row.misrouted)} | ${fmt(row.failures)} | ${kinds || 'none'} | ${old} | ${row.runs} |`,
       );
@@ -149,13 +151,11 @@ export function markdown(result) {
       '',
     );
     if (d.tests.length) out.push(datapathTable(d), '');
-    if (d.rss)
-      out.push(
-        `### Memory with ${fmt(s.idle_sessions)} idle sessions`,
-        '',
-        rssTable(d.rss, s.idle_sessions),
-        '',
-      );
+    if (d.rss) {
+      out.push(`### Memory with ${fmt(s.idle_sessions)} idle sessions`, '');
+      if (s.idle_sessions_note) out.push(`(${s.idle_sessions_note}.)`, '');
+      out.push(rssTable(d.rss, s.idle_sessions), '');
+    }
     if (d.health_checks?.tests?.length) {
       out.push(
         "### Health checks' cost",
