@@ -218,9 +218,7 @@ if (fnet) {
       timing: { caseMs: Date.now() - started },
     });
   });
-}
 
-if (fnet) {
   await t.test(
     'SIGTERM while a backend connect is in flight: that client is closed, not left hanging',
     async (t) => {
@@ -275,6 +273,18 @@ if (fnet) {
       const exit = await Promise.race([lb.exited, sleep(5000).then(() => null)]);
       t.same(exit, { code: 0, signal: null }, 'exit 0 once the open session ended');
       waiting.destroy();
+      record(results, {
+        id: 'sigterm-connecting',
+        fault: 'SIGTERM while a backend connect is in flight',
+        description:
+          "a client accepted while the balancer's connect to ap1a hangs (its SYNs dropped), SIGTERM 300 ms later, the SYN let through after; one other session open throughout",
+        expected:
+          'the waiting client is closed at once (never handed to a member after shutdown began, never left hanging); the open session keeps working; exit 0 when it ends',
+        passed: t.counts.fail === 0,
+        closedAfterMs: endedAt === null ? null : endedAt - tTerm,
+        exit,
+        violationCount: 0,
+      });
     },
   );
 }

@@ -11,11 +11,15 @@ import { faultNet } from './lib/suite.js';
 
 const fnet = await faultNet(t, ['client', 'lb', 'ap1a', 'ap1b']);
 
-/** Nothing happened to ap1a's clients until the mirror moved the role. */
+/**
+ * ap1a kept the role and its sessions until the mirror moved the role: a broken status page
+ * alone cuts nothing. (A check that times out on a starved machine may hold new clients for a
+ * moment, which the contract allows; the matrix shows when ap1a stopped taking them.)
+ */
 function keptUntilSwitchover(t: Test, r: CaseResult): void {
   t.ok(
-    r.detectMs === null || r.detectMs >= 1500,
-    `ap1a kept taking clients until the switchover (${r.detectMs} ms)`,
+    r.cutMs === null || r.cutMs >= 1500,
+    `ap1a kept the role and its sessions until the switchover (${r.cutMs} ms)`,
   );
   t.ok(r.firstOnNewMs !== null, `clients reached ap1b ${r.firstOnNewMs} ms after the switchover`);
 }

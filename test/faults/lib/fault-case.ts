@@ -6,6 +6,7 @@ import {
   countSessions,
   demotions,
   firstGreeting,
+  isHoldTimeout,
   maxWaitMs,
   routableAfter,
   timeline,
@@ -65,6 +66,10 @@ export interface CaseResult {
   readonly sessions: ReturnType<typeof countSessions>;
   /** Sessions on ap1a (the faulty primary) that the far side closed after t_fault (after its greeting). */
   readonly cutOnOld: number;
+  /** Sessions on ap1b closed by the far side after t_fault (flapping takes the role from it too). */
+  readonly cutOnNew: number;
+  /** Sessions closed before the member's greeting reached the client (not at the hold timeout). */
+  readonly cutBeforeGreeting: number;
   /** t_fault → ap1a takes no new clients (null: it kept taking them, as it should for some faults). */
   readonly detectMs: number | null;
   /** t_fault → ap1a loses the role and its sessions are cut (null: it kept them). */
@@ -153,6 +158,10 @@ export async function runCase(t: Test, fnet: FaultNet, results: SuiteResults, sp
     passed: false,
     sessions: counts,
     cutOnOld: cutOn(sessions, 'ap1a', tFault),
+    cutOnNew: cutOn(sessions, 'ap1b', tFault),
+    cutBeforeGreeting: sessions.filter(
+      (s) => s.outcome === 'no_greeting' && !isHoldTimeout(s, HOLD_TIMEOUT_MS),
+    ).length,
     detectMs: unroutableAfter(tl, 'ap1a', tFault),
     cutMs: aCut === undefined ? null : aCut - tFault,
     rerouteMs: firstGreeting(sessions, 'ap1b', tFault),
