@@ -93,7 +93,8 @@ async function proxyChild() {
   // argv: proxy <variant> listenPort:backendPort ...
   const variant = argv.shift();
   const pairs = argv.filter((a) => /^\d+:\d+$/.test(a)).map((a) => a.split(':').map(Number));
-  const elu = monitorEventLoopDelay({ resolution: 1 });
+  // 10 ms, as prom-client samples it: a finer timer would itself wake the loop and cost latency.
+  const elu = monitorEventLoopDelay({ resolution: 10 });
   elu.enable();
   let sessions = 0;
   if (variant === 'naive') {
@@ -139,8 +140,8 @@ async function proxyChild() {
         process.send({ snapshot: v8.writeHeapSnapshot(`${TMP}/proxy.heapsnapshot`) }),
       );
     }
-    if (m === 'mem') {
-      globalThis.gc?.();
+    if (m === 'mem' || m === 'mem-gc') {
+      if (m === 'mem-gc') globalThis.gc?.();
       process.send({ mem: process.memoryUsage() });
     }
     if (m === 'eld') {
@@ -202,6 +203,7 @@ async function startTarget(name, i) {
   }
   // `mlb@/some/dist` runs another build of the data path (A/B of two versions in one run).
   const [kind, distDir] = name.split('@');
+  if (kind === 'daemon' || kind === 'daemon-semi') return startDaemon(name, lp, distDir);
   const variant = kind === 'naive' ? 'naive' : 'mlb';
   const execArgv = kind === 'mlb-semi' ? [...SEMI] : [];
   const env = { ...process.env, ...(kind === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
@@ -217,6 +219,60 @@ async function startTarget(name, i) {
   await new Promise((resolve) => child.on('message', (m) => m.ready && resolve()));
   await waitPort(lp.ka);
   return { name, pid: child.pid, proc: child, ports: lp };
+}
+
+/**
+ * The whole daemon (bin/mirrorlb.js, or `daemon@/build/dist` with schema/ beside dist/):
+ * three mirrors in front of the three backends, each with a primary whose check answers
+ * from a small HTTP server here and a backup whose check says FAILED, plus 4 more mirrors
+ * of 2 members checked at the default interval (issue 7: checks and metrics must not show).
+ */
+let checkServer = null;
+async function startDaemon(name, lp, distDir, waitForRouting = true) {
+  const http = await import('node:http');
+  if (!checkServer) {
+    checkServer = http.createServer((req, res) => {
+      const up = req.url.includes('/up/');
+      res.writeHead(up ? 200 : 503, { 'Content-Type': 'text/plain' });
+      res.end(up ? 'SUCCESS' : 'FAILED');
+    });
+    await new Promise((r) => checkServer.listen(BASE + 90, '127.0.0.1', r));
+  }
+  const check = (m, state) => `http://127.0.0.1:${BASE + 90}/${m}/${state}/csp/mirror_status.cxw`;
+  // Member addresses must be unique: backups and idle mirrors use other loopback addresses.
+  const mirror = (n, port, primary, backup) =>
+    `  - name: ${n}\n    listen: "127.0.0.1:${port}"\n    members:\n` +
+    `      - name: ${n}a\n        address: "${primary}"\n        check: "${check(n + 'a', 'up')}"\n` +
+    `      - name: ${n}b\n        address: "${backup}"\n        check: "${check(n + 'b', 'down')}"\n`;
+  let yml = 'mirrors:\n' + mirror('http', lp.ka, `127.0.0.1:${PORTS.nginx}`, `127.0.2.1:${PORTS.nginx}`);
+  yml += mirror('iperf', lp.iperf, `127.0.0.1:${PORTS.iperf}`, `127.0.2.1:${PORTS.iperf}`);
+  yml += mirror('sockperf', lp.sockperf, `127.0.0.1:${PORTS.sockperf}`, `127.0.2.1:${PORTS.sockperf}`);
+  for (let i = 0; i < 4; i++)
+    yml += mirror(`idle${i}`, lp.ka + 5 + i, `127.0.3.${i + 1}:1972`, `127.0.4.${i + 1}:1972`);
+  yml += `admin:\n  listen: "127.0.0.1:${lp.ka + 9}"\nlog:\n  level: warn\n`;
+  const file = `${TMP}/daemon-${lp.ka}.yml`;
+  writeFileSync(file, yml);
+  const main = distDir ? path.join(distDir, 'cli/main.js') : path.join(here, '..', 'dist/cli/main.js');
+  const extra = opt('node-flags', '').split(' ').filter(Boolean);
+  if (name.startsWith('daemon-semi')) extra.push(...SEMI);
+  const p = spawn(
+    process.execPath,
+    [
+      ...extra,
+      '--input-type=module',
+      '-e',
+      `import(${JSON.stringify(pathToFileURL(main).href)}).then((m) => m.main(['--config', ${JSON.stringify(file)}]))`,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  await waitPort(lp.ka);
+  // Routing starts once the first check answered: wait until a request goes through.
+  for (let i = 0; i < 100 && waitForRouting; i++) {
+    const r = await run('curl', ['-s', '-m', '1', `http://127.0.0.1:${lp.ka}/`]);
+    if (r.out.includes('ok')) break;
+    await sleep(100);
+  }
+  return { name, pid: p.pid, proc: p, ports: lp };
 }
 
 function eld(target) {
@@ -363,6 +419,7 @@ async function runBench() {
   } finally {
     for (const t of targets) t.proc.kill();
     for (const p of backends) p.kill();
+    checkServer?.close();
   }
 }
 
@@ -402,6 +459,7 @@ async function idleChild() {
 async function runIdle() {
   const n = Number(opt('sessions', '10000'));
   const name = opt('target', 'mlb');
+  const [kind, distDir] = name.split('@');
   mkdirSync(TMP, { recursive: true });
   // The echo backend and the clients live in their own processes (each side holds n fds).
   const backendPort = BASE + 333;
@@ -415,54 +473,66 @@ async function runIdle() {
   );
   await waitPort(backendPort);
   const lp = BASE + 334;
-  const execArgv = [...(name === 'mlb-semi' ? SEMI : []), '--expose-gc'];
-  const env = { ...process.env, ...(name === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
-  const variant = name === 'naive' ? 'naive' : 'mlb';
-  const proxy = fork(fileURLToPath(import.meta.url), ['proxy', variant, `${lp}:${backendPort}`, ...argv], {
-    execArgv,
-    env,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  try {
+  let proxy;
+  if (kind === 'daemon' || kind === 'daemon-semi') {
+    const ports = { ka: lp, iperf: lp + 1, sockperf: lp + 2 };
+    PORTS.nginx = backendPort; // the daemon's "http" mirror fronts the echo backend
+    proxy = (await startDaemon(name, ports, distDir, false)).proc;
+  } else {
+    const execArgv = [...(kind === 'mlb-semi' ? SEMI : []), '--expose-gc'];
+    const env = { ...process.env, ...(kind === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
+    const variant = kind === 'naive' ? 'naive' : 'mlb';
+    const childArgv = ['proxy', variant, `${lp}:${backendPort}`, ...argv];
+    if (distDir) childArgv.push('--dist', distDir);
+    proxy = fork(fileURLToPath(import.meta.url), childArgv, {
+      execArgv,
+      env,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     await new Promise((resolve) => proxy.on('message', (m) => m.ready && resolve()));
+  }
+  // Heap figures come from our own proxy child only (the daemon has no IPC channel).
+  const mem = (gc) =>
+    proxy.send
+      ? new Promise((resolve) => {
+          const on = (m) => {
+            if (m.mem) {
+              proxy.off('message', on);
+              resolve(m.mem);
+            }
+          };
+          proxy.on('message', on);
+          proxy.send(gc ? 'mem-gc' : 'mem');
+        })
+      : Promise.resolve(null);
+  try {
     await waitPort(lp);
-    // Warm the proxy up (code compiled, pools allocated) so "idle" is a running daemon.
+    // Warm up (code compiled, pools and young generation grown) so "idle" is a daemon that
+    // has carried traffic: 2 s of connection churn and echo traffic.
     await run('wrk', ['-t1', '-c20', '-d2s', `http://127.0.0.1:${lp}/`]).catch(() => undefined);
-    await sleep(1000);
-    const mem = () =>
-      new Promise((resolve) => {
-        const on = (m) => {
-          if (m.mem) {
-            proxy.off('message', on);
-            resolve(m.mem);
-          }
-        };
-        proxy.on('message', on);
-        proxy.send('mem');
-      });
-    const heap0 = await mem();
+    await sleep(2000);
+    const heap0 = await mem(false);
     const before = rssMb(proxy.pid);
     const clients = fork(fileURLToPath(import.meta.url), ['idle-clients', String(lp), String(n)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const r = await new Promise((resolve) => clients.on('message', resolve));
-    await sleep(2000);
-    const heap1 = await mem();
+    await sleep(3000);
+    const heap1 = await mem(false);
     const after = rssMb(proxy.pid);
-    const sessions =
-      (await eld({ proc: proxy }),
-      await new Promise((resolve) => {
-        proxy.once('message', (m) => resolve(m.sessions));
-        proxy.send('eld');
-      }));
+    const heap2 = await mem(true);
+    const afterGc = rssMb(proxy.pid);
     console.log(
-      `${name}: ${r.done} sessions linked (${r.failed} failed, proxy counts ${sessions}); RSS idle ${before.toFixed(1)} MB, with sessions ${after.toFixed(1)} MB, delta ${(after - before).toFixed(1)} MB (${(((after - before) * 1024) / Math.max(1, r.done)).toFixed(2)} KiB/session)`,
+      `${name}: ${r.done} sessions linked (${r.failed} failed); RSS idle ${before.toFixed(1)} MB, with sessions ${after.toFixed(1)} MB: +${(after - before).toFixed(1)} MB (${(((after - before) * 1024) / Math.max(1, r.done)).toFixed(2)} KiB/session, ${(((after - before) * 10000) / Math.max(1, r.done)).toFixed(1)} MB per 10,000)` +
+        (heap2 ? `; after a forced GC ${afterGc.toFixed(1)} MB` : ''),
     );
-    const mb = (x) => (x / 1048576).toFixed(1);
-    console.log(
-      `  heapUsed ${mb(heap0.heapUsed)} -> ${mb(heap1.heapUsed)} MB, heapTotal ${mb(heap0.heapTotal)} -> ${mb(heap1.heapTotal)} MB, external ${mb(heap0.external)} -> ${mb(heap1.external)} MB`,
-    );
-    if (opt('snapshot', '') === '1') {
+    if (heap0 && heap1 && heap2) {
+      const mb = (x) => (x / 1048576).toFixed(1);
+      console.log(
+        `  heapUsed ${mb(heap0.heapUsed)} -> ${mb(heap1.heapUsed)} MB (${mb(heap2.heapUsed)} after GC), heapTotal ${mb(heap0.heapTotal)} -> ${mb(heap1.heapTotal)} MB, external ${mb(heap0.external)} -> ${mb(heap1.external)} MB`,
+      );
+    }
+    if (opt('snapshot', '') === '1' && proxy.send) {
       await new Promise((resolve) => {
         proxy.on('message', (m) => m.snapshot && resolve(console.log(`  heap snapshot: ${m.snapshot}`)));
         proxy.send('snapshot');
@@ -472,6 +542,7 @@ async function runIdle() {
   } finally {
     proxy.kill();
     backend.kill();
+    checkServer?.close();
   }
 }
 
