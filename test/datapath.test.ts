@@ -50,6 +50,51 @@ for (const fastPath of [true, false]) {
     t.same(proxy.fastSockets, [fastPath, fastPath], 'client and backend sockets');
   });
 
+  for (const way of ['client → backend', 'backend → client'] as const) {
+    t.test(`${mode}: backpressure ${way}: a reader that stops stalls the writer, nothing lost`, async (t) => {
+      const total = 96 << 20;
+      const up = way === 'client → backend';
+      let backendSocket: net.Socket | null = null;
+      let sentHash: Promise<string> | null = null;
+      const port = await withBackend(t, (s) => {
+        backendSocket = s;
+        s.pause();
+        if (!up) sentHash = sendStream(s, 77, total);
+      });
+      const proxy = await withProxy(t, port, { fastPath });
+      const c = await connectTo(proxy.port);
+      if (up) sentHash = sendStream(c, 77, total);
+      else c.pause();
+      await waitFor(() => proxy.links.size === 1 && backendSocket !== null, 5000, 'the session');
+      const l = [...proxy.links][0];
+      const forwarded = (): number => (up ? l.bytesIn : l.bytesOut);
+      // Forwarding stops once kernel buffers and one high-water mark are full.
+      let last = -1;
+      let steadySince = Date.now();
+      await waitFor(
+        () => {
+          const now = forwarded();
+          if (now !== last) {
+            last = now;
+            steadySince = Date.now();
+          }
+          return now > 0 && Date.now() - steadySince > 500;
+        },
+        20_000,
+        'forwarding to stall',
+      );
+      t.ok(last < 64 << 20, `the proxy stalled after ${(last / 1048576).toFixed(1)} MB of ${total >> 20} MB`);
+      const reader = up ? (backendSocket as unknown as net.Socket) : c;
+      const got = receiveStream(reader);
+      reader.resume();
+      if (up) (backendSocket as unknown as net.Socket).end();
+      else c.end();
+      const r = await within(got, 30_000, 'the rest of the stream');
+      t.equal(r.bytes, total, 'every byte arrived once the reader resumed');
+      t.equal(r.hash, await sentHash, 'same hash');
+    });
+  }
+
   t.test(
     `${mode}: half-close client → backend: the FIN is forwarded and the reply still arrives`,
     async (t) => {

@@ -56,9 +56,9 @@ class Direction implements ReadSink {
 
   /** Returns false when the source must stop reading until the destination drains. */
   forward(buf: Buffer, n: number, owned: boolean): boolean {
-    this.bytes += n;
     const dst = this.dst;
     if (!dst.writable) return false; // the session is ending; its close path tears it down
+    this.bytes += n;
     let start = 0;
     // Direct only when nothing is queued on the stream: bytes must reach the kernel in order.
     if (this.fd >= 0 && dst.writableLength === 0) {
@@ -104,10 +104,9 @@ class Direction implements ReadSink {
     src.on('end', onSourceEnd);
     src.on('error', onSocketError);
     if (!isFast(src)) src.on('data', onSourceData);
-    for (const chunk of early) {
-      if (!this.forward(chunk, chunk.length, true)) return; // resumed on drain
-    }
-    src.resume();
+    let flowing = true;
+    for (const chunk of early) flowing = this.forward(chunk, chunk.length, true) && flowing;
+    if (flowing) src.resume(); // else resumed on drain
   }
 }
 
