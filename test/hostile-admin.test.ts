@@ -273,7 +273,7 @@ t.test('hostile admin requests in volume, while a session streams', async (t) =>
     id: 'admin-hostile',
     fault: 'hostile admin API requests',
     description:
-      '3,000 generated requests (13 methods incl. invalid ones, 23 paths incl. traversal, NUL, bad escapes, 8 KB paths, 12 kinds of wrong token, bodies shorter or longer than announced), 16 × 1 GiB bodies at once, 300 slowloris connections, 2,000 pipelined requests on one connection, while a proxied session streams',
+      '3,000 generated requests (13 methods incl. invalid ones, 23 paths incl. traversal, NUL, bad escapes, 8 KB paths, 12 kinds of wrong token, bodies shorter or longer than announced), 16 × 1 GiB bodies at once, 300 slowloris connections, 2,000 pipelined requests on one connection, while a proxied session streams (status 0: closed unanswered, which only CONNECT requests are: Node closes a CONNECT nobody handles)',
     expected:
       'a 4xx for each bad request, never a 5xx or a hung connection; no state change without the token; bodies never buffered; the proxied session undisturbed',
     passed: t.counts.fail === 0,
@@ -287,7 +287,7 @@ t.test('hostile admin requests in volume, while a session streams', async (t) =>
       rssBeforeKb: rssBefore,
       rssAfterKb: rssAfter,
       totalMs: Date.now() - started,
-      closedUnansweredSample: unanswered.slice(0, 5),
+      closedUnanswered: unanswered.length,
     },
   });
 });

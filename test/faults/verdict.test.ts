@@ -108,6 +108,24 @@ t.test('violations: each rule can fail', async (t) => {
   t.equal(bad.maxOutliveMs, 400);
 });
 
+t.test('a session is held to the demotion of the role span it was linked in', async (t) => {
+  const flap = [
+    log(0, 'primary found', { from: null, to: 'ap1a' }),
+    log(1000, 'failover', { from: 'ap1a', to: 'ap1b' }),
+    log(1100, 'failover', { from: 'ap1b', to: 'ap1a' }),
+    log(1500, 'failover', { from: 'ap1a', to: 'ap1b' }),
+  ];
+  const tl = timeline(flap, 'ap1');
+  const relinked = session({ tConnect: 1050, tGreet: 1105, tEnd: 1502, outcome: 'closed' });
+  t.same(violations([relinked], tl, 100), { list: [], maxOutliveMs: 2 }, 'linked after the re-promotion');
+  const kept = session({ tConnect: 900, tEnd: 1300, outcome: 'closed' });
+  t.same(
+    violations([kept], tl, 100).list.map((v) => v.rule),
+    ['outlived'],
+    'one that lived through a demotion is caught even if its member got the role back',
+  );
+});
+
 t.test('counts, waits and first greetings', async (t) => {
   const s = [
     session({ tConnect: 0, tEnd: 10 }),

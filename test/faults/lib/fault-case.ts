@@ -1,6 +1,8 @@
 import type { Test } from 'tap';
 import type { Proc } from './proc.js';
-import { record, type SuiteResults } from './results.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { record, resultsDir, type SuiteResults } from './results.js';
 import { balancerYaml, MIRROR_PORTS, sleep, stopLoad, type FaultNet } from './suite.js';
 import {
   countSessions,
@@ -193,6 +195,13 @@ export async function runCase(t: Test, fnet: FaultNet, results: SuiteResults, sp
   spec.check?.(t, result);
   result.passed = t.counts.fail === before;
   record(results, { ...result, sessionsSample: sample(sessions) });
+  // Everything the verdict came from, for reading a run by hand.
+  if (process.env.MIRRORLB_FAULT_DEBUG === '1') {
+    writeFileSync(
+      join(resultsDir(), `${spec.id}.debug.json`),
+      JSON.stringify({ tFault, tMirror, sessions, lb: lb.lines }),
+    );
+  }
 }
 
 /** Sessions greeted by `member` that the far side closed after `t0`. */

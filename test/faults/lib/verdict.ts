@@ -183,7 +183,11 @@ export function violations(
         detail: `greeted by ${s.member} at ${s.tGreet}, which took no new clients between ${s.tConnect} and then`,
       });
     }
-    const td = demotions(tl, s.member).find((d) => d >= lo && d <= s.tEnd + LOG_LAG_MS);
+    // The role span the session was linked in: the last one of its member that began before
+    // the greeting (a greeting can trail the demotion that cut its session by a moment).
+    const span = [...tl.holder].reverse().find((h) => h.member === s.member && h.from <= hi);
+    const td =
+      span !== undefined && span.to !== Infinity && span.to <= s.tEnd + LOG_LAG_MS ? span.to : undefined;
     if (td !== undefined) {
       const late = Math.max(0, s.tEnd - td);
       maxOutliveMs = Math.max(maxOutliveMs ?? 0, late);
