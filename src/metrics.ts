@@ -46,6 +46,7 @@ export class Metrics {
   readonly primaryConflicts: Counter<'mirror'>;
   readonly sessionsCut: Counter<'mirror' | 'member' | 'reason'>;
   readonly noPrimarySeconds: Histogram<'mirror'>;
+  readonly sessionsRedispatched: Counter<'mirror' | 'member'>;
 
   constructor(registry: Registry = new Registry(), opts: MetricsOptions = {}) {
     this.registry = registry;
@@ -141,6 +142,12 @@ export class Metrics {
       help: 'How long the mirror had no primary accepting clients, per failover',
       labelNames: ['mirror'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    });
+    this.sessionsRedispatched = new Counter({
+      name: 'mirrorlb_sessions_redispatched_total',
+      help: 'Sessions the member never answered, moved to the new primary instead of cut when it lost the role',
+      labelNames: ['mirror', 'member'],
       registers: r,
     });
     if (opts.hotPath === false) {

@@ -235,3 +235,41 @@ t.test('admin drain, disable, enable', async (t) => {
   t.notOk(lb.daemon.adminAction('ap1', 'nope', 'drain'));
   t.notOk(lb.daemon.adminAction('nope', 'ap1a', 'drain'));
 });
+
+t.test(
+  'a session the hung primary never answered moves to the new primary with its bytes replayed',
+  async (t) => {
+    const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+    const b = await withSim(t, { name: 'ap1b', role: 'backup' });
+    // A long interval: the hang is not noticed by a probe before the client is routed to it.
+    const lb = await withBalancer(t, yamlFor({ ap1: [a, b] }, 'health:\n  interval: 5s\n  fast_window: 1ms'));
+    const port = lb.port('ap1');
+    const warm = await whoAnswers(port);
+    t.equal(warm.member, 'ap1a');
+    warm.socket?.destroy();
+    await a.setRole('hang');
+    const c = await connect(port);
+    c.write('hello, ');
+    c.write('server');
+    t.ok(await eventually(() => a.accepted.length === 2, 5000), 'the client reached the hung member');
+    await b.setRole('primary');
+    lb.daemon.runtimes().get('ap1')!.monitor.kick();
+    const got = await readUpTo(c, 'ap1b\nhello, server'.length, 8000);
+    t.equal(
+      got.data.toString(),
+      'ap1b\nhello, server',
+      'greeted by the new primary, which echoed the replayed bytes',
+    );
+    t.ok(
+      await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.sessionCount('ap1a') === 0, 5000),
+      'the session to the hung member was closed',
+    );
+    const moved = (await lb.daemon.metrics.sessionsRedispatched.get()).values.find(
+      (v) => v.labels.member === 'ap1a',
+    );
+    t.equal(moved?.value, 1, 'counted as redispatched, not cut');
+    c.write('!');
+    t.equal((await readUpTo(c, 1, 3000)).data.toString(), '!', 'the moved session carries on');
+    c.destroy();
+  },
+);

@@ -78,6 +78,11 @@ export function setReadSink(socket: Socket, sink: ReadSink): Buffer[] {
 
 const NONE: Buffer[] = [];
 
+/** Detaches the socket from its sink: later reads are kept (as before a link) until the next `setReadSink`. */
+export function clearReadSink(socket: Socket): void {
+  (socket as FastSocket)[kSink] = undefined;
+}
+
 /** The sink set by `setReadSink` (undefined before). */
 export function readSinkOf(socket: Socket): ReadSink | undefined {
   return (socket as FastSocket)[kSink];

@@ -11,6 +11,8 @@ export interface PendingClient {
   readonly acceptedAt: number;
   /** Backend connects tried so far (for the retry backoff). */
   attempts: number;
+  /** Bytes the client sent to a member that never answered, to send first to the next one. */
+  readonly replay?: readonly Buffer[];
 }
 
 interface Entry {

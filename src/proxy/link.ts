@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { isFast, readSinkOf, setReadSink, type ReadSink } from './fastpath.js';
+import { clearReadSink, isFast, readSinkOf, setReadSink, type ReadSink } from './fastpath.js';
 
 /**
  * A link joins two connected sockets and forwards bytes both ways, unchanged and in
@@ -16,7 +16,20 @@ export interface Link {
   readonly bytesOut: number;
   /** Cuts both sockets at once (a demoted member, a disabled member, shutdown). */
   destroy(): void;
+  /**
+   * Gives the client back, untouched, when the member never sent it a byte: the backend is
+   * closed and the client's bytes so far are returned for replay to another member. Null
+   * once the member answered, the client ended, or it sent more than REPLAY_MAX_BYTES.
+   */
+  detachClient(): { readonly socket: Socket; readonly replay: readonly Buffer[] } | null;
 }
+
+/**
+ * Client bytes kept until the member's first byte. A member that never answered cannot have
+ * completed a handshake, so nothing the client sent can have been acted on; replaying those
+ * bytes to the new primary is safe, and beyond a handshake's size nothing is kept.
+ */
+export const REPLAY_MAX_BYTES = 16 * 1024;
 
 export interface LinkHooks {
   /** Called exactly once, when both sockets are closed. */
@@ -38,6 +51,9 @@ function directionOf(socket: Socket): Direction {
  */
 class Direction implements ReadSink {
   bytes = 0;
+  /** Client → backend only: copies of what was read, until the backend's first byte (see detachClient). */
+  replay: Buffer[] | null = null;
+  private replayBytes = 0;
   /** The destination's fd for direct writes, or -1 to always write through the stream. */
   private readonly fd: number;
   private waiting = false;
@@ -59,6 +75,7 @@ class Direction implements ReadSink {
     const dst = this.dst;
     if (!dst.writable) return false; // the session is ending; its close path tears it down
     this.bytes += n;
+    if (this.replay !== null) this.keep(buf, n, owned);
     let start = 0;
     // Direct only when nothing is queued on the stream: bytes must reach the kernel in order.
     if (this.fd >= 0 && dst.writableLength === 0) {
@@ -82,6 +99,15 @@ class Direction implements ReadSink {
     if (dst.write(chunk)) return true;
     this.waitForDrain();
     return false;
+  }
+
+  private keep(buf: Buffer, n: number, owned: boolean): void {
+    this.replayBytes += n;
+    if (this.session.out.bytes > 0 || this.replayBytes > REPLAY_MAX_BYTES) {
+      this.replay = null; // the member answered, or this is no handshake: nothing will be replayed
+      return;
+    }
+    this.replay!.push(owned ? buf.subarray(0, n) : Buffer.from(buf.subarray(0, n)));
   }
 
   private waitForDrain(): void {
@@ -146,6 +172,7 @@ class Session implements Link {
   readonly in: Direction;
   readonly out: Direction;
   private error: Error | null = null;
+  private detached = false;
   private clientClosed = false;
   private backendClosed = false;
   private reported = false;
@@ -157,6 +184,7 @@ class Session implements Link {
   ) {
     this.in = new Direction(this, client, backend);
     this.out = new Direction(this, backend, client);
+    this.in.replay = [];
   }
 
   get bytesIn(): number {
@@ -172,6 +200,24 @@ class Session implements Link {
     this.backend.destroy();
   }
 
+  detachClient(): { readonly socket: Socket; readonly replay: readonly Buffer[] } | null {
+    const c = this.client;
+    const replay = this.in.replay;
+    if (this.detached || replay === null || this.out.bytes > 0) return null;
+    if (c.destroyed || c.readableEnded || this.clientClosed || this.backend.readableEnded || this.error)
+      return null;
+    this.detached = true;
+    c.off('end', onSourceEnd);
+    c.off('error', onSocketError);
+    c.off('data', onSourceData);
+    c.off('close', onSocketClose);
+    clearReadSink(c);
+    c.pause();
+    this.clientClosed = true;
+    this.backend.destroy(); // its close reports the session; the client lives on elsewhere
+    return { socket: c, replay };
+  }
+
   /** One side's failure ends the session: the other side must not wait forever. */
   fail(err: Error): void {
     this.error ??= err;
@@ -183,7 +229,7 @@ class Session implements Link {
     else this.backendClosed = true;
     // A socket that closed before its FIN (a reset, or destroyed by someone else) takes its
     // peer with it. After its FIN it closes on its own or by onSourceEnd; its peer goes on.
-    if (!socket.readableEnded) this.destroy();
+    if (!socket.readableEnded && !this.detached) this.destroy();
     if (this.clientClosed && this.backendClosed && !this.reported) {
       this.reported = true;
       this.hooks.onClose({ error: this.error });

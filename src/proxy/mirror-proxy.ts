@@ -212,6 +212,8 @@ export class MirrorProxy {
           backend.destroy();
           return this.route(c);
         }
+        // Bytes the client sent to a member that never answered go first, in order.
+        for (const b of c.replay ?? []) backend.write(b);
         this.startSession(c, member, backend);
       },
       (err: ConnectError) => {
@@ -288,7 +290,7 @@ export class MirrorProxy {
         : this.monitor.members().find((m) => m.config.name === member)?.admin === 'disabled'
           ? 'disabled'
           : 'demoted';
-      this.lastEffect.cut += this.cut(member, reason);
+      this.lastEffect.cut += this.cut(member, reason, true);
     }
     // Connects still under way to a member that lost the role (a blackholed primary never
     // answers the SYN) are abandoned: their clients go where new clients go, now.
@@ -311,15 +313,45 @@ export class MirrorProxy {
     for (const c of clients) this.dial(c, primary);
   }
 
-  /** Cuts every session of `member` in one step. */
-  cut(member: string, reason: CutReason): number {
+  /**
+   * Cuts every session of `member` in one step. With `redispatch`, a session the member never
+   * sent a byte to (a hung member, a connect that raced the demotion) is not cut: its client
+   * goes where new clients go, with its bytes so far replayed (see Link.detachClient).
+   */
+  cut(member: string, reason: CutReason, redispatch = false): number {
     const set = this.sessions.get(member);
     if (!set || set.size === 0) return 0;
-    const n = set.size;
-    for (const s of [...set]) s.link.destroy();
-    this.metrics.sessionsCut.inc({ mirror: this.config.name, member, reason }, n);
-    this.log.warn({ member, sessions: n, reason }, 'sessions cut');
-    return n;
+    let cut = 0;
+    let moved = 0;
+    const now = performance.now();
+    for (const s of [...set]) {
+      const detached = redispatch ? s.link.detachClient() : null;
+      if (detached === null) {
+        s.link.destroy();
+        cut++;
+        continue;
+      }
+      moved++;
+      // The idle timer belonged to the old session.
+      detached.socket.setTimeout(0);
+      detached.socket.removeAllListeners('timeout');
+      this.route({
+        socket: detached.socket,
+        acceptedAt: now,
+        deadline: now + this.config.proxy.holdTimeoutMs,
+        attempts: 0,
+        replay: detached.replay,
+      });
+    }
+    if (cut > 0) {
+      this.metrics.sessionsCut.inc({ mirror: this.config.name, member, reason }, cut);
+      this.log.warn({ member, sessions: cut, reason }, 'sessions cut');
+    }
+    if (moved > 0) {
+      this.metrics.sessionsRedispatched.inc({ mirror: this.config.name, member }, moved);
+      this.log.info({ member, sessions: moved, reason }, 'unanswered sessions sent to the new primary');
+    }
+    return cut;
   }
 
   private reject(c: PendingClient, reason: string): void {
