@@ -18,9 +18,9 @@ const LAST_RUN = join(ROOT, 'test', 'faults', 'results', 'last-run.json');
 const DOC = join(ROOT, 'docs', 'reliability.md');
 
 /** Fault suites in the order the matrix lists them. */
-const FAULT_SUITES = ['network', 'process', 'status-page', 'roles'];
+const FAULT_SUITES = ['network', 'process', 'status-page', 'status-answer', 'roles'];
 const OPERATIONS_SUITES = ['operations', 'stack'];
-const HOSTILE_SUITES = ['hostile-config-check', 'hostile-config-run', 'hostile-admin', 'hostile-clients'];
+const HOSTILE_SUITES = ['hostile-config-1', 'hostile-config-2', 'hostile-admin', 'hostile-clients'];
 const ALL_SUITES = [...FAULT_SUITES, ...OPERATIONS_SUITES, ...HOSTILE_SUITES];
 
 function args() {
@@ -39,7 +39,8 @@ function merge(dir, previous) {
   const found = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
   for (const f of found) {
     const s = JSON.parse(readFileSync(join(dir, f), 'utf8'));
-    if (!ALL_SUITES.includes(s.suite)) continue;
+    // A suite file another run is still writing (or one that crashed) is not a result.
+    if (!ALL_SUITES.includes(s.suite) || s.complete !== true) continue;
     // Samples of sessions help read a failed run; the record keeps the verdicts only.
     for (const c of s.cases) delete c.sessionsSample;
     const old = suites.get(s.suite);

@@ -12,7 +12,7 @@ import { newResults, record } from './faults/lib/results.js';
 import { connect, httpRequest, readGreeting, readUpTo, withSim } from './helpers/sim.js';
 
 const TOKEN = 'hostile-admin-token-0123456789abcdef';
-const results = newResults('hostile-admin', 'hostile', {});
+const results = newResults(t, 'hostile-admin', 'hostile', {});
 
 interface Exchange {
   /** Status of the first answer (0: none). */

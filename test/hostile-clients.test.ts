@@ -11,7 +11,7 @@ import { newResults, record } from './faults/lib/results.js';
 import { within } from './helpers/http.js';
 import { eventually, httpRequest, readGreeting, readUpTo, withSim } from './helpers/sim.js';
 
-const results = newResults('hostile-clients', 'hostile', {});
+const results = newResults(t, 'hostile-clients', 'hostile', {});
 void freePort;
 
 /** Connects `count` clients, `concurrency` at a time; each closes (FIN or RST) as soon as it is connected. */

@@ -270,7 +270,7 @@ if (fnet) {
     ap1.destroy();
     ap2.destroy();
 
-    record(newResults('stack', 'fault', { hosts: fnet.net.hosts }), {
+    record(newResults(t, 'stack', 'fault', { hosts: fnet.net.hosts }), {
       id: 'stack-failover',
       fault: 'compose/sim.yml: `failover.sh ap1 crash`',
       description:

@@ -11,7 +11,7 @@ import { faultNet } from './lib/suite.js';
 const fnet = await faultNet(t, ['client', 'lb', 'ap1a', 'ap1b']);
 
 if (fnet) {
-  const results = newResults('network', 'fault', { hosts: fnet.net.hosts });
+  const results = newResults(t, 'network', 'fault', { hosts: fnet.net.hosts });
   const lostTheRole = (t: Test, r: CaseResult): void => {
     t.ok(r.cutMs !== null, `ap1a lost the role (after ${r.cutMs} ms) and its sessions were cut`);
     t.ok(r.firstOnNewMs !== null, `clients reached ap1b ${r.firstOnNewMs} ms after it became primary`);

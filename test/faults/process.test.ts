@@ -11,7 +11,7 @@ import { faultNet } from './lib/suite.js';
 const fnet = await faultNet(t, ['client', 'lb', 'ap1a', 'ap1b']);
 
 if (fnet) {
-  const results = newResults('process', 'fault', { hosts: fnet.net.hosts });
+  const results = newResults(t, 'process', 'fault', { hosts: fnet.net.hosts });
 
   await t.test('SIGKILL: the primary process is killed', (t) =>
     runCase(t, fnet, results, {

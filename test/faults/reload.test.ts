@@ -28,7 +28,7 @@ const of = (sessions: readonly SessionRecord[], mirror: string): SessionRecord[]
   sessions.filter((s) => s.mirror === mirror);
 
 if (fnet) {
-  const results = newResults('operations', 'fault', { hosts: fnet.net.hosts });
+  const results = newResults(t, 'operations', 'fault', { hosts: fnet.net.hosts });
   const file = join(fnet.dir, 'mirrorlb.yml');
   const configA = balancerYaml(MIRRORS, fnet.token);
   // ap1 changes (its own health and proxy settings); its members keep address and checks.

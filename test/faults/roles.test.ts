@@ -14,7 +14,7 @@ const FLAP_EVERY_MS = 100;
 const FLAP_FOR_MS = 10_000;
 
 if (fnet) {
-  const results = newResults('roles', 'fault', { hosts: fnet.net.hosts });
+  const results = newResults(t, 'roles', 'fault', { hosts: fnet.net.hosts });
 
   await t.test('both members claim primary', (t) =>
     runCase(t, fnet, results, {

@@ -3,8 +3,8 @@
  * test/config-hostile.test.ts checks in-process) through the real command line, as an
  * operator meets it: each file in its own `mirrorlb` process with a bare environment must
  * exit 1 with nothing but `FILE:LINE:COL: message` lines on stderr: no stack trace, nothing
- * on stdout, no daemon started. Used by test/hostile-config-check.test.ts (`mirrorlb check
- * --config F`) and test/hostile-config-run.test.ts (`mirrorlb --config F`).
+ * on stdout, no daemon started, for `mirrorlb check --config F` and `mirrorlb --config F`. The
+ * corpus is split over test/hostile-config-1.test.ts and test/hostile-config-2.test.ts.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
@@ -81,42 +81,49 @@ export function corpus(tmp: string): string[] {
   ];
 }
 
-/** Runs `args(file)` for every file of the corpus and asserts the refusal's shape. */
-export async function refusesEveryFile(
-  t: Test,
-  id: string,
-  command: string,
-  args: (file: string) => string[],
-): Promise<void> {
-  const files = corpus(t.testdir({}));
-  t.ok(files.length >= 44, `${files.length} files`);
-  const started = Date.now();
-  // Two at a time: tap runs two test files at once on this 2-core machine.
-  const runs = await pool(files, 2, async (file) => ({ file, r: await runCli(args(file)) }));
-  let slowest = 0;
-  const bad: string[] = [];
-  for (const { file, r } of runs) {
-    const shape = new RegExp(`^${escapeRe(file)}:\\d+:\\d+: \\S`);
-    slowest = Math.max(slowest, r.ms);
-    const lines = r.stderr.replace(/\n$/, '').split('\n');
-    const problems: string[] = [];
-    if (r.code !== 1) problems.push(`exit ${r.code}`);
-    if (r.stdout !== '') problems.push(`stdout: ${r.stdout.slice(0, 200)}`);
-    if (!(r.stderr.length > 0 && lines.every((l) => shape.test(l)))) {
-      problems.push(`stderr not FILE:LINE:COL lines: ${r.stderr.slice(0, 300)}`);
+const COMMANDS = [
+  { id: 'check', command: 'mirrorlb check --config F', args: (f: string) => ['check', '--config', f] },
+  { id: 'run', command: 'mirrorlb --config F', args: (f: string) => ['--config', f] },
+] as const;
+
+/**
+ * Runs both commands on every other file of the corpus (half `part` of two, so the corpus
+ * is split over two test files that tap runs side by side) and asserts each refusal's shape.
+ */
+export async function refusesEveryFile(t: Test, part: 1 | 2): Promise<void> {
+  const all = corpus(t.testdir({}));
+  t.ok(all.length >= 44, `${all.length} files in the corpus`);
+  const files = all.filter((_, i) => i % 2 === part - 1);
+  const results = newResults(t, `hostile-config-${part}`, 'hostile', {});
+  for (const { id, command, args } of COMMANDS) {
+    const started = Date.now();
+    // Two at a time: tap runs two test files at once on this 2-core machine.
+    const runs = await pool(files, 2, async (file) => ({ file, r: await runCli(args(file)) }));
+    let slowest = 0;
+    const bad: string[] = [];
+    for (const { file, r } of runs) {
+      const shape = new RegExp(`^${escapeRe(file)}:\\d+:\\d+: \\S`);
+      slowest = Math.max(slowest, r.ms);
+      const lines = r.stderr.replace(/\n$/, '').split('\n');
+      const problems: string[] = [];
+      if (r.code !== 1) problems.push(`exit ${r.code}`);
+      if (r.stdout !== '') problems.push(`stdout: ${r.stdout.slice(0, 200)}`);
+      if (!(r.stderr.length > 0 && lines.every((l) => shape.test(l)))) {
+        problems.push(`stderr not FILE:LINE:COL lines: ${r.stderr.slice(0, 300)}`);
+      }
+      if (/^\s+at /m.test(r.stderr) || /\b(TypeError|RangeError|ReferenceError)\b/.test(r.stderr)) {
+        problems.push('a stack trace or a raw JS error');
+      }
+      if (problems.length > 0) bad.push(`${file}: ${problems.join('; ')}`);
     }
-    if (/^\s+at /m.test(r.stderr) || /\b(TypeError|RangeError|ReferenceError)\b/.test(r.stderr)) {
-      problems.push('a stack trace or a raw JS error');
-    }
-    if (problems.length > 0) bad.push(`${file}: ${problems.join('; ')}`);
+    t.same(bad, [], `${command}: ${files.length} files, each exits 1 with only FILE:LINE:COL: message lines`);
+    record(results, {
+      id: `config-${id}-${part}`,
+      fault: `hostile config files through \`${command}\` (half ${part} of the corpus)`,
+      description: `${files.length} of the ${all.length} broken or hostile files (wrong types, YAML bombs, 3 MB files, unknown and duplicate keys, ports out of range, unset env variables, ...), each in its own \`${command}\` process with a bare environment`,
+      expected: 'exit 1 with `FILE:LINE:COL: message` lines only; no stack trace; nothing started',
+      passed: bad.length === 0,
+      figures: { files: files.length, slowestRunMs: slowest, totalMs: Date.now() - started },
+    });
   }
-  t.same(bad, [], `${command}: each run exits 1 with only FILE:LINE:COL: message lines`);
-  record(newResults(`hostile-${id}`, 'hostile', {}), {
-    id,
-    fault: `hostile config files through \`${command}\``,
-    description: `${files.length} broken or hostile files (wrong types, YAML bombs, 3 MB files, unknown and duplicate keys, ports out of range, unset env variables, ...), each in its own \`${command}\` process with a bare environment`,
-    expected: 'exit 1 with `FILE:LINE:COL: message` lines only; no stack trace; nothing started',
-    passed: bad.length === 0,
-    figures: { files: files.length, slowestRunMs: slowest, totalMs: Date.now() - started },
-  });
 }

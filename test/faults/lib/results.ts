@@ -15,6 +15,8 @@ export function resultsDir(): string {
 
 export interface SuiteResults {
   readonly suite: string;
+  /** False until the test file finished: a file another run is still writing is not merged. */
+  complete: boolean;
   readonly kind: 'fault' | 'hostile';
   readonly startedAt: string;
   finishedAt: string;
@@ -32,13 +34,16 @@ function commit(): string | null {
   }
 }
 
+/** New results of one suite; marked complete (and written) in the teardown of `t`, the test file's root. */
 export function newResults(
+  t: { teardown(fn: () => unknown): void },
   suite: string,
   kind: SuiteResults['kind'],
   settings: Record<string, unknown>,
 ): SuiteResults {
-  return {
+  const r: SuiteResults = {
     suite,
+    complete: false,
     kind,
     startedAt: new Date().toISOString(),
     finishedAt: new Date().toISOString(),
@@ -47,6 +52,12 @@ export function newResults(
     settings,
     cases: [],
   };
+  t.teardown(() => {
+    if (r.cases.length === 0) return;
+    r.complete = true;
+    write(r);
+  });
+  return r;
 }
 
 /** Adds (or replaces, by id) one case and rewrites the suite's file atomically. */
@@ -54,6 +65,10 @@ export function record(r: SuiteResults, c: Record<string, unknown> & { id: strin
   const i = r.cases.findIndex((x) => x.id === c.id);
   if (i >= 0) r.cases[i] = c;
   else r.cases.push(c);
+  write(r);
+}
+
+function write(r: SuiteResults): void {
   r.finishedAt = new Date().toISOString();
   const dir = resultsDir();
   mkdirSync(dir, { recursive: true });
