@@ -362,6 +362,23 @@ t.test('the accept hook keeps the server honest: connections counted, close wait
   t.ok(isFast(c) === false, 'the test client itself is a plain socket');
 });
 
+t.test('onListening reports whether accepted sockets take the fast path', async (t) => {
+  for (const fastPath of [true, false]) {
+    const seen: boolean[] = [];
+    const server = createProxyServer((s) => s.destroy(), { fastPath, onListening: (ok) => seen.push(ok) });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // A listener that is closed and opened again gets a new handle, hooked again.
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const c = await connectTo((server.address() as net.AddressInfo).port);
+    t.equal(isFast(await accepted), fastPath, `re-listened server, fastPath ${fastPath}`);
+    c.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    t.same(seen, [fastPath, fastPath]);
+  }
+});
+
 t.test('the accept hook declines a server without the expected internals', async (t) => {
   const fake = new EventEmitter() as unknown as net.Server;
   const results: boolean[] = [];

@@ -12,6 +12,11 @@ import { fastPathDefault, fastReadOption, isFast, markFast } from './fastpath.js
 export interface DataPathOptions {
   /** Read through the shared buffer (default: true unless MIRRORLB_DATAPATH=plain). */
   readonly fastPath?: boolean;
+  /**
+   * Server only: told on each listen whether accepted sockets take the fast path (false
+   * when it is off, or when this Node's server internals are not the expected ones).
+   */
+  readonly onListening?: (fastAccept: boolean) => void;
 }
 
 /** Whether `socket` reads through the fast path (for logs and tests). */
@@ -52,7 +57,9 @@ export function createProxyServer(
   opts: DataPathOptions = {},
 ): net.Server {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, onConnection);
-  if (opts.fastPath ?? fastPathDefault()) hookAccept(server, acceptedSocket);
+  const report = opts.onListening;
+  if (opts.fastPath ?? fastPathDefault()) hookAccept(server, acceptedSocket, report);
+  else if (report) server.prependListener('listening', () => report(false));
   return server;
 }
 
