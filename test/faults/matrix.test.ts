@@ -59,6 +59,7 @@ t.test('the committed last run: every suite, every case passed, nothing lost', a
       'flapping',
       'reload',
       'sigterm',
+      'sigterm-connecting',
       'stack-failover',
       'config-check-1',
       'config-run-1',
