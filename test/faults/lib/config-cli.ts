@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { newResults, record } from './results.js';
+import { warnIfStale } from './suite.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/mirrorlb.js', import.meta.url));
 const DIR = fileURLToPath(new URL('../../fixtures/config/hostile/', import.meta.url));
@@ -91,6 +92,7 @@ const COMMANDS = [
  * is split over two test files that tap runs side by side) and asserts each refusal's shape.
  */
 export async function refusesEveryFile(t: Test, part: 1 | 2): Promise<void> {
+  warnIfStale(t);
   const all = corpus(t.testdir({}));
   t.ok(all.length >= 44, `${all.length} files in the corpus`);
   const files = all.filter((_, i) => i % 2 === part - 1);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { SimMember } from '../../../src/sim/member.js';
 import { startProc, type Proc } from './proc.js';
-import { BIN } from './suite.js';
+import { BIN, warnIfStale } from './suite.js';
 
 /**
  * The real daemon as its own process on loopback (no namespaces, no root), for the hostile
@@ -40,6 +40,7 @@ export async function startDaemonProc(
   mirrors: Readonly<Record<string, readonly SimMember[]>>,
   opts: { token?: string; extra?: string; nofile?: number } = {},
 ): Promise<DaemonProc> {
+  warnIfStale(t);
   const port: Record<string, number> = {};
   const lines = ['mirrors:'];
   for (const [name, members] of Object.entries(mirrors)) {

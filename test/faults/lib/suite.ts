@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,34 @@ export interface FaultNet {
   control(member: string, what: 'role' | 'status', value: string): Promise<void>;
 }
 
+let staleChecked = false;
+
+/**
+ * The suites run the real bin/mirrorlb.js, which runs dist/: says so (once per process) when
+ * a file under src/ is newer than the build, since the run would then test old code.
+ */
+export function warnIfStale(t: { comment(...args: unknown[]): void }): void {
+  if (staleChecked) return;
+  staleChecked = true;
+  let built: number;
+  try {
+    built = statSync(join(ROOT, 'dist', 'cli', 'main.js')).mtimeMs;
+  } catch {
+    t.comment('dist/ is missing: run npx tsc -p tsconfig.json first');
+    return;
+  }
+  const newest = (dir: string): number =>
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
+      ),
+    );
+  if (newest(join(ROOT, 'src')) > built) {
+    t.comment('warning: src/ is newer than dist/; these tests run dist/ (npx tsc -p tsconfig.json)');
+  }
+}
+
 /** Why the suite cannot run here, or null. Under MIRRORLB_TEST_STRICT=1 the caller fails instead of skipping. */
 export async function unavailable(): Promise<string | null> {
   const why = await netnsUnavailable();
@@ -66,6 +94,7 @@ export async function faultNet(t: Test, hosts: readonly string[]): Promise<Fault
     else t.test(`fault suite (${why})`, { skip: why }, () => undefined);
     return null;
   }
+  warnIfStale(t);
   const net = await createNetwork(hosts);
   const dir = mkdtempSync(join(os.tmpdir(), 'mlbt-'));
   const agentPath = join(dir, 'agent.sock');
