@@ -181,9 +181,11 @@ export class Daemon {
 
   private updateMirror(rt: MirrorRuntime, m: MirrorConfig): void {
     const seed = new Map<string, { health: MemberHealth; admin: AdminState }>();
+    // Same name at the same address is the same member, even when its check URLs changed (a Web
+    // Gateway added): it keeps its role until the new checks say otherwise, so no session is cut.
     for (const s of rt.monitor.members()) {
       const same = m.members.find((n) => n.name === s.config.name);
-      if (same && JSON.stringify(same) === JSON.stringify(s.config))
+      if (same && formatHostPort(same.address) === formatHostPort(s.config.address))
         seed.set(s.config.name, { health: s.health, admin: s.admin });
     }
     rt.monitor.stop();
