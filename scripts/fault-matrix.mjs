@@ -108,7 +108,7 @@ function blackholeStatement(c) {
     `With every packet to and from the primary dropped (no RST, no ICMP), the balancer stopped sending new`,
     `clients to it **${ms(c.detectMs)}** after the blackhole began (its first check timed out: *suspect*;`,
     `new clients held, sessions kept) and took the role away, cutting its ${c.cutOnOld} open sessions,`,
-    `**${ms(c.cutMs)}** after (\`fall\` = 2 failed checks with its SuperServer port silent too). The mirror`,
+    `**${ms(c.cutMs)}** after (\`fall\` failed checks with its SuperServer port silent too). The mirror`,
     `promoted ap1b ${ms(c.timing.faultMs)} into the fault; the balancer sent clients to it **${ms(c.followMs)}**`,
     `later, and the first client greeted by ap1b arrived **${ms(c.firstOnNewMs)}** after the promotion,`,
     `**${ms(c.rerouteMs)}** after the blackhole began. Clients waited at most ${ms(c.maxWaitMs)}. ${outcome}`,
@@ -183,6 +183,48 @@ function simpleTable(cases) {
   return rows.join('\n');
 }
 
+const secs = (v) => (v % 1000 === 0 ? `${v / 1000} s` : `${v} ms`);
+
+/** Settings of the balancer, the load and the bounds, as the fault suites recorded them. */
+function settingsOf(run) {
+  const suite = run.suites.find((s) => s.kind === 'fault' && s.settings?.load);
+  return suite ? { ...suite.settings, defaults: suite.defaults } : null;
+}
+
+function setupText(run) {
+  const st = settingsOf(run);
+  if (!st) return 'The fault suites did not record their settings in this run.';
+  const h = st.defaults.health;
+  const p = st.defaults.proxy;
+  const l = st.load;
+  const overrides = Object.entries(st.overrides ?? {})
+    .map(([k, v]) => `\`${k}: ${v}\``)
+    .join(', ');
+  return [
+    `The balancer runs with the defaults of the build under test: checks every ${h.interval}, every`,
+    `${h.fast_interval} while something is wrong, a ${h.timeout} check timeout, \`rise\` ${h.rise}, \`fall\` ${h.fall},`,
+    `connect timeout ${p.connect_timeout}, hold timeout ${p.hold_timeout}; set apart from them: ${overrides}.`,
+    '',
+    `**Load.** During every case the client host runs ${l.short} clients with short sessions (4–12 round`,
+    `trips each), ${l.long} clients with one long session each, and ${l.arrivals} new sessions a second whatever`,
+    'the others are doing. Each round trip sends a frame `[seq][length][payload][sha256(payload)]` of',
+    '64 B – 16 KiB and checks its echo byte for byte, then its sequence number and checksum.',
+    '',
+    `**Timeline.** ${secs(st.warmMs)} of load, then the fault on the primary ap1a; ${secs(st.mirrorActsAfterMs)} later the mirror`,
+    'does what it would do (IRIS promotes the backup when the primary is gone or hung; a planned',
+    'switchover when only the status page is broken; the stale primary steps down after a split brain);',
+    'more load (2.5 s; the flapping case runs 10 s of flips instead); then the clients end their sessions.',
+    '',
+    '**Nothing lost** means, for every session: it completed with every frame intact, or it was closed',
+    '(FIN or RST) with every byte received until then correct — never a wrong, missing-then-continued or',
+    'reordered byte, never a session left hanging (no progress for 5 s); no new session reached a member',
+    'that, by the balancer’s own log, was not taking new clients at any moment between the client’s',
+    `connect and the member’s greeting; and no session stayed open more than ${secs(st.outliveBoundMs)} after its member lost`,
+    'the role. "Cut cleanly" sessions are the ones the contract says to close (rule 4: a member that',
+    'stops being primary has its sessions closed); they are not lost.',
+  ].join('\n');
+}
+
 function render(run) {
   const by = new Map(run.suites.map((s) => [s.suite, s]));
   const cases = (names) => names.flatMap((n) => by.get(n)?.cases ?? []);
@@ -241,26 +283,7 @@ function render(run) {
     '`client`. Namespaces and processes are removed when a test ends, failed or not, and a run first sweeps',
     'away what a crashed earlier run left.',
     '',
-    'The balancer runs with the default health settings (checks every 250 ms, every 50 ms while something',
-    'is wrong, 250 ms timeout, `rise` 1, `fall` 2, hold timeout 10 s) and `expect_body: SUCCESS`.',
-    '',
-    '**Load.** During every case the client host runs 6 clients with short sessions (4–12 round trips',
-    'each), 2 clients with one long session each, and 10 new sessions a second whatever the others are',
-    'doing. Each round trip sends a frame `[seq][length][payload][sha256(payload)]` of 64 B – 16 KiB and',
-    'checks its echo byte for byte, then its sequence number and checksum.',
-    '',
-    '**Timeline.** 1.5 s of load, then the fault on the primary ap1a; 1.5 s later the mirror does what it',
-    'would do (IRIS promotes the backup when the primary is gone or hung; a planned switchover when only',
-    'the status page is broken; the stale primary steps down after a split brain); 2.5 s more of load; then',
-    'the clients end their sessions.',
-    '',
-    '**Nothing lost** means, for every session: it completed with every frame intact, or it was closed',
-    '(FIN or RST) with every byte received until then correct — never a wrong, missing-then-continued or',
-    'reordered byte, never a session left hanging (no progress for 5 s); no new session reached a member',
-    'that, by the balancer’s own log, was not taking new clients at any moment between the client’s',
-    'connect and the member’s greeting; and no session stayed open more than 2 s after its member lost the',
-    'role. "Cut cleanly" sessions are the ones the contract says to close (rule 4: a member that stops',
-    'being primary has its sessions closed); they are not lost.',
+    setupText(run),
     '',
     '## The blackhole, plainly',
     '',

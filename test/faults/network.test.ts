@@ -4,14 +4,14 @@
  * the hardest case for any balancer) and its link taken down.
  */
 import t, { type Test } from 'tap';
-import { runCase, type CaseResult } from './lib/fault-case.js';
+import { CASE_SETTINGS, runCase, type CaseResult } from './lib/fault-case.js';
 import { newResults } from './lib/results.js';
 import { faultNet } from './lib/suite.js';
 
 const fnet = await faultNet(t, ['client', 'lb', 'ap1a', 'ap1b']);
 
 if (fnet) {
-  const results = newResults(t, 'network', 'fault', { hosts: fnet.net.hosts });
+  const results = newResults(t, 'network', 'fault', { hosts: fnet.net.hosts, ...CASE_SETTINGS });
   const lostTheRole = (t: Test, r: CaseResult): void => {
     t.ok(r.cutMs !== null, `ap1a lost the role (after ${r.cutMs} ms) and its sessions were cut`);
     t.ok(r.firstOnNewMs !== null, `clients reached ap1b ${r.firstOnNewMs} ms after it became primary`);

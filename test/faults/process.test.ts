@@ -4,14 +4,14 @@
  * the whole time. In both the mirror then promotes ap1b, as IRIS would.
  */
 import t, { type Test } from 'tap';
-import { runCase, type CaseResult } from './lib/fault-case.js';
+import { CASE_SETTINGS, runCase, type CaseResult } from './lib/fault-case.js';
 import { newResults } from './lib/results.js';
 import { faultNet } from './lib/suite.js';
 
 const fnet = await faultNet(t, ['client', 'lb', 'ap1a', 'ap1b']);
 
 if (fnet) {
-  const results = newResults(t, 'process', 'fault', { hosts: fnet.net.hosts });
+  const results = newResults(t, 'process', 'fault', { hosts: fnet.net.hosts, ...CASE_SETTINGS });
 
   await t.test('SIGKILL: the primary process is killed', (t) =>
     runCase(t, fnet, results, {

@@ -9,7 +9,7 @@ import { connect, readGreeting, readUpTo, withSim } from '../helpers/sim.js';
 
 // A member keeps its health over a reload when its name and address are unchanged, so changing
 // only its check URLs must not cut its sessions (src/daemon.ts updateMirror).
-t.test('a member whose check URLs change (same address) keeps its sessions', {}, async (t) => {
+t.test('a member whose check URLs change (same address) keeps its sessions', async (t) => {
   const a = await withSim(t, { name: 'ap1a', role: 'primary' });
   const b = await withSim(t, { name: 'ap1b', role: 'backup' });
   const yaml = yamlFor({ ap1: [a, b] });

@@ -4,7 +4,7 @@
  * every 100 ms for 10 s.
  */
 import t, { type Test } from 'tap';
-import { runCase, type CaseResult } from './lib/fault-case.js';
+import { CASE_SETTINGS, runCase, type CaseResult } from './lib/fault-case.js';
 import { newResults } from './lib/results.js';
 import { faultNet, sleep } from './lib/suite.js';
 
@@ -14,7 +14,7 @@ const FLAP_EVERY_MS = 100;
 const FLAP_FOR_MS = 10_000;
 
 if (fnet) {
-  const results = newResults(t, 'roles', 'fault', { hosts: fnet.net.hosts });
+  const results = newResults(t, 'roles', 'fault', { hosts: fnet.net.hosts, ...CASE_SETTINGS });
 
   await t.test('both members claim primary', (t) =>
     runCase(t, fnet, results, {

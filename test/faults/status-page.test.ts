@@ -4,6 +4,7 @@
  * ap1b (see test/faults/lib/status-cases.ts).
  */
 import t from 'tap';
+import { CASE_SETTINGS } from './lib/fault-case.js';
 import { newResults } from './lib/results.js';
 import { runStatusCases } from './lib/status-cases.js';
 import { faultNet } from './lib/suite.js';
@@ -11,6 +12,6 @@ import { faultNet } from './lib/suite.js';
 const fnet = await faultNet(t, ['client', 'lb', 'ap1a', 'ap1b']);
 
 if (fnet) {
-  const results = newResults(t, 'status-page', 'fault', { hosts: fnet.net.hosts });
+  const results = newResults(t, 'status-page', 'fault', { hosts: fnet.net.hosts, ...CASE_SETTINGS });
   await runStatusCases(t, fnet, results, ['status-dead', 'status-slow', 'status-garbage']);
 }

@@ -99,6 +99,15 @@ const WARM_MS = 1500;
 /** proxy.hold_timeout of the balancer under test (the default). */
 export const HOLD_TIMEOUT_MS = 10_000;
 
+/** What every fault suite records about its load and bounds (rendered into docs/reliability.md). */
+export const CASE_SETTINGS = {
+  load: LOAD,
+  outliveBoundMs: OUTLIVE_BOUND_MS,
+  warmMs: WARM_MS,
+  mirrorActsAfterMs: 1500,
+  overrides: { 'health.expect_body': 'SUCCESS', 'shutdown.drain_timeout': '20s' },
+} as const;
+
 export async function runCase(t: Test, fnet: FaultNet, results: SuiteResults, spec: CaseSpec): Promise<void> {
   const started = Date.now();
   for (const h of ['ap1a', 'ap1b']) await fnet.net.heal(h);
@@ -114,7 +123,7 @@ export async function runCase(t: Test, fnet: FaultNet, results: SuiteResults, sp
     targets: [{ mirror: 'ap1', host: 'lb', port: MIRROR_PORTS.ap1, ...LOAD }],
   });
   const ctx: CaseContext = { fnet, lb, sims, notes: {}, background: [] };
-  const faultMs = spec.faultMs ?? 1500;
+  const faultMs = spec.faultMs ?? CASE_SETTINGS.mirrorActsAfterMs;
   const afterMs = spec.afterMs ?? 2500;
 
   await sleep(WARM_MS);

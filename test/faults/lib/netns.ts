@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { childEnv } from './proc.js';
 
 /**
  * A throw-away network of hosts built from Linux network namespaces: one namespace per
@@ -31,7 +32,7 @@ export function run(
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: opts.env ?? process.env,
+      env: childEnv(opts.env),
     });
     let stdout = '';
     let stderr = '';

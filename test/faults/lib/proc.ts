@@ -29,6 +29,21 @@ export interface Proc {
   kill(): Promise<void>;
 }
 
+/**
+ * The environment for a child: the test runner's, without what makes tap instrument every
+ * Node process it sees (NODE_OPTIONS preloads, V8 coverage), so the balancer under test runs
+ * at its real speed and the timings in the matrix are its own.
+ */
+export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (k === 'NODE_OPTIONS' || k === 'NODE_V8_COVERAGE' || k.startsWith('_TAPJS_') || k.startsWith('TAP_'))
+      continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 export function startProc(
   name: string,
   argv: readonly string[],
@@ -36,7 +51,7 @@ export function startProc(
 ): Proc {
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: opts.env ?? process.env,
+    env: childEnv(opts.env),
     cwd: opts.cwd,
   });
   const lines: Array<Record<string, unknown>> = [];

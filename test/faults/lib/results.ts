@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { DEFAULTS } from '../../../src/config/defaults.js';
 
 /**
  * Where each suite of the fault and hostile tests leaves its results, one JSON file per
@@ -22,6 +23,8 @@ export interface SuiteResults {
   finishedAt: string;
   readonly machine: { cpus: number; kernel: string; node: string; loadavg: number[] };
   readonly commit: string | null;
+  /** The config defaults of the build under test (the fault cases run with them). */
+  readonly defaults: { readonly health: unknown; readonly proxy: unknown };
   readonly settings: Record<string, unknown>;
   readonly cases: Array<Record<string, unknown>>;
 }
@@ -49,6 +52,7 @@ export function newResults(
     finishedAt: new Date().toISOString(),
     machine: { cpus: os.cpus().length, kernel: os.release(), node: process.version, loadavg: os.loadavg() },
     commit: commit(),
+    defaults: { health: DEFAULTS.health, proxy: DEFAULTS.proxy },
     settings,
     cases: [],
   };
