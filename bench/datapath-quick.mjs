@@ -414,6 +414,15 @@ async function runBench() {
         }
         if (runs[0].ops) line += ` cpu ${median(runs.map((r) => (r.cpuMs * 1000) / r.ops)).toFixed(1)} us/op`;
         console.log(line);
+        // Paired: each round's ratio to haproxy measured next to it, then the median of those
+        // (drift on a busy machine hits both runs of a pair alike).
+        if (base && t.name !== 'haproxy') {
+          const paired = (f) => median(runs.map((r, i) => f(r) / f(base[i]))).toFixed(2);
+          let p = `         ${''.padEnd(10)} paired ratio ${paired((r) => r.value)}`;
+          if (runs[0].p99 !== undefined) p += ` p99 ${paired((r) => r.p99)} p99.9 ${paired((r) => r.p999)}`;
+          if (runs[0].ops) p += ` cpu/op ${paired((r) => r.cpuMs / r.ops)}`;
+          console.log(p);
+        }
       }
     }
   } finally {

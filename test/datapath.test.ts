@@ -379,6 +379,29 @@ t.test('onListening reports whether accepted sockets take the fast path', async 
   }
 });
 
+t.test('a socket factory that throws costs that client only: error event, connection closed', async (t) => {
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  let calls = 0;
+  hookAccept(server, (handle) => {
+    if (++calls === 1) throw new Error('factory failed');
+    return new net.Socket({ handle, allowHalfOpen: true } as net.SocketConstructorOpts);
+  });
+  const errors: string[] = [];
+  server.on('error', (e: Error) => errors.push(e.message));
+  server.on('connection', (s: net.Socket) => s.end('welcome'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.address() as net.AddressInfo).port;
+  const first = await connectTo(port);
+  const r1 = await readAll(first);
+  t.equal(r1.data, '', 'the first client is closed without a byte');
+  t.same(errors, ['factory failed']);
+  const second = await connectTo(port);
+  t.equal((await readAll(second)).data, 'welcome', 'the next client is served');
+  first.destroy();
+  second.destroy();
+});
+
 t.test('the accept hook declines a server without the expected internals', async (t) => {
   const fake = new EventEmitter() as unknown as net.Server;
   const results: boolean[] = [];

@@ -54,7 +54,15 @@ function wrap(server: net.Server, makeSocket: SocketFactory): boolean {
   const original = handle.onconnection;
   handle.onconnection = function onconnection(this: ServerHandle, err: number, clientHandle: unknown): void {
     if (err !== 0 || !clientHandle || server.maxConnections) return original.call(this, err, clientHandle);
-    const socket = makeSocket(clientHandle);
+    let socket: net.Socket;
+    try {
+      socket = makeSocket(clientHandle);
+    } catch (e) {
+      // Never an exception out of libuv's accept callback (it would take the process down).
+      (clientHandle as { close?: () => void }).close?.();
+      server.emit('error', e);
+      return;
+    }
     (internals._connections as number)++;
     // Both fields are what net.js reads when the socket is destroyed (to update _connections).
     (socket as unknown as SocketInternals).server = server;
