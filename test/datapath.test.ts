@@ -140,6 +140,37 @@ for (const fastPath of [true, false]) {
     },
   );
 
+  t.test(`${mode}: an idle timer on the client sees the member's writes as activity`, async (t) => {
+    const port = await withBackend(t, (s) => {
+      let n = 0;
+      const timer = setInterval(() => {
+        if (s.destroyed) return clearInterval(timer);
+        s.write('tick.');
+        if (++n === 24) {
+          clearInterval(timer);
+          s.end();
+        }
+      }, 50);
+    });
+    const proxy = await withProxy(t, port, { fastPath, idleMs: 300 });
+    const c = await connectTo(proxy.port);
+    // The client never writes: only the member's bytes (backend → client) keep the session busy.
+    const r = await readAll(c, 10_000);
+    t.equal(r.data, 'tick.'.repeat(24), 'every tick arrived');
+    t.ok(r.ended, 'ended by the member, not cut');
+    t.same(proxy.idleCuts, [], 'never cut as idle');
+    c.destroy();
+  });
+
+  t.test(`${mode}: an idle timer on the client cuts a quiet session`, async (t) => {
+    const proxy = await withProxy(t, await withBackend(t, () => undefined), { fastPath, idleMs: 300 });
+    const c = await connectTo(proxy.port);
+    const started = Date.now();
+    await readAll(c, 5000);
+    t.equal(proxy.idleCuts.length, 1, 'cut once');
+    t.ok(Date.now() - started >= 250, 'not before the idle timeout');
+  });
+
   t.test(`${mode}: destroy() cuts both sockets and reports once`, async (t) => {
     let backendClosed = false;
     const port = await withBackend(t, (s) => {

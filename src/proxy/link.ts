@@ -74,6 +74,9 @@ class Direction implements ReadSink {
   forward(buf: Buffer, n: number, owned: boolean): boolean {
     const dst = this.dst;
     if (!dst.writable) return false; // the session is ending; its close path tears it down
+    // The member's first byte ends any chance of a replay: free the client's kept bytes now
+    // rather than hold them for the life of an idle session.
+    if (this.bytes === 0 && this === this.session.out) this.session.in.replay = null;
     this.bytes += n;
     if (this.replay !== null) this.keep(buf, n, owned);
     let start = 0;
@@ -87,6 +90,9 @@ class Direction implements ReadSink {
           return false;
         }
       }
+      // A write through the stream re-arms the socket's idle timer (setTimeout); one that
+      // bypasses it must do so too, or a session busy only this way would be cut as idle.
+      if (dst.timeout) refreshIdleTimer(dst);
       if (start === n) return true;
     }
     let chunk: Buffer;
@@ -252,6 +258,10 @@ export function link(client: Socket, backend: Socket, hooks: LinkHooks): Link {
   const session = new Session(client, backend, hooks);
   session.start();
   return session;
+}
+
+function refreshIdleTimer(socket: Socket): void {
+  (socket as unknown as { _unrefTimer?: () => void })._unrefTimer?.();
 }
 
 function fdOf(socket: Socket): number {

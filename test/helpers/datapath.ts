@@ -14,12 +14,16 @@ export interface ProxyUnderTest {
   /** For each accepted client and each backend: did it read through the fast path? */
   readonly fastSockets: boolean[];
   readonly server: net.Server;
+  /** Links cut by the idle timeout. */
+  readonly idleCuts: number[];
 }
 
 export interface ProxyOptions {
   readonly fastPath?: boolean;
   /** Delay before connecting the backend (a client held while there is no primary). */
   readonly holdMs?: number;
+  /** An idle timeout on the client socket that cuts the link, as mirror-proxy's idle_timeout does. */
+  readonly idleMs?: number;
 }
 
 /**
@@ -34,6 +38,7 @@ export async function withProxy(
   const links = new Set<Link>();
   const closes: Array<{ error: Error | null }> = [];
   const fastSockets: boolean[] = [];
+  const idleCuts: number[] = [];
   const dpOpts = opts.fastPath === undefined ? {} : { fastPath: opts.fastPath };
   const clients = new Set<net.Socket>();
   const server = createProxyServer((client) => {
@@ -53,6 +58,12 @@ export async function withProxy(
             },
           });
           links.add(l);
+          if (opts.idleMs) {
+            client.setTimeout(opts.idleMs, () => {
+              idleCuts.push(Date.now());
+              l.destroy();
+            });
+          }
         },
         () => client.destroy(),
       );
@@ -66,7 +77,7 @@ export async function withProxy(
     for (const c of clients) c.destroy();
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
-  return { port: (server.address() as net.AddressInfo).port, links, closes, fastSockets, server };
+  return { port: (server.address() as net.AddressInfo).port, links, closes, fastSockets, server, idleCuts };
 }
 
 /** A backend whose behaviour the test scripts: `onSocket` gets each accepted socket. */
