@@ -78,7 +78,8 @@ function clientsSaw(c) {
 }
 
 function verdict(c) {
-  return c.passed ? 'pass' : '**FAIL**';
+  if (!c.passed) return '**FAIL**';
+  return c.knownIssue ? 'pass, with a known issue' : 'pass';
 }
 
 function faultTable(cases) {
@@ -165,6 +166,8 @@ function caseDetails(c) {
     lines.push(`- **Violations (${c.violationCount}):**`);
     for (const v of c.violations ?? []) lines.push(`  - ${v.rule}: ${esc(v.detail)}`);
   }
+  if (c.note) lines.push(`- **Note:** ${c.note}.`);
+  if (c.knownIssue) lines.push(`- **Known issue:** ${c.knownIssue}.`);
   lines.push(`- **Result:** ${verdict(c)}.`);
   return lines.join('\n');
 }
@@ -175,6 +178,21 @@ function label(k) {
     .replace(/([A-Z])/g, ' $1')
     .toLowerCase()
     .trim();
+}
+
+/** Daemon bugs these suites found and still show (their checks are marked todo until fixed). */
+function knownIssues(cases) {
+  const open = cases.filter((c) => c.knownIssue);
+  if (open.length === 0) return [];
+  return [
+    '## Known issues',
+    '',
+    'Found by these suites and not fixed in the build that ran; their failing checks run and show as',
+    '`not ok # TODO` so that the suite stays green until the fix lands.',
+    '',
+    ...open.map((c) => `- **${esc(c.fault)}:** ${c.knownIssue}.`),
+    '',
+  ];
 }
 
 function simpleTable(cases) {
@@ -305,6 +323,7 @@ function render(run) {
     '',
     simpleTable(hostile),
     '',
+    ...knownIssues([...faults, ...ops, ...hostile]),
     '## Each case',
     '',
     ...[...faults, ...ops, ...hostile].flatMap((c) => [caseDetails(c), '']),

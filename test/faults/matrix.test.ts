@@ -68,6 +68,7 @@ t.test('the committed last run: every suite, every case passed, nothing lost', a
       'admin-hostile',
       'vanishing-clients',
       'fd-exhaustion',
+      'held-clients-vanish',
     ],
     'every case of the issue is in the matrix',
   );
