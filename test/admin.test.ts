@@ -376,3 +376,17 @@ t.test('listen twice is an error, close any number of times is fine', async (t) 
   await lb.admin.close();
   await t.rejects(httpRequest(port, '/healthz', { timeoutMs: 2000 }), { code: 'ECONNREFUSED' });
 });
+
+t.test('CONNECT gets a 405 answer, not a silent close', async (t) => {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const lb = await withBalancer(t, yamlFor({ ap1: [a] }));
+  const s = net.connect(lb.adminPort(), '127.0.0.1');
+  s.on('error', () => undefined);
+  s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+  const answer = await new Promise<string>((resolve) => {
+    let buf = '';
+    s.on('data', (d: Buffer) => (buf += d.toString()));
+    s.on('close', () => resolve(buf));
+  });
+  t.match(answer, /^HTTP\/1\.1 405 /);
+});

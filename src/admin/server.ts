@@ -38,6 +38,10 @@ export class AdminServer {
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     // Unparseable HTTP gets a plain 400 when the socket can still take it, never a crash.
+    // CONNECT never reaches the request handler; answer it like any other unsupported method.
+    this.server.on('connect', (_req, socket) =>
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'),
+    );
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return void socket.destroy();
       const status =
