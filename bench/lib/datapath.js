@@ -180,14 +180,16 @@ async function startTarget(target, backendAddr, ctx, nginx) {
       return { port: p, pid: lb.proc.pid, stop: () => lb.stop() };
     }
     case 'mirrorlb':
+    case 'mirrorlb-nometrics':
     case 'mirrorlb-4mirrors': {
-      const mirrors = await mirrorsFor(backendAddr, nginx, target === 'mirrorlb' ? 0 : 3);
+      const mirrors = await mirrorsFor(backendAddr, nginx, target === 'mirrorlb-4mirrors' ? 3 : 0);
       const lb = await startMirrorlb({
         repoRoot: ctx.repoRoot,
         label: `datapath-${target}`,
         mirrors,
         cpu: ctx.cpus.balancer,
         logDir: ctx.logDir,
+        extra: target === 'mirrorlb-nometrics' ? (metricsSwitch(ctx.repoRoot) ?? '') : '',
       });
       return { port: lb.port, pid: lb.proc.pid, stop: () => lb.stop() };
     }
@@ -418,7 +420,15 @@ export async function runDatapath(ctx) {
     }
 
     const off = metricsSwitch(ctx.repoRoot);
-    if (!off) {
+    if (off) {
+      // The same daemon with per-connection metrics off: what counting costs the data path.
+      results.metrics = { note: 'metrics.enabled true vs false, 1 mirror of 2 members', tests: [] };
+      for (const test of hcTests) {
+        const addr = test.id === 'rtt' ? `127.0.0.1:${backends.sockperf.port}` : nginxAddr;
+        const samples = await runTest(test, ['mirrorlb', 'mirrorlb-nometrics'], addr, ctx, backends.nginx);
+        results.metrics.tests.push(summarizeTest(test, samples, 'mirrorlb'));
+      }
+    } else {
       results.metrics = {
         skipped:
           'mirrorlb has no switch to turn metrics off (no metrics.enabled in schema/mirrorlb.schema.json)',

@@ -87,11 +87,11 @@ function rssTable(rss, n) {
   return lines.join('\n');
 }
 
-function healthTable(hc) {
-  const lines = ['| test | 1 mirror | 4 mirrors | 4 ÷ 1 |', '| --- | ---: | ---: | ---: |'];
+function healthTable(hc, other = 'mirrorlb-4mirrors', head = '| test | 1 mirror | 4 mirrors | 4 ÷ 1 |') {
+  const lines = [head, '| --- | ---: | ---: | ---: |'];
   for (const t of hc.tests) {
     const a = t.targets.mirrorlb;
-    const b = t.targets['mirrorlb-4mirrors'];
+    const b = t.targets[other];
     if (t.test === 'rtt') {
       for (const [k, name] of [
         ['p50', 'p50'],
@@ -163,6 +163,16 @@ export function markdown(result) {
         `mirrorlb with ${d.health_checks.note}.`,
         '',
         healthTable(d.health_checks),
+        '',
+      );
+    }
+    if (d.metrics?.tests?.length) {
+      out.push(
+        "### Metrics' cost",
+        '',
+        `mirrorlb with ${d.metrics.note}.`,
+        '',
+        healthTable(d.metrics, 'mirrorlb-nometrics', '| test | metrics on | metrics off | off ÷ on |'),
         '',
       );
     }
