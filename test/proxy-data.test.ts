@@ -3,24 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { withBalancer, yamlFor } from './helpers/balancer.js';
+import { withBackend } from './helpers/datapath.js';
 import { connect, readGreeting, readUpTo, withSim } from './helpers/sim.js';
-
-/** A backend whose behaviour the test scripts: `onSocket` gets each accepted socket. */
-async function withBackend(t: Tap.Test, onSocket: (s: net.Socket) => void): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    onSocket(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return (server.address() as net.AddressInfo).port;
-}
 
 function sha(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
