@@ -269,16 +269,9 @@ t.test('file descriptors run out (ulimit -n 128): refused politely, sessions kep
   });
 });
 
-// Found by the vanishing-clients case. A held client is accepted paused (src/proxy/sockets.ts,
-// pauseOnConnect: its bytes wait in the kernel) and src/proxy/hold.ts counts on the socket's
-// 'close' to drop it ("a client that gives up while held leaves the queue at once"). A socket
-// that is not read never sees its peer's FIN or RST, so a vanished client stays in the queue,
-// holding a descriptor and a proxy.max_held slot, until its hold_timeout: clients that connect
-// and vanish can keep a mirror without a primary full, and real clients are then closed at once
-// (hold_full). Also to fix with it: MirrorProxy.updateHeld() (src/proxy/mirror-proxy.ts) sets
-// mirrorlb_held_connections only on add, release and wake, not when HoldQueue drops a client.
-// The failing checks are marked todo, so they run and show as "not ok # TODO" (a todo test
-// would not run at all in tap 21).
+// A held client that resets or leaves (src/proxy/hold.ts) frees its hold-queue place at once, so
+// clients that connect and vanish cannot keep a mirror without a primary full (hold_full), and
+// mirrorlb_held_connections follows.
 t.test('held clients that vanish free their place in the hold queue', async (t) => {
   const b = await withSim(t, { name: 'ap9b', role: 'backup' });
   const MAX_HELD = 20;
@@ -295,11 +288,7 @@ t.test('held clients that vanish free their place in the hold queue', async (t) 
   const vanishing = await Promise.all(Array.from({ length: MAX_HELD }, open));
   t.ok(await eventually(async () => (await heldClients(d)) === MAX_HELD, 5000), `${MAX_HELD} clients held`);
   for (const s of vanishing) s.resetAndDestroy();
-  const todo =
-    'daemon bug: a held client that disconnects is not noticed until its hold timeout (paused socket)';
-  t.ok(await eventually(async () => (await heldClients(d)) === 0, 2000), 'the hold queue empties at once', {
-    todo,
-  });
+  t.ok(await eventually(async () => (await heldClients(d)) === 0, 2000), 'the hold queue empties at once');
 
   // A real client now: the contract holds it (rule 5), it must not be refused for a full queue.
   const real = await open();
@@ -310,11 +299,10 @@ t.test('held clients that vanish free their place in the hold queue', async (t) 
   const connectedAt = Date.now();
   await new Promise((r) => setTimeout(r, 1000));
   t.equal(closedAt, null, 'a new client is held, not closed for a full queue', {
-    todo,
     closedAfterMs: closedAt === null ? null : closedAt - connectedAt,
   });
   const gauge = metric(await scrape(d), 'mirrorlb_held_connections');
-  // Guards the fix of the bug above: dropping a vanished client must update the gauge too.
+  // Dropping a vanished client updates the gauge too.
   const heldNow = await heldClients(d);
   t.equal(gauge, heldNow, 'mirrorlb_held_connections counts the clients held');
   real.destroy();
@@ -325,8 +313,6 @@ t.test('held clients that vanish free their place in the hold queue', async (t) 
     expected:
       'the vanished clients leave the hold queue at once, so the new client is held (rule 5) rather than closed for a full queue',
     passed: t.counts.fail === 0,
-    knownIssue:
-      'a held client is read only once it is linked (accepted paused), so its FIN or RST goes unseen: it keeps its place in the hold queue, a descriptor and a `max_held` slot until `hold_timeout`; clients that connect and vanish can keep a mirror without a primary full, and new clients are then closed at once (`hold_full`)',
     figures: {
       heldAfterVanishing: heldNow,
       newClientClosedAfterMs: closedAt === null ? null : closedAt - connectedAt,

@@ -28,6 +28,9 @@ interface Entry {
 export class HoldQueue {
   private readonly entries = new Set<Entry>();
 
+  /** `onGone` runs when a held client leaves by itself (closed, reset), for the held gauge. */
+  constructor(private readonly onGone: () => void = () => {}) {}
+
   get size(): number {
     return this.entries.size;
   }
@@ -43,10 +46,17 @@ export class HoldQueue {
         },
         Math.max(0, wakeInMs),
       ),
-      // A client that gives up while held leaves the queue at once.
-      onClose: () => this.remove(entry),
+      // A client that gives up while held leaves the queue at once. A FIN before any byte
+      // ('end' can only come first when nothing was read) is a client that left: close it too.
+      onClose: () => {
+        if (!this.entries.has(entry)) return;
+        this.remove(entry);
+        client.socket.destroy();
+        this.onGone();
+      },
     };
     client.socket.once('close', entry.onClose);
+    client.socket.once('end', entry.onClose);
     this.entries.add(entry);
   }
 
@@ -54,6 +64,7 @@ export class HoldQueue {
     this.entries.delete(e);
     clearTimeout(e.timer);
     e.client.socket.off('close', e.onClose);
+    e.client.socket.off('end', e.onClose);
   }
 
   /** Removes and returns every held client, oldest first. */

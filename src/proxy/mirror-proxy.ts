@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.js';
 import { HoldQueue, type PendingClient } from './hold.js';
 import { link, type Link } from './link.js';
 import type { Resolver } from './resolver.js';
-import { connectBackend, ConnectError, createProxyServer } from './sockets.js';
+import { connectBackend, ConnectError, createProxyServer, isFastSocket } from './sockets.js';
 
 interface Session {
   readonly member: string;
@@ -36,7 +36,7 @@ export class MirrorProxy {
   private config: MirrorConfig;
   private monitor: MirrorMonitor;
   private readonly server: net.Server;
-  private readonly held = new HoldQueue();
+  private readonly held = new HoldQueue(() => this.updateHeld());
   private readonly sessions = new Map<string, Set<Session>>();
   /** Clients whose backend connect is under way, with the attempt that owns them. */
   private readonly connecting = new Map<PendingClient, { readonly member: string }>();
@@ -178,6 +178,9 @@ export class MirrorProxy {
     if (this.state !== 'listening') return this.reject(c, 'shutdown');
     if (this.held.size >= this.config.proxy.maxHeld) return this.reject(c, 'hold_full');
     this.held.add(c, wakeInMs, (woken) => this.wake(woken));
+    // A fast socket reads once into its early-bytes stash and stops (fastpath.ts), so a held
+    // client that resets or leaves is seen at once; a plain socket stays paused until linked.
+    if (isFastSocket(c.socket)) c.socket.resume();
     this.updateHeld();
   }
 
