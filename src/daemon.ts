@@ -56,7 +56,7 @@ export class Daemon {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`daemon already ${this.state}`);
     this.state = 'running';
-    for (const m of this.config.mirrors) await this.addMirror(m, new Map());
+    for (const m of this.config.mirrors) await this.addMirror(m);
   }
 
   /**
@@ -75,7 +75,7 @@ export class Daemon {
     }
     for (const m of next.mirrors) {
       const rt = this.mirrors.get(m.name);
-      if (!rt) await this.addMirror(m, new Map());
+      if (!rt) await this.addMirror(m);
       else if (JSON.stringify(rt.config) !== JSON.stringify(m)) this.updateMirror(rt, m);
     }
     this.log.info(
@@ -160,23 +160,14 @@ export class Daemon {
     for (const rt of this.mirrors.values()) rt.proxy.flushBytes();
   }
 
-  private async addMirror(
-    m: MirrorConfig,
-    seed: ReadonlyMap<string, { health: MemberHealth; admin: AdminState }>,
-  ): Promise<void> {
+  private async addMirror(m: MirrorConfig): Promise<void> {
     const log = this.log.child({ mirror: m.name });
-    const monitor = new MirrorMonitor(m, this.prober, seed);
+    const monitor = new MirrorMonitor(m, this.prober);
     const proxy = new MirrorProxy(m, monitor, this.metrics, this.resolver, log);
     const rt: MirrorRuntime = { config: m, monitor, proxy, lastAccepting: null };
-    this.metrics.seedMirror(
-      m.name,
-      m.members.map((x) => x.name),
-    );
     await proxy.listen();
     this.mirrors.set(m.name, rt);
-    for (const mem of m.members) void this.resolver.refresh(mem.address);
-    this.watch(rt, log);
-    monitor.start();
+    this.run(rt, log);
   }
 
   private updateMirror(rt: MirrorRuntime, m: MirrorConfig): void {
@@ -189,18 +180,23 @@ export class Daemon {
         seed.set(s.config.name, { health: s.health, admin: s.admin });
     }
     rt.monitor.stop();
-    this.metrics.seedMirror(
-      m.name,
-      m.members.map((x) => x.name),
-    );
-    const log = this.log.child({ mirror: m.name });
     const monitor = new MirrorMonitor(m, this.prober, seed);
     rt.config = m;
     rt.monitor = monitor;
     rt.proxy.setMonitor(m, monitor);
+    this.run(rt, this.log.child({ mirror: m.name }));
+  }
+
+  /** Metric series, resolved addresses and event wiring for a runtime's (new) monitor, then its first probes. */
+  private run(rt: MirrorRuntime, log: Logger): void {
+    const m = rt.config;
+    this.metrics.seedMirror(
+      m.name,
+      m.members.map((x) => x.name),
+    );
     for (const mem of m.members) void this.resolver.refresh(mem.address);
     this.watch(rt, log);
-    monitor.start();
+    rt.monitor.start();
   }
 
   private async removeMirror(name: string): Promise<void> {
