@@ -180,7 +180,7 @@ http { access_log off; keepalive_requests 100000000; client_body_temp_path ${TMP
 }
 
 function listenPorts(i) {
-  const b = BASE + 1000 + i * 10;
+  const b = BASE + 500 + i * 10; // every port within BASE..BASE+999
   return { ka: b, close: b, iperf: b + 1, sockperf: b + 2 };
 }
 

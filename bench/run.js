@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDatapath } from './lib/datapath.js';
 import { runFailover } from './lib/failover.js';
+import { runStorm } from './lib/storm.js';
 import { describeMachine } from './lib/machine.js';
 import { has, interrupted, run, stopAll, warnings } from './lib/proc.js';
 import { markdown } from './lib/report.js';
@@ -24,9 +25,10 @@ const NOFILE = 65536;
 const USAGE = `usage: npm run bench [-- options]
 
   --quick            smoke run: one repetition, short windows (CI); results go to bench/results/tmp/
-  --part P           failover | datapath (repeat or comma-separate; default both)
+  --part P           failover | datapath | storm (repeat or comma-separate; default all)
   --scenario S       failover scenarios to run: switchover,killed,hung,blackholed (default all)
-  --reps N           repetitions per cell (default: failover 5, data path 3; quick 1)
+  --reps N           repetitions per cell (default: failover 5, data path 3, storm 3; quick 1)
+  --storm-clients N  clients in the reconnect storm (default 2000; quick 200)
   --out DIR          where results go (default bench/results, or bench/results/tmp with --quick)
   --no-install       never apt-get install a missing tool; skip what needs it
   --keep-logs        keep the child processes' logs and configs (always kept when a part fails)
@@ -42,6 +44,7 @@ function parse() {
       part: { type: 'string', multiple: true },
       scenario: { type: 'string', multiple: true },
       reps: { type: 'string' },
+      'storm-clients': { type: 'string' },
       out: { type: 'string' },
       'no-install': { type: 'boolean', default: false },
       'keep-logs': { type: 'boolean', default: false },
@@ -51,13 +54,18 @@ function parse() {
   });
   const list = (v) => (v ?? []).flatMap((x) => x.split(',')).filter(Boolean);
   const parts = list(values.part);
-  for (const p of parts) if (p !== 'failover' && p !== 'datapath') throw new Error(`unknown part ${p}`);
+  for (const p of parts)
+    if (p !== 'failover' && p !== 'datapath' && p !== 'storm') throw new Error(`unknown part ${p}`);
   const reps = values.reps === undefined ? null : Number(values.reps);
   if (reps !== null && !(Number.isInteger(reps) && reps > 0))
     throw new Error('--reps must be a positive integer');
+  const stormClients = values['storm-clients'] === undefined ? null : Number(values['storm-clients']);
+  if (stormClients !== null && !(Number.isInteger(stormClients) && stormClients > 0))
+    throw new Error('--storm-clients must be a positive integer');
   return {
     quick: values.quick,
-    parts: parts.length ? parts : ['failover', 'datapath'],
+    parts: parts.length ? parts : ['failover', 'datapath', 'storm'],
+    stormClients,
     scenarios: list(values.scenario),
     reps,
     out: values.out ?? null,
@@ -243,6 +251,7 @@ async function main() {
     tools,
     only: opts.scenarios,
     nofile,
+    stormClients: opts.stormClients,
   };
 
   let failed = false;
@@ -260,6 +269,7 @@ async function main() {
   };
   if (opts.parts.includes('failover')) result.failover = await part('failover', () => runFailover(ctx));
   if (opts.parts.includes('datapath')) result.datapath = await part('data path', () => runDatapath(ctx));
+  if (opts.parts.includes('storm')) result.storm = await part('reconnect storm', () => runStorm(ctx));
 
   const outDir = opts.out
     ? path.resolve(opts.out)

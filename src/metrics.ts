@@ -25,9 +25,50 @@ const LINT_FAILING_DEFAULTS = [
 const HEALTH_RESULTS = ['primary', 'not_primary', 'timeout', 'error'] as const;
 
 /**
+ * The data-path figures of one member as plain numbers: a connect or a close adds to a
+ * field, with no label hashing and no prom-client call; a scrape copies them into
+ * mirrorlb_connections_active, _connections_total and _bytes_total (their `collect`).
+ * `MemberCounters` objects are made once per member (`Metrics.member`) and kept by the
+ * session table, so nothing is looked up per connection either.
+ */
+export class MemberCounters {
+  /** Sessions open now. */
+  active = 0;
+  /** Sessions opened since start. */
+  total = 0;
+  /** Bytes client → member and member → client of closed sessions (open ones: flushBytes). */
+  bytesIn = 0;
+  bytesOut = 0;
+  /** What the last scrape already added to the counters (they only take increments). */
+  exportedTotal = 0;
+  exportedIn = 0;
+  exportedOut = 0;
+  readonly labels: Readonly<{ mirror: string; member: string }>;
+  readonly labelsIn: Readonly<{ mirror: string; member: string; direction: 'in' }>;
+  readonly labelsOut: Readonly<{ mirror: string; member: string; direction: 'out' }>;
+
+  constructor(mirror: string, member: string) {
+    this.labels = Object.freeze({ mirror, member });
+    this.labelsIn = Object.freeze({ mirror, member, direction: 'in' as const });
+    this.labelsOut = Object.freeze({ mirror, member, direction: 'out' as const });
+  }
+}
+
+/**
+ * A data-path metric that is made but never registered: with `metrics.enabled: false` it
+ * accepts every call (tests, admin code) and exports nothing. A real prom-client object of
+ * the right type, so no cast is needed; the hot path never calls it anyway (it counts in
+ * MemberCounters).
+ */
+function unregistered<M>(make: (registers: Registry[]) => M, on: boolean, registry: Registry): M {
+  return make(on ? [registry] : []);
+}
+
+/**
  * Every Prometheus metric of the contract, registered on one injected Registry so tests
- * (and two daemons in one process) never share global state. Hot-path updates go through
- * per-session cached children (see `memberCounters`) so no label lookup runs per byte.
+ * (and two daemons in one process) never share global state. The per-session figures are
+ * counted in MemberCounters and copied into prom-client at scrape time, so connect, close
+ * and every forwarded byte cost a field update.
  */
 export class Metrics {
   readonly registry: Registry;
@@ -47,11 +88,15 @@ export class Metrics {
   readonly sessionsCut: Counter<'mirror' | 'member' | 'reason'>;
   readonly noPrimarySeconds: Histogram<'mirror'>;
   readonly sessionsRedispatched: Counter<'mirror' | 'member'>;
+  /** One MemberCounters per mirror and member, made on first use (see `member`). */
+  private readonly members = new Map<string, Map<string, MemberCounters>>();
 
   constructor(registry: Registry = new Registry(), opts: MetricsOptions = {}) {
     this.registry = registry;
     const r = [registry];
-    const hot = opts.hotPath === false ? [] : r;
+    const hot = opts.hotPath !== false;
+    // The collect hooks run at every scrape: they copy the plain numbers of MemberCounters.
+    const counters = (): Iterable<MemberCounters> => this.allMembers();
     this.memberPrimary = new Gauge({
       name: 'mirrorlb_member_primary',
       help: '1 while the balancer holds this member as its mirror primary',
@@ -76,18 +121,37 @@ export class Metrics {
       labelNames: ['mirror'],
       registers: r,
     });
-    this.connectionsActive = new Gauge({
-      name: 'mirrorlb_connections_active',
-      help: 'Proxied sessions open to this member',
-      labelNames: ['mirror', 'member'],
-      registers: hot,
-    });
-    this.connectionsTotal = new Counter({
-      name: 'mirrorlb_connections_total',
-      help: 'Proxied sessions opened to this member',
-      labelNames: ['mirror', 'member'],
-      registers: hot,
-    });
+    this.connectionsActive = unregistered(
+      (registers) =>
+        new Gauge({
+          name: 'mirrorlb_connections_active',
+          help: 'Proxied sessions open to this member',
+          labelNames: ['mirror', 'member'],
+          registers,
+          collect() {
+            for (const c of counters()) this.set(c.labels, c.active);
+          },
+        }),
+      hot,
+      registry,
+    );
+    this.connectionsTotal = unregistered(
+      (registers) =>
+        new Counter({
+          name: 'mirrorlb_connections_total',
+          help: 'Proxied sessions opened to this member',
+          labelNames: ['mirror', 'member'],
+          registers,
+          collect() {
+            for (const c of counters()) {
+              if (c.total > c.exportedTotal) this.inc(c.labels, c.total - c.exportedTotal);
+              c.exportedTotal = c.total;
+            }
+          },
+        }),
+      hot,
+      registry,
+    );
     this.connectionErrors = new Counter({
       name: 'mirrorlb_connection_errors_total',
       help: 'Client connections that failed, by reason',
@@ -100,12 +164,25 @@ export class Metrics {
       labelNames: ['mirror'],
       registers: r,
     });
-    this.bytes = new Counter({
-      name: 'mirrorlb_bytes_total',
-      help: 'Bytes forwarded; direction in = client to member, out = member to client',
-      labelNames: ['mirror', 'member', 'direction'],
-      registers: hot,
-    });
+    this.bytes = unregistered(
+      (registers) =>
+        new Counter({
+          name: 'mirrorlb_bytes_total',
+          help: 'Bytes forwarded; direction in = client to member, out = member to client',
+          labelNames: ['mirror', 'member', 'direction'],
+          registers,
+          collect() {
+            for (const c of counters()) {
+              if (c.bytesIn > c.exportedIn) this.inc(c.labelsIn, c.bytesIn - c.exportedIn);
+              if (c.bytesOut > c.exportedOut) this.inc(c.labelsOut, c.bytesOut - c.exportedOut);
+              c.exportedIn = c.bytesIn;
+              c.exportedOut = c.bytesOut;
+            }
+          },
+        }),
+      hot,
+      registry,
+    );
     this.healthChecks = new Counter({
       name: 'mirrorlb_health_checks_total',
       help: 'Health checks by result (primary, not_primary, timeout, error)',
@@ -150,11 +227,6 @@ export class Metrics {
       labelNames: ['mirror', 'member'],
       registers: r,
     });
-    if (opts.hotPath === false) {
-      this.connectionsActive = NOOP as unknown as Gauge<'mirror' | 'member'>;
-      this.connectionsTotal = NOOP as unknown as Counter<'mirror' | 'member'>;
-      this.bytes = NOOP as unknown as Counter<'mirror' | 'member' | 'direction'>;
-    }
     new Gauge({
       name: 'mirrorlb_build_info',
       help: 'Always 1; the version label says which mirrorlb runs',
@@ -175,6 +247,22 @@ export class Metrics {
    * already exist are not touched. Histograms are left alone: prom-client's zero() would
    * reset them, and their first observation comes with the first check anyway.
    */
+  /**
+   * The plain-number counters of one member, the same object every time (the session table
+   * keeps it; a removed member's figures stay, as prom-client's series would).
+   */
+  member(mirror: string, member: string): MemberCounters {
+    let byMember = this.members.get(mirror);
+    if (!byMember) this.members.set(mirror, (byMember = new Map()));
+    let c = byMember.get(member);
+    if (!c) byMember.set(member, (c = new MemberCounters(mirror, member)));
+    return c;
+  }
+
+  private *allMembers(): Iterable<MemberCounters> {
+    for (const byMember of this.members.values()) yield* byMember.values();
+  }
+
   seedMirror(mirror: string, members: readonly string[]): void {
     this.failovers.inc({ mirror }, 0);
     this.primaryConflicts.inc({ mirror }, 0);
@@ -192,15 +280,3 @@ export class Metrics {
     }
   }
 }
-
-/** Stands in for a metric when hot-path metrics are off: accepts every call, records nothing. */
-const NOOP = {
-  inc: (): void => undefined,
-  dec: (): void => undefined,
-  set: (): void => undefined,
-  observe: (): void => undefined,
-  zero: (): void => undefined,
-  remove: (): void => undefined,
-  reset: (): void => undefined,
-  labels: (): unknown => NOOP,
-};

@@ -1,5 +1,6 @@
 // The Markdown table of a bench run: what a reader needs to judge the figures (the machine,
 // the pinning, the load on the machine) and the medians with the mirrorlb/haproxy ratios.
+import { stormMarkdown } from './storm.js';
 import { fmt, fmtRatio } from './util.js';
 
 const LABELS = { mirrorlb: 'mirrorlb', 'haproxy-seed': 'haproxy (seed)', 'haproxy-tuned': 'haproxy (tuned)' };
@@ -118,7 +119,7 @@ export function markdown(result) {
     '',
     `Pinning: ${result.pinning}`,
     '',
-    `Load average (1/5/15 min) at start: ${m.loadavg_at_start.join(' / ')}${result.failover?.loadavg_at_end ? `; after failover: ${result.failover.loadavg_at_end.join(' / ')}` : ''}${result.datapath?.loadavg_at_end ? `; after data path: ${result.datapath.loadavg_at_end.join(' / ')}` : ''}. Anything else running on the machine shows up in these figures.`,
+    `Load average (1/5/15 min) at start: ${m.loadavg_at_start.join(' / ')}${result.failover?.loadavg_at_end ? `; after failover: ${result.failover.loadavg_at_end.join(' / ')}` : ''}${result.datapath?.loadavg_at_end ? `; after data path: ${result.datapath.loadavg_at_end.join(' / ')}` : ''}${result.storm?.loadavg_at_end ? `; after storm: ${result.storm.loadavg_at_end.join(' / ')}` : ''}. Anything else running on the machine shows up in these figures.`,
     '',
     `Command: \`${result.command}\``,
     '',
@@ -181,7 +182,16 @@ export function markdown(result) {
     out.push('## Data path', '', `Failed: ${d.error}`, '');
   }
 
-  const skipped = [...(result.skipped ?? []), ...(f?.skipped ?? []), ...(d?.skipped ?? [])];
+  const storm = result.storm;
+  if (storm && !storm.error) out.push(...stormMarkdown(storm));
+  else if (storm?.error) out.push('## Reconnect storm', '', `Failed: ${storm.error}`, '');
+
+  const skipped = [
+    ...(result.skipped ?? []),
+    ...(f?.skipped ?? []),
+    ...(d?.skipped ?? []),
+    ...(storm?.skipped ?? []),
+  ];
   if (skipped.length) {
     out.push('## Skipped', '', ...skipped.map((s) => `- ${s.what}: ${s.reason}`), '');
   }

@@ -1,0 +1,161 @@
+import type { Socket } from 'node:net';
+import type { MemberCounters, Metrics } from '../metrics.js';
+import { IdleWheel, type IdleEntry } from './idle-wheel.js';
+import { link, type Link, type LinkHooks } from './link.js';
+
+/**
+ * The proxied sessions of one mirror, by member, with everything a connect and a close
+ * must update: the member's counters (plain numbers, see MemberCounters), its set of
+ * sessions and, when `idle_timeout` is on, the mirror's idle wheel. One object per
+ * session, which is also the link's hooks (a method, not a closure); every step is O(1).
+ */
+export class ProxiedSession implements LinkHooks, IdleEntry {
+  link!: Link;
+  /** Bytes already added to the member's counters (the rest at scrape or at close). */
+  countedIn = 0;
+  countedOut = 0;
+  idleSlot = -1;
+  idleMark = 0;
+  idleQuietTicks = 0;
+  /** Given back to the mirror for another member: the table no longer owns its client. */
+  detached = false;
+
+  constructor(
+    private readonly table: SessionTable,
+    readonly member: MemberSessions,
+    readonly startedAt: number,
+  ) {}
+
+  /** LinkHooks: both sockets are closed. */
+  onClose(): void {
+    this.table.closed(this);
+  }
+
+  activity(): number {
+    return this.link.bytesIn + this.link.bytesOut;
+  }
+
+  onIdle(): void {
+    this.table.idle(this);
+  }
+}
+
+/** One member's sessions and counters. */
+export class MemberSessions {
+  readonly sessions = new Set<ProxiedSession>();
+
+  constructor(
+    readonly name: string,
+    readonly counters: MemberCounters,
+  ) {}
+}
+
+export class SessionTable {
+  private readonly byMember = new Map<string, MemberSessions>();
+  private wheel: IdleWheel | null = null;
+  private total = 0;
+  /** Called once per session closed by its idle timeout (for mirrorlb_sessions_cut_total). */
+  onIdleCut: (member: string) => void = () => {};
+  /** Called once per session after both its sockets closed (e.g. to resolve a drain). */
+  onClosed: (s: ProxiedSession) => void = () => {};
+
+  constructor(
+    private readonly mirror: string,
+    private readonly metrics: Metrics,
+    idleTimeoutMs = 0,
+  ) {
+    this.setIdleTimeout(idleTimeoutMs);
+  }
+
+  /** 0 turns the idle timeout off (no timer at all); a change applies to open sessions too. */
+  setIdleTimeout(ms: number): void {
+    if ((this.wheel?.idleMs ?? 0) === ms) return;
+    this.wheel?.clear();
+    this.wheel = ms > 0 ? new IdleWheel(ms) : null;
+    if (this.wheel === null) return;
+    for (const m of this.byMember.values()) for (const s of m.sessions) if (!s.detached) this.wheel.add(s);
+  }
+
+  /** Links client and backend as a session of `member`. */
+  open(member: string, client: Socket, backend: Socket, now: number): ProxiedSession {
+    const m = this.memberEntry(member);
+    const s = new ProxiedSession(this, m, now);
+    m.sessions.add(s);
+    this.total++;
+    m.counters.total++;
+    m.counters.active++;
+    s.link = link(client, backend, s);
+    this.wheel?.add(s);
+    return s;
+  }
+
+  /** Sessions open now, of one member or of all. */
+  count(member?: string): number {
+    if (member === undefined) return this.total;
+    return this.byMember.get(member)?.sessions.size ?? 0;
+  }
+
+  /** Members that have open sessions. */
+  *members(): Iterable<string> {
+    for (const m of this.byMember.values()) if (m.sessions.size > 0) yield m.name;
+  }
+
+  /** A copy of one member's sessions (for cutting them while they close). */
+  sessionsOf(member: string): ProxiedSession[] {
+    const m = this.byMember.get(member);
+    return m ? [...m.sessions] : [];
+  }
+
+  /**
+   * Takes the client out of a session the member never answered (Link.detachClient): the
+   * session leaves the idle wheel at once, its backend closes, and the client is the
+   * caller's. Null when the session cannot give its client back.
+   */
+  detach(s: ProxiedSession): ReturnType<Link['detachClient']> {
+    const d = s.link.detachClient();
+    if (d === null) return null;
+    s.detached = true;
+    this.wheel?.remove(s);
+    return d;
+  }
+
+  /** Adds bytes forwarded by open sessions since the last flush to their members' counters. */
+  flushBytes(): void {
+    for (const m of this.byMember.values()) for (const s of m.sessions) this.countBytes(s);
+  }
+
+  /** Stops the idle timer (the sessions themselves are cut or drained by the caller). */
+  close(): void {
+    this.wheel?.clear();
+  }
+
+  closed(s: ProxiedSession): void {
+    const m = s.member;
+    if (!m.sessions.delete(s)) return;
+    this.total--;
+    m.counters.active--;
+    this.countBytes(s);
+    this.wheel?.remove(s);
+    this.onClosed(s);
+  }
+
+  idle(s: ProxiedSession): void {
+    this.onIdleCut(s.member.name);
+    s.link.destroy();
+  }
+
+  private countBytes(s: ProxiedSession): void {
+    const c = s.member.counters;
+    const l = s.link;
+    c.bytesIn += l.bytesIn - s.countedIn;
+    c.bytesOut += l.bytesOut - s.countedOut;
+    s.countedIn = l.bytesIn;
+    s.countedOut = l.bytesOut;
+  }
+
+  private memberEntry(member: string): MemberSessions {
+    let m = this.byMember.get(member);
+    if (!m) this.byMember.set(member, (m = new MemberSessions(member, this.metrics.member(this.mirror, member))));
+    return m;
+  }
+}
