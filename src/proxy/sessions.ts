@@ -19,6 +19,8 @@ export class ProxiedSession implements LinkHooks, IdleEntry {
   idleQuietTicks = 0;
   /** Given back to the mirror for another member: the table no longer owns its client. */
   detached = false;
+  /** Until both sockets closed: counted in the member's `active`. */
+  open = true;
 
   constructor(
     private readonly table: SessionTable,
@@ -100,10 +102,19 @@ export class SessionTable {
     for (const m of this.byMember.values()) if (m.sessions.size > 0) yield m.name;
   }
 
-  /** A copy of one member's sessions (for cutting them while they close). */
-  sessionsOf(member: string): ProxiedSession[] {
+  /**
+   * Takes every session of `member` out of the table at once, for the caller to cut or move:
+   * they no longer count (a second decision before their sockets close must not cut them
+   * again), and their close still updates the member's counters.
+   */
+  take(member: string): ProxiedSession[] {
     const m = this.byMember.get(member);
-    return m ? [...m.sessions] : [];
+    if (!m || m.sessions.size === 0) return [];
+    const out = [...m.sessions];
+    m.sessions.clear();
+    this.total -= out.length;
+    for (const s of out) this.wheel?.remove(s);
+    return out;
   }
 
   /**
@@ -119,7 +130,7 @@ export class SessionTable {
     return d;
   }
 
-  /** Adds bytes forwarded by open sessions since the last flush to their members' counters. */
+  /** Adds bytes forwarded by sessions in the table since the last flush to their members' counters. */
   flushBytes(): void {
     for (const m of this.byMember.values()) for (const s of m.sessions) this.countBytes(s);
   }
@@ -130,9 +141,10 @@ export class SessionTable {
   }
 
   closed(s: ProxiedSession): void {
+    if (!s.open) return;
+    s.open = false;
     const m = s.member;
-    if (!m.sessions.delete(s)) return;
-    this.total--;
+    if (m.sessions.delete(s)) this.total--;
     m.counters.active--;
     this.countBytes(s);
     this.wheel?.remove(s);
@@ -155,7 +167,8 @@ export class SessionTable {
 
   private memberEntry(member: string): MemberSessions {
     let m = this.byMember.get(member);
-    if (!m) this.byMember.set(member, (m = new MemberSessions(member, this.metrics.member(this.mirror, member))));
+    if (!m)
+      this.byMember.set(member, (m = new MemberSessions(member, this.metrics.member(this.mirror, member))));
     return m;
   }
 }
