@@ -7,18 +7,9 @@ import type { Decision, DemoteReason } from '../health/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { HoldQueue, type PendingClient } from './hold.js';
-import { link, type Link } from './link.js';
 import type { Resolver } from './resolver.js';
+import { SessionTable } from './sessions.js';
 import { connectBackend, ConnectError, createProxyServer, isFastSocket } from './sockets.js';
-
-interface Session {
-  readonly member: string;
-  readonly link: Link;
-  readonly startedAt: number;
-  /** Bytes already added to mirrorlb_bytes_total (flushed at scrape and at close). */
-  countedIn: number;
-  countedOut: number;
-}
 
 export type CutReason = DemoteReason | 'removed' | 'shutdown';
 
@@ -58,7 +49,8 @@ export class MirrorProxy {
   private decision: Decision;
   private readonly server: net.Server;
   private readonly held = new HoldQueue(() => this.updateHeld());
-  private readonly sessions = new Map<string, Set<Session>>();
+  /** Proxied sessions by member, with their counters and the idle timeout (sessions.ts). */
+  private readonly sessions: SessionTable;
   /** Clients whose backend connect is under way, with the attempt that owns them. */
   private readonly connecting = new Map<PendingClient, { readonly member: string }>();
   /** When a connect failure was last logged per member (a crash fails hundreds at once). */
@@ -80,6 +72,12 @@ export class MirrorProxy {
     this.resolver = deps.resolver;
     this.log = deps.log;
     this.onConnectFailed = deps.onConnectFailed;
+    this.sessions = new SessionTable(config.name, deps.metrics, config.proxy.idleTimeoutMs);
+    this.sessions.onIdleCut = (member) =>
+      this.metrics.sessionsCut.inc({ mirror: this.config.name, member, reason: 'idle' });
+    this.sessions.onClosed = () => {
+      if (this.onIdle !== null && this.sessions.count() === 0) this.onIdle();
+    };
     this.server = createProxyServer((socket) => this.accept(socket), {
       onListening: (fast) => (this.fastAccept = fast),
     });
@@ -131,7 +129,7 @@ export class MirrorProxy {
     const prev = this.decision;
     this.decision = next;
     const effect = newEffect();
-    for (const member of [...this.sessions.keys()]) {
+    for (const member of [...this.sessions.members()]) {
       if (member === next.primary) continue;
       this.cut(member, next.cutReason[member] ?? 'removed', true, effect);
     }
@@ -156,13 +154,14 @@ export class MirrorProxy {
     const old = this.config;
     this.config = config;
     this.decision = decision;
+    this.sessions.setIdleTimeout(config.proxy.idleTimeoutMs);
     const effect = newEffect();
     for (const m of old.members) {
       const now = config.members.find((n) => n.name === m.name);
       if (!now || formatHostPort(now.address) !== formatHostPort(m.address))
         this.cut(m.name, 'removed', false, effect);
     }
-    for (const member of [...this.sessions.keys()])
+    for (const member of [...this.sessions.members()])
       if (member !== decision.primary) this.cut(member, 'removed', false, effect);
     for (const [c, attempt] of [...this.connecting]) {
       if (attempt.member === decision.primary) continue;
@@ -184,6 +183,7 @@ export class MirrorProxy {
     this.updateHeld();
     // Stops accepting at once; not awaited, since the server's 'close' waits for every session.
     if (wasListening) this.server.close();
+    this.sessions.close();
   }
 
   /** Waits up to `timeoutMs` for open sessions to end (the last close resolves it), then cuts the rest. */
@@ -203,24 +203,21 @@ export class MirrorProxy {
   /** Cuts every session (the mirror is removed, or the drain timed out). */
   cutAll(reason: 'removed' | 'shutdown'): number {
     const effect = newEffect();
-    for (const member of [...this.sessions.keys()]) this.cut(member, reason, false, effect);
+    for (const member of [...this.sessions.members()]) this.cut(member, reason, false, effect);
     return effect.cut;
   }
 
   sessionCount(member?: string): number {
-    if (member !== undefined) return this.sessions.get(member)?.size ?? 0;
-    let n = 0;
-    for (const s of this.sessions.values()) n += s.size;
-    return n;
+    return this.sessions.count(member);
   }
 
   heldCount(): number {
     return this.held.size;
   }
 
-  /** Adds bytes forwarded since the last flush to mirrorlb_bytes_total (called at scrape time). */
+  /** Adds bytes forwarded since the last flush to the members' counters (called at scrape time). */
   flushBytes(): void {
-    for (const set of this.sessions.values()) for (const s of set) this.countBytes(s);
+    this.sessions.flushBytes();
   }
 
   private accept(socket: net.Socket): void {
@@ -317,44 +314,8 @@ export class MirrorProxy {
   }
 
   private startSession(c: PendingClient, member: string, backend: net.Socket): void {
-    let set = this.sessions.get(member);
-    if (!set) this.sessions.set(member, (set = new Set()));
-    const labels = { mirror: this.config.name, member };
-    const session: Session = {
-      member,
-      startedAt: performance.now(),
-      countedIn: 0,
-      countedOut: 0,
-      link: link(c.socket, backend, {
-        onClose: () => {
-          set.delete(session);
-          this.countBytes(session);
-          this.metrics.connectionsActive.dec(labels);
-          if (this.onIdle !== null && this.sessionCount() === 0) this.onIdle();
-        },
-      }),
-    };
-    set.add(session);
-    this.metrics.connectionsTotal.inc(labels);
-    this.metrics.connectionsActive.inc(labels);
-    const idle = this.config.proxy.idleTimeoutMs;
-    if (idle > 0) {
-      // The client socket sees traffic both ways (reads from it, writes of the member's replies).
-      c.socket.setTimeout(idle, () => {
-        this.metrics.sessionsCut.inc({ ...labels, reason: 'idle' });
-        session.link.destroy();
-      });
-    }
-  }
-
-  private countBytes(s: Session): void {
-    const labels = { mirror: this.config.name, member: s.member };
-    const dIn = s.link.bytesIn - s.countedIn;
-    const dOut = s.link.bytesOut - s.countedOut;
-    if (dIn > 0) this.metrics.bytes.inc({ ...labels, direction: 'in' }, dIn);
-    if (dOut > 0) this.metrics.bytes.inc({ ...labels, direction: 'out' }, dOut);
-    s.countedIn = s.link.bytesIn;
-    s.countedOut = s.link.bytesOut;
+    // Counters, idle timeout and close hook: one object per session, no closure (sessions.ts).
+    this.sessions.open(member, c.socket, backend, performance.now());
   }
 
   private releaseHeld(primary: string): number {
@@ -373,25 +334,21 @@ export class MirrorProxy {
    * replayed (see Link.detachClient).
    */
   private cut(member: string, reason: CutReason, redispatch: boolean, effect: MutableEffect): void {
-    const set = this.sessions.get(member);
-    if (!set || set.size === 0) return;
+    // Gone from the count at once: their sockets close later, and a second decision before
+    // they do must not cut (and count) them again.
+    const taken = this.sessions.take(member);
+    if (taken.length === 0) return;
     let cut = 0;
     let moved = 0;
     const now = performance.now();
-    for (const s of [...set]) {
-      // Gone from the count at once: its sockets close later, and a second decision before
-      // they do must not cut (and count) it again.
-      set.delete(s);
-      const detached = redispatch ? s.link.detachClient() : null;
+    for (const s of taken) {
+      const detached = redispatch ? this.sessions.detach(s) : null;
       if (detached === null) {
         s.link.destroy();
         cut++;
         continue;
       }
       moved++;
-      // The idle timer belonged to the old session.
-      detached.socket.setTimeout(0);
-      detached.socket.removeAllListeners('timeout');
       this.route({
         socket: detached.socket,
         acceptedAt: now,
