@@ -11,6 +11,8 @@ import net from 'node:net';
 
 interface ServerHandle {
   onconnection: (this: ServerHandle, err: number, clientHandle: unknown) => void;
+  /** TCPWrap's uv_tcp_nodelay; 0 on success. */
+  setNoDelay?: (on: boolean) => number;
 }
 
 interface ServerInternals {
@@ -23,8 +25,12 @@ interface SocketInternals {
   _server: net.Server | null;
 }
 
-/** Builds the socket for one accepted handle (the caller's options, e.g. `onread`). */
-export type SocketFactory = (handle: unknown) => net.Socket;
+/**
+ * Builds the socket for one accepted handle (the caller's options, e.g. `onread`).
+ * `noDelay` is true when the listening socket has TCP_NODELAY, which Linux copies to every
+ * socket it accepts: then the accepted socket needs no setsockopt of its own.
+ */
+export type SocketFactory = (handle: unknown, noDelay: boolean) => net.Socket;
 
 const kHooked = Symbol('mirrorlb.acceptHooked');
 
@@ -52,11 +58,14 @@ function wrap(server: net.Server, makeSocket: SocketFactory): boolean {
   }
   if (handle[kHooked]) return true;
   const original = handle.onconnection;
+  // One setsockopt on the listener instead of one per accepted socket (Linux only: other
+  // systems do not promise that accepted sockets inherit it).
+  const noDelay = process.platform === 'linux' && handle.setNoDelay?.(true) === 0;
   handle.onconnection = function onconnection(this: ServerHandle, err: number, clientHandle: unknown): void {
     if (err !== 0 || !clientHandle || server.maxConnections) return original.call(this, err, clientHandle);
     let socket: net.Socket;
     try {
-      socket = makeSocket(clientHandle);
+      socket = makeSocket(clientHandle, noDelay);
     } catch (e) {
       // Never an exception out of libuv's accept callback (it would take the process down).
       (clientHandle as { close?: () => void }).close?.();

@@ -33,7 +33,7 @@ export function isFastSocket(socket: net.Socket): boolean {
  * Written out, not spread: a spread would build the object the slow way again.
  */
 
-function acceptedSocket(handle: unknown): net.Socket {
+function acceptedSocket(handle: unknown, noDelay: boolean): net.Socket {
   const socket = new net.Socket({
     handle,
     allowHalfOpen: true,
@@ -47,7 +47,8 @@ function acceptedSocket(handle: unknown): net.Socket {
     decodeStrings: false,
   } as net.SocketConstructorOpts);
   markFast(socket);
-  socket.setNoDelay(true);
+  // Inherited from the listener when `noDelay` (accept-hook.ts): no syscall here then.
+  if (!noDelay) socket.setNoDelay(true);
   return socket;
 }
 
