@@ -134,6 +134,7 @@ class Direction implements ReadSink {
     const src = this.src;
     const early = setReadSink(src, this);
     src.on('end', onSourceEnd);
+    src.off('error', ignoreUntilLinked);
     src.on('error', onSocketError);
     if (!isFast(src)) src.on('data', onSourceData);
     let flowing = true;
@@ -143,6 +144,13 @@ class Direction implements ReadSink {
 }
 
 // Listeners shared by every socket (`this` is the socket): no closures per session.
+
+/**
+ * The error listener of a socket no link owns yet (accepted and held, or connected and not
+ * yet linked): one shared function, which `link()` takes off again, so a linked socket
+ * carries no closure and no listener array for it.
+ */
+export function ignoreUntilLinked(): void {}
 
 function onSourceData(this: Socket, chunk: Buffer): void {
   if (!directionOf(this).forward(chunk, chunk.length, true)) this.pause();
@@ -215,6 +223,8 @@ class Session implements Link {
     this.detached = true;
     c.off('end', onSourceEnd);
     c.off('error', onSocketError);
+    // Unowned again until its next link: an error must still never go uncaught.
+    c.on('error', ignoreUntilLinked);
     c.off('data', onSourceData);
     c.off('close', onSocketClose);
     clearReadSink(c);

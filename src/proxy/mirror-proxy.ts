@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { HoldQueue, type PendingClient } from './hold.js';
 import type { Resolver } from './resolver.js';
+import { ignoreUntilLinked } from './link.js';
 import { SessionTable } from './sessions.js';
 import { connectBackend, ConnectError, createProxyServer, isFastSocket } from './sockets.js';
 
@@ -222,7 +223,7 @@ export class MirrorProxy {
 
   private accept(socket: net.Socket): void {
     // Until a link owns the socket, an error (a client that resets while held) is only counted.
-    socket.on('error', () => {});
+    socket.on('error', ignoreUntilLinked);
     if (this.state !== 'listening') {
       socket.destroy();
       return;

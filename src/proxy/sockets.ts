@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { HostPort } from '../config/types.js';
 import { hookAccept } from './accept-hook.js';
 import { fastPathDefault, fastReadOption, isFast, markFast } from './fastpath.js';
+import { ignoreUntilLinked } from './link.js';
 
 /**
  * Socket creation for the data path. Sockets made here read through the fast path
@@ -64,8 +65,6 @@ export function createProxyServer(
   return server;
 }
 
-function ignore(): void {}
-
 export class ConnectError extends Error {
   readonly code: string;
   constructor(code: string, message: string) {
@@ -99,7 +98,7 @@ export function connectBackend(
     if (fast) markFast(socket);
     socket.pause();
     // Until a link owns it, a late error (an RST before link) must not become an uncaught exception.
-    socket.on('error', ignore);
+    socket.on('error', ignoreUntilLinked);
     const onError = (err: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       socket.destroy();
