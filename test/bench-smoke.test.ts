@@ -11,6 +11,7 @@ import { parseSockperf, parseWrk } from '../bench/lib/datapath.js';
 import { summarize } from '../bench/lib/failover.js';
 import { openHolders, startFleet } from '../bench/lib/fleet.js';
 import { markdown } from '../bench/lib/report.js';
+import { peakBurst, stormMarkdown, summarizeStorm } from '../bench/lib/storm.js';
 import { switchoverSvg } from '../bench/lib/svg.js';
 import { median, percentile } from '../bench/lib/util.js';
 
@@ -311,6 +312,56 @@ sockperf: ---> percentile 99.900 =   80.077
 sockperf: ---> percentile 99.000 =   35.184
 sockperf: ---> percentile 50.000 =   17.000`;
   t.same(parseSockperf(sp), { p50: 17, p99: 35.184, p999: 80.077, avg: 16.627 });
+});
+
+t.test('storm: burst window, medians, ratio to haproxy and the table', async (t) => {
+  t.equal(peakBurst([50, 0, 1, 9, 51, 100], 10), 3, 'three greetings within 10 ms');
+  t.equal(peakBurst([], 10), 0);
+  const run = (balancer: string, ms: number | null, failed: number) => ({
+    balancer,
+    all_on_new: ms !== null,
+    time_to_all_ms: ms,
+    median_reconnect_ms: ms === null ? null : ms / 2,
+    failed_reconnects: failed,
+    peak_held: 10,
+    new_primary_peak_burst: 4,
+    listen_drops: 0,
+  });
+  const balancers = [
+    { id: 'mirrorlb', label: 'mirrorlb' },
+    { id: 'haproxy-tuned', label: 'haproxy (tuned)' },
+  ];
+  const runs = [
+    run('mirrorlb', 100, 0),
+    run('mirrorlb', 300, 0),
+    run('mirrorlb', 200, 0),
+    run('haproxy-tuned', 1000, 7),
+    run('haproxy-tuned', null, 9),
+    run('haproxy-tuned', 800, 5),
+  ];
+  const summary = summarizeStorm(runs, balancers);
+  const m = summary.find((r: { balancer: string }) => r.balancer === 'mirrorlb');
+  const h = summary.find((r: { balancer: string }) => r.balancer === 'haproxy-tuned');
+  t.equal(m.time_to_all_ms, 200);
+  t.equal(h.time_to_all_ms, 800, 'a run that never finished has no time');
+  t.equal(h.incomplete_runs, 1);
+  t.equal(h.failed_reconnects, 7);
+  t.equal(m.time_ratio, 0.25);
+  const md = stormMarkdown({
+    settings: {
+      clients: 2000,
+      members_network: 'loopback',
+      gap_ms: 200,
+      attempt_timeout_ms: 5000,
+      retry_ms: 100,
+      burst_window_ms: 10,
+      reps: 3,
+    },
+    summary,
+  }).join('\n');
+  t.match(md, /## Reconnect storm/);
+  t.match(md, /\| haproxy \(tuned\) \| 800 ms \(1 runs never\) \| 0\.25x \|/);
+  t.notMatch(md, /NaN|undefined/);
 });
 
 t.test('committed full-run results have the documented shape', async (t) => {
