@@ -1,4 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
@@ -61,13 +62,8 @@ export class AdminServer {
       throw Object.assign(new Error('admin server already listening'), { code: 'MLB_ERR_ALREADY_STARTED' });
     }
     const { host, port } = this.config.listen;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    this.server.listen({ host, port });
+    await once(this.server, 'listening');
     this.server.on('error', (err) => this.log.error({ err: err.message }, 'admin server error'));
   }
 
