@@ -243,6 +243,7 @@ export class Daemon {
   /** Serves a bound runtime: it becomes one of the daemon's mirrors and starts probing. */
   private attach(rt: MirrorRuntime): void {
     this.mirrors.set(rt.config.name, rt);
+    rt.proxy.serve();
     const a = rt.proxy.address();
     rt.log.info(
       { listen: formatHostPort(a ? { host: rt.config.listen.host, port: a.port } : rt.config.listen) },

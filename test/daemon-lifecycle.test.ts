@@ -1,6 +1,12 @@
 import t from 'tap';
 import { parseConfig } from '../src/config/load.js';
-import { withBalancer, yamlFor } from './helpers/balancer.js';
+import { choosePrimary } from '../src/health/choose.js';
+import { INITIAL_HEALTH } from '../src/health/state.js';
+import { createLogger } from '../src/log.js';
+import { Metrics } from '../src/metrics.js';
+import { MirrorProxy } from '../src/proxy/mirror-proxy.js';
+import { Resolver } from '../src/proxy/resolver.js';
+import { LogSink, withBalancer, yamlFor } from './helpers/balancer.js';
 import { within } from './helpers/http.js';
 import { connect, readGreeting, readUpTo, withSim } from './helpers/sim.js';
 
@@ -71,3 +77,46 @@ t.test('a mirror renamed (or two swapping ports) takes over the listen address o
   t.equal(await readGreeting(x), 'ap2a', 'ap2 serves on its new port');
   x.destroy();
 });
+
+t.test(
+  'a listener bound by a reload not yet committed keeps its clients until serve(), or closes them uncounted',
+  async (t) => {
+    const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+    const mirror = parseConfig(yamlFor({ ap1: [a] }), 'test.yml', process.env).mirrors[0]!;
+    const decision = choosePrimary(
+      [{ name: 'ap1a', admin: 'enabled', health: { ...INITIAL_HEALTH, role: 'primary', primarySince: 0 } }],
+      'newest',
+      null,
+    );
+    const make = (metrics: Metrics): MirrorProxy =>
+      new MirrorProxy(mirror, decision, {
+        metrics,
+        resolver: new Resolver(),
+        log: createLogger('debug', new LogSink()),
+        onConnectFailed: () => {},
+      });
+    const metrics = new Metrics(undefined, { defaultMetrics: false });
+
+    const served = make(metrics);
+    t.teardown(() => served.close());
+    await served.listen();
+    const early = await connect(served.address()!.port);
+    early.write('first');
+    served.serve();
+    t.equal(await readGreeting(early), 'ap1a', 'served once committed');
+    t.equal(
+      (await readUpTo(early, 5, 3000)).data.toString(),
+      'first',
+      'with the bytes it sent while waiting',
+    );
+    early.destroy();
+
+    const refused = make(metrics);
+    await refused.listen();
+    const gone = await connect(refused.address()!.port);
+    refused.close();
+    t.ok((await readUpTo(gone, 1, 3000)).ended, 'a refused reload closes the clients of its listener');
+    const errors = (await metrics.connectionErrors.get()).values.filter((v) => v.value > 0);
+    t.same(errors, [], 'and counts them nowhere');
+  },
+);
