@@ -120,3 +120,30 @@ t.test(
     t.same(errors, [], 'and counts them nowhere');
   },
 );
+
+t.test('runtimes() hands out frozen copies, not the live state', async (t) => {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const lb = await withBalancer(t, yamlFor({ ap1: [a] }));
+  const before = lb.daemon.runtimes().get('ap1')!;
+  t.equal(before.sessions, 0);
+  const s = await connect(lb.port('ap1'));
+  t.equal(await readGreeting(s), 'ap1a');
+  const after = lb.daemon.runtimes().get('ap1')!;
+  t.equal(after.sessions, 1, 'a new snapshot sees the session');
+  t.equal(after.members[0]!.sessions, 1);
+  t.equal(before.sessions, 0, 'the old one does not change under its reader');
+  t.same(after.members[0]!.address, { state: 'literal' }, 'an IP literal needs no lookup');
+  for (const o of [
+    after,
+    after.members,
+    after.members[0],
+    after.members[0]!.health,
+    after.decision,
+    after.listen,
+  ])
+    t.ok(Object.isFrozen(o), 'frozen');
+  t.throws(() => {
+    (after as { held: number }).held = 5;
+  }, 'writing to a snapshot throws');
+  s.destroy();
+});
