@@ -203,7 +203,7 @@ export class Daemon {
             health: m.health,
             admin: m.admin,
             sessions: rt.proxy.sessionCount(m.config.name),
-            address: this.resolver.state(m.config.address),
+            resolution: this.resolver.state(m.config.address),
           })),
         }),
       );

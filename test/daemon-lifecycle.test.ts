@@ -132,7 +132,7 @@ t.test('runtimes() hands out frozen copies, not the live state', async (t) => {
   t.equal(after.sessions, 1, 'a new snapshot sees the session');
   t.equal(after.members[0]!.sessions, 1);
   t.equal(before.sessions, 0, 'the old one does not change under its reader');
-  t.same(after.members[0]!.address, { state: 'literal' }, 'an IP literal needs no lookup');
+  t.same(after.members[0]!.resolution, { ip: '127.0.0.1', error: null }, 'an IP literal needs no lookup');
   for (const o of [
     after,
     after.members,
