@@ -91,22 +91,11 @@ export class Daemon {
   async reload(next: Config): Promise<void> {
     if (this.state !== 'running') throw new Error(`cannot reload a daemon that is ${this.state}`);
     const old = this.config;
-    const wanted = new Map(next.mirrors.map((m) => [m.name, m]));
-    const replaced = [...this.mirrors.values()].filter((rt) => {
-      const m = wanted.get(rt.config.name);
-      return !m || formatHostPort(m.listen) !== formatHostPort(rt.config.listen);
-    });
-    const added = next.mirrors.filter(
-      (m) => !this.mirrors.has(m.name) || replaced.some((r) => r.config.name === m.name),
-    );
-    // A new listener on the very address of one being removed can only be bound after it.
-    const freed = new Set(
-      replaced.filter((r) => r.config.listen.port !== 0).map((r) => formatHostPort(r.config.listen)),
-    );
-    const late = added.filter((m) => freed.has(formatHostPort(m.listen)));
+    const { replaced, added, late } = this.planReload(next);
     const bound: MirrorRuntime[] = [];
     try {
       for (const m of added) if (!late.includes(m)) bound.push(await this.bind(m));
+      if (this.state !== 'running') throw new Error(`reload abandoned: the daemon is ${this.state}`);
     } catch (err) {
       for (const rt of bound) rt.proxy.close();
       throw err;
@@ -122,6 +111,30 @@ export class Daemon {
     for (const rt of bound) this.attach(rt);
     for (const m of late) await this.bindLate(m);
     this.reloaded(old, next, cut);
+  }
+
+  /**
+   * What a reload does to the listeners: running mirrors that go (removed, or `listen`
+   * changed), mirrors that need a new listener, and of those the `late` ones, whose port a
+   * going mirror holds (a rename, two mirrors swapping ports, or a wildcard beside a
+   * loopback address): they can only be bound once it closed.
+   */
+  private planReload(next: Config): {
+    replaced: MirrorRuntime[];
+    added: MirrorConfig[];
+    late: MirrorConfig[];
+  } {
+    const wanted = new Map(next.mirrors.map((m) => [m.name, m]));
+    const replaced = [...this.mirrors.values()].filter((rt) => {
+      const m = wanted.get(rt.config.name);
+      return !m || formatHostPort(m.listen) !== formatHostPort(rt.config.listen);
+    });
+    const added = next.mirrors.filter(
+      (m) => !this.mirrors.has(m.name) || replaced.some((r) => r.config.name === m.name),
+    );
+    const freed = new Set(replaced.map((r) => r.config.listen.port).filter((p) => p !== 0));
+    const late = added.filter((m) => freed.has(m.listen.port));
+    return { replaced, added, late };
   }
 
   /** Counts and logs a refused reload; the running config stays. */
