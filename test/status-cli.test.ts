@@ -163,6 +163,7 @@ t.test('renderStatus shows every state in words', async (t) => {
     time: '2024-01-01T00:01:00.000Z',
     uptimeSeconds: 3725,
     ready: false,
+    phase: 'running',
     eventCount: 2,
     mirrors: [
       {
