@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { has, logTail, run, start } from './proc.js';
-import { sleep } from './util.js';
+import { percentile, sleep } from './util.js';
 
 export const PORTS = { client: 1972, web: 52773, control: 52774, admin: 9090 };
 export const REPLICAS = ['r1', 'r2', 'r3'];
@@ -487,4 +487,148 @@ export async function measureFailover(set, { from, to, act, timeoutMs = 30_000 }
     late[r] = np === null || np === undefined ? [] : routedAfter(result.direct[r], from, np);
   }
   return { ...result, late };
+}
+
+/** Every replica sees `member` as a backup again (after it was restarted or woken up). */
+export function waitBackup(set, member, timeoutMs = 30_000) {
+  return waitFor(
+    async () => {
+      for (const r of REPLICAS) {
+        const m = (await set.status(r))?.mirrors?.[0]?.members?.find((x) => x.name === member);
+        if (m?.state !== 'backup') return false;
+      }
+      return true;
+    },
+    timeoutMs,
+    `every replica to see ${member} as a backup`,
+  );
+}
+
+/** The failover scenarios of the bench: how the old primary goes, then the other is promoted. */
+const SCENARIOS = {
+  switchover: {
+    label: 'switchover (old primary answers "not primary")',
+    act: async (set, old, next) => {
+      await set.setRole(old, 'backup');
+      await set.setRole(next, 'primary');
+    },
+    after: async () => undefined,
+  },
+  killed: {
+    label: 'primary killed (SIGKILL: both ports refuse)',
+    act: async (set, old, next) => {
+      await set.killSim(old);
+      await set.setRole(next, 'primary');
+    },
+    after: async (set, old) => {
+      await set.sim(old, 'backup');
+      await waitBackup(set, old);
+    },
+  },
+  hung: {
+    label: 'primary hung (accepts, never answers)',
+    act: async (set, old, next) => {
+      await set.setRole(old, 'hang');
+      await set.setRole(next, 'primary');
+    },
+    after: async (set, old) => {
+      await set.setRole(old, 'backup');
+      await waitBackup(set, old);
+    },
+  },
+};
+
+/**
+ * The bench's "replicas" part: for each failover scenario, how far apart the three replicas
+ * switched to the new primary (the disagreement window, from each replica's own /events),
+ * and what the clients saw meanwhile. Quick: one switchover.
+ */
+export async function runReplicas(ctx) {
+  const why = replicasUnavailable();
+  if (why) return { skipped: [{ what: 'replicas', reason: why }] };
+  const reps = ctx.reps ?? (ctx.quick ? 1 : 5);
+  let names = ctx.quick ? ['switchover'] : Object.keys(SCENARIOS);
+  if (ctx.only?.length) names = names.filter((n) => ctx.only.includes(n));
+  const intervalMs = 200;
+  const set = await startReplicaSet({ repoRoot: ctx.repoRoot, intervalMs, logDir: ctx.logDir });
+  const runs = [];
+  let primary = 'm1';
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      for (const name of names) {
+        const sc = SCENARIOS[name];
+        const old = primary;
+        const next = old === 'm1' ? 'm2' : 'm1';
+        const t0 = Date.now();
+        const m = await measureFailover(set, { from: old, to: next, act: () => sc.act(set, old, next) });
+        const switches = REPLICAS.map((r) => m.per[r].switchAt);
+        const through = m.through;
+        runs.push({
+          scenario: name,
+          rep,
+          window_ms: m.windowMs,
+          last_switch_ms: Math.max(...switches) - t0,
+          per_replica_ms: Object.fromEntries(
+            REPLICAS.map((r, i) => [r, switches[i] - Math.min(...switches)]),
+          ),
+          late_to_old: REPLICAS.reduce((n, r) => n + m.late[r].length, 0),
+          through_clients: through.length,
+          through_failed: through.filter((c) => c.outcome !== 'ok').length,
+        });
+        primary = next;
+        await sc.after(set, old);
+      }
+    }
+  } finally {
+    await set.teardown();
+  }
+  const summary = names.map((name) => {
+    const rs = runs.filter((r) => r.scenario === name);
+    const w = rs.map((r) => r.window_ms);
+    return {
+      scenario: name,
+      label: SCENARIOS[name].label,
+      runs: rs.length,
+      window_ms: { median: percentile(w, 50), max: Math.max(...w) },
+      last_switch_ms_median: percentile(
+        rs.map((r) => r.last_switch_ms),
+        50,
+      ),
+      late_to_old: rs.reduce((n, r) => n + r.late_to_old, 0),
+      through_failed: rs.reduce((n, r) => n + r.through_failed, 0),
+      through_clients: rs.reduce((n, r) => n + r.through_clients, 0),
+    };
+  });
+  return {
+    settings: {
+      replicas: REPLICAS.length,
+      interval_ms: intervalMs,
+      distributor: 'haproxy 2.x, mode tcp, balance roundrobin, httpchk GET /readyz every 200 ms',
+      reps,
+    },
+    summary,
+    runs,
+    loadavg_at_end: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+/** The report's section for the replicas part. */
+export function replicasMarkdown(r) {
+  if (!r) return [];
+  if (r.error) return ['## Several replicas', '', `Failed: ${r.error}`, ''];
+  if (!r.summary) return [];
+  const s = r.settings;
+  return [
+    '## Several replicas',
+    '',
+    `${s.replicas} mirrorlb replicas, each in its own network namespace with its own checks (health.interval ${s.interval_ms} ms), behind one distributor (${s.distributor}); two simulated members. The disagreement window is the spread between the first and the last replica's switch to the new primary, each from its own /events; "to old after not primary" counts clients a replica sent to the old primary after it had answered "not primary" to that replica. ${s.reps} run(s) per scenario; load average after the part: ${r.loadavg_at_end.join(' / ')}.`,
+    '',
+    '| scenario | runs | disagreement window, median | max | last replica switched (median, from the event) | to old after "not primary" | clients via the distributor failed |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...r.summary.map(
+      (x) =>
+        `| ${x.label} | ${x.runs} | ${x.window_ms.median} ms | ${x.window_ms.max} ms | ${x.last_switch_ms_median} ms | ${x.late_to_old} | ${x.through_failed} of ${x.through_clients} |`,
+    ),
+    '',
+  ];
 }
