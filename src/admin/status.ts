@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
@@ -55,20 +54,20 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
   const events = daemon.events.list();
   const mirrors: MirrorStatus[] = [];
   for (const rt of daemon.runtimes().values()) {
-    const d = rt.monitor.decision;
+    const d = rt.decision;
     mirrors.push({
       name: rt.config.name,
       listen: formatHostPort({
         host: rt.config.listen.host,
-        port: boundPort(rt.proxy) ?? rt.config.listen.port,
+        port: rt.listen?.port ?? rt.config.listen.port,
       }),
       primary: d.primary,
       // During the shutdown drain the listener is closed: no new client is taken, whatever the checks say.
-      accepting: d.accepting && boundPort(rt.proxy) !== null,
+      accepting: d.accepting && rt.listen !== null,
       conflict: d.conflict,
-      heldClients: rt.proxy.heldCount(),
-      sessions: rt.proxy.sessionCount(),
-      members: rt.monitor.members().map((m) => ({
+      heldClients: rt.held,
+      sessions: rt.sessions,
+      members: rt.members.map((m) => ({
         name: m.config.name,
         address: formatHostPort(m.config.address),
         check: m.config.check,
@@ -85,7 +84,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
                   m.health.lastLatencyMs === null ? null : Math.round(m.health.lastLatencyMs * 10) / 10,
                 result: m.health.lastResult,
               },
-        sessions: rt.proxy.sessionCount(m.config.name),
+        sessions: m.sessions,
       })),
       lastFailover: lastFailover(events, rt.config.name),
     });
@@ -108,10 +107,4 @@ function lastFailover(events: readonly TransitionEvent[], mirror: string): Trans
     if (e.kind === 'failover' && e.mirror === mirror && e.from !== null) return e;
   }
   return null;
-}
-
-/** The port really bound (differs from the config for port 0); null while not listening. */
-function boundPort(proxy: { address(): AddressInfo | null }): number | null {
-  const a = proxy.address();
-  return a && typeof a === 'object' ? a.port : null;
 }
