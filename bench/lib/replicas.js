@@ -151,7 +151,7 @@ export async function waitFor(fn, timeoutMs, what) {
   }
 }
 
-function replicaYaml(net, { graceMs, intervalMs }) {
+function replicaYaml(net, { graceMs, intervalMs, timeoutMs }) {
   const members = MEMBERS.flatMap((m) => [
     `      - name: ${m}`,
     `        address: ${net.ip(m)}:${PORTS.client}`,
@@ -165,6 +165,7 @@ function replicaYaml(net, { graceMs, intervalMs }) {
     ...members,
     'health:',
     `  interval: ${intervalMs}ms`,
+    ...(timeoutMs ? [`  timeout: ${timeoutMs}ms`] : []),
     'proxy:',
     '  hold_timeout: 15s',
     'admin:',
@@ -189,6 +190,8 @@ function haproxyCfg(net, dir) {
     '  timeout server 60s',
     // No redispatch, no retries elsewhere: a replica that refused would show as a refused client.
     '  retries 0',
+    // A slow answer on a loaded machine is not a dead replica: fall 2, a 2 s check timeout.
+    '  timeout check 2s',
     'frontend fe',
     `  bind ${net.ip('lb')}:${PORTS.client}`,
     '  default_backend replicas',
@@ -197,7 +200,7 @@ function haproxyCfg(net, dir) {
     // What an NLB target group or a Kubernetes readiness probe does: /readyz on the admin port.
     '  option httpchk GET /readyz',
     '  http-check expect status 200',
-    `  default-server inter 200ms fastinter 200ms downinter 200ms fall 1 rise 2 port ${PORTS.admin}`,
+    `  default-server inter 200ms fastinter 200ms downinter 200ms fall 2 rise 2 port ${PORTS.admin}`,
     ...REPLICAS.map((r) => `  server ${r} ${net.ip(r)}:${PORTS.client} check`),
     '',
   ].join('\n');
@@ -208,7 +211,13 @@ function haproxyCfg(net, dir) {
  * replica routes to m1 and the distributor has every replica up. `graceMs` is the replicas'
  * shutdown.grace, `intervalMs` their health.interval.
  */
-export async function startReplicaSet({ repoRoot, graceMs = 2000, intervalMs = 200, logDir } = {}) {
+export async function startReplicaSet({
+  repoRoot,
+  graceMs = 2000,
+  intervalMs = 200,
+  timeoutMs,
+  logDir,
+} = {}) {
   const dir = logDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rp15-replicas-'));
   const netw = await createNet();
   const bin = path.join(repoRoot, 'bin', 'mirrorlb.js');
@@ -261,7 +270,7 @@ export async function startReplicaSet({ repoRoot, graceMs = 2000, intervalMs = 2
     },
     replica: (r) => {
       const file = path.join(dir, `${r}.yml`);
-      fs.writeFileSync(file, replicaYaml(netw, { graceMs, intervalMs }));
+      fs.writeFileSync(file, replicaYaml(netw, { graceMs, intervalMs, timeoutMs }));
       const p = start({
         name: `${r}-${Date.now()}`,
         cmd: process.execPath,
