@@ -317,6 +317,8 @@ export async function startReplicaSet({
       }
       await Promise.all([...procs.values()].map((p) => p.exited));
       await netw.teardown();
+      // A directory of its own (the test's) goes; the bench's log directory is the bench's to keep.
+      if (!logDir) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
   try {
