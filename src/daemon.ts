@@ -58,7 +58,10 @@ export class Daemon {
   private readonly prober: DaemonDeps['prober'];
   private readonly resolver = new Resolver();
   private readonly mirrors = new Map<string, MirrorRuntime>();
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private state: 'new' | 'running' | 'grace' | 'stopping' | 'stopped' = 'new';
+  /** The shutdown under way (stop() called again returns it) and the way to cut its grace short. */
+  private stopping: Promise<void> | null = null;
+  private cutGrace: (() => void) | null = null;
   readonly startedAt = Date.now();
 
   constructor(config: Config, deps: DaemonDeps) {
@@ -143,10 +146,40 @@ export class Daemon {
     this.log.error({ problems: message.split('\n') }, 'config reload refused; keeping the running config');
   }
 
-  /** SIGTERM: stop accepting everywhere at once, let sessions finish, then cut the rest. */
-  async stop(drainTimeoutMs = this.config.shutdown.drainTimeoutMs): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
+  /**
+   * SIGTERM. With a grace: unready at once (GET /readyz 503) while listeners keep accepting and
+   * checks keep routing, so an outer load balancer sees the 503 and stops sending new clients
+   * before the port closes. Then: stop accepting everywhere at once, let sessions finish for
+   * up to `drainTimeoutMs`, cut the rest. Calling it again returns the same shutdown.
+   */
+  stop(drainTimeoutMs = this.config.shutdown.drainTimeoutMs, graceMs = 0): Promise<void> {
+    return (this.stopping ??= this.shutdown(drainTimeoutMs, graceMs));
+  }
+
+  /** Ends a shutdown's grace now (a second SIGTERM); no-op otherwise. */
+  endGrace(): void {
+    this.cutGrace?.();
+  }
+
+  /** Where the lifecycle is: `grace` = unready but still accepting, `stopping` = draining. */
+  get phase(): 'new' | 'running' | 'grace' | 'stopping' | 'stopped' {
+    return this.state;
+  }
+
+  private async shutdown(drainTimeoutMs: number, graceMs: number): Promise<void> {
     const wasRunning = this.state === 'running';
+    if (wasRunning && graceMs > 0) {
+      this.state = 'grace';
+      this.log.info({ grace_ms: graceMs }, 'stopping: unready, still accepting for the grace period');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.cutGrace = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.cutGrace = null;
+    }
     this.state = 'stopping';
     const rts = [...this.mirrors.values()];
     for (const rt of rts) rt.monitor.stop();
@@ -224,11 +257,22 @@ export class Daemon {
     return out;
   }
 
-  /** Every mirror has a primary accepting clients (GET /readyz). */
+  /**
+   * Replica readiness (GET /readyz): running (config loaded, not shutting down) and every
+   * configured listener bound. A mirror without a primary does not count: its clients are
+   * held, and an outer load balancer should keep sending them here rather than nowhere.
+   */
   ready(): boolean {
-    if (this.state !== 'running') return false;
-    for (const rt of this.mirrors.values()) if (!rt.monitor.decision.accepting) return false;
+    if (this.state !== 'running' || this.mirrors.size !== this.config.mirrors.length) return false;
+    for (const rt of this.mirrors.values()) if (!rt.proxy.address()) return false;
     return true;
+  }
+
+  /** GET /readyz?mirror=NAME: ready, and that mirror has a primary taking clients; null: no such mirror. */
+  mirrorReady(name: string): boolean | null {
+    const rt = this.mirrors.get(name);
+    if (!rt) return null;
+    return this.ready() && rt.monitor.decision.accepting;
   }
 
   /** Bytes of open sessions are added at scrape time, so long sessions show traffic live. */

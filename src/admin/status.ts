@@ -45,6 +45,8 @@ export interface StatusDoc {
   readonly time: string;
   readonly uptimeSeconds: number;
   readonly ready: boolean;
+  /** `running`, or during a SIGTERM `grace` (unready, still accepting) then `stopping` (draining). */
+  readonly phase: string;
   readonly mirrors: readonly MirrorStatus[];
   readonly eventCount: number;
 }
@@ -63,7 +65,8 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
         port: rt.listen?.port ?? rt.config.listen.port,
       }),
       primary: d.primary,
-      accepting: d.accepting,
+      // During the shutdown drain the listener is closed: no new client is taken, whatever the checks say.
+      accepting: d.accepting && rt.listen !== null,
       conflict: d.conflict,
       heldClients: rt.held,
       sessions: rt.sessions,
@@ -95,6 +98,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
     time: new Date().toISOString(),
     uptimeSeconds: Math.round((Date.now() - daemon.startedAt) / 1000),
     ready: daemon.ready(),
+    phase: daemon.phase,
     mirrors,
     eventCount: daemon.events.count,
   };
