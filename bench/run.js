@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { runDatapath } from './lib/datapath.js';
 import { runFailover } from './lib/failover.js';
 import { runStorm } from './lib/storm.js';
+import { runReplicas } from './lib/replicas.js';
 import { describeMachine } from './lib/machine.js';
 import { has, interrupted, run, stopAll, warnings } from './lib/proc.js';
 import { markdown } from './lib/report.js';
@@ -25,7 +26,7 @@ const NOFILE = 65536;
 const USAGE = `usage: npm run bench [-- options]
 
   --quick            smoke run: one repetition, short windows (CI); results go to bench/results/tmp/
-  --part P           failover | datapath | storm (repeat or comma-separate; default all)
+  --part P           failover | datapath | replicas | storm (repeat or comma-separate; default all)
   --scenario S       failover scenarios to run: switchover,killed,hung,blackholed (default all)
   --reps N           repetitions per cell (default: failover 5, data path 3, storm 3; quick 1)
   --storm-clients N  clients in the reconnect storm (default 2000; quick 200)
@@ -55,7 +56,7 @@ function parse() {
   const list = (v) => (v ?? []).flatMap((x) => x.split(',')).filter(Boolean);
   const parts = list(values.part);
   for (const p of parts)
-    if (p !== 'failover' && p !== 'datapath' && p !== 'storm') throw new Error(`unknown part ${p}`);
+    if (!['failover', 'datapath', 'replicas', 'storm'].includes(p)) throw new Error(`unknown part ${p}`);
   const reps = values.reps === undefined ? null : Number(values.reps);
   if (reps !== null && !(Number.isInteger(reps) && reps > 0))
     throw new Error('--reps must be a positive integer');
@@ -64,7 +65,7 @@ function parse() {
     throw new Error('--storm-clients must be a positive integer');
   return {
     quick: values.quick,
-    parts: parts.length ? parts : ['failover', 'datapath', 'storm'],
+    parts: parts.length ? parts : ['failover', 'datapath', 'replicas', 'storm'],
     stormClients,
     scenarios: list(values.scenario),
     reps,
@@ -269,6 +270,7 @@ async function main() {
   };
   if (opts.parts.includes('failover')) result.failover = await part('failover', () => runFailover(ctx));
   if (opts.parts.includes('datapath')) result.datapath = await part('data path', () => runDatapath(ctx));
+  if (opts.parts.includes('replicas')) result.replicas = await part('replicas', () => runReplicas(ctx));
   if (opts.parts.includes('storm')) result.storm = await part('reconnect storm', () => runStorm(ctx));
 
   const outDir = opts.out

@@ -2,6 +2,7 @@
 // the pinning, the load on the machine) and the medians with the mirrorlb/haproxy ratios.
 import { stormMarkdown } from './storm.js';
 import { fmt, fmtRatio } from './util.js';
+import { replicasMarkdown } from './replicas.js';
 
 const LABELS = { mirrorlb: 'mirrorlb', 'haproxy-seed': 'haproxy (seed)', 'haproxy-tuned': 'haproxy (tuned)' };
 
@@ -186,11 +187,13 @@ export function markdown(result) {
   if (storm && !storm.error) out.push(...stormMarkdown(storm));
   else if (storm?.error) out.push('## Reconnect storm', '', `Failed: ${storm.error}`, '');
 
+  out.push(...replicasMarkdown(result.replicas));
   const skipped = [
     ...(result.skipped ?? []),
     ...(f?.skipped ?? []),
     ...(d?.skipped ?? []),
     ...(storm?.skipped ?? []),
+    ...(result.replicas?.skipped ?? []),
   ];
   if (skipped.length) {
     out.push('## Skipped', '', ...skipped.map((s) => `- ${s.what}: ${s.reason}`), '');

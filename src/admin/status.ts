@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
 import type { TransitionEvent } from '../events.js';
+import type { Resolution } from '../proxy/resolver.js';
 
 /** Member state as the contract names it: health role, overridden by maintenance. */
 export type MemberState =
@@ -21,6 +22,8 @@ export interface MemberStatus {
     readonly result: string | null;
   } | null;
   readonly sessions: number;
+  /** The member address's DNS lookup: `error` set while the name does not resolve. */
+  readonly resolution: Resolution;
 }
 
 export interface MirrorStatus {
@@ -42,6 +45,8 @@ export interface StatusDoc {
   readonly time: string;
   readonly uptimeSeconds: number;
   readonly ready: boolean;
+  /** `running`, or during a SIGTERM `grace` (unready, still accepting) then `stopping` (draining). */
+  readonly phase: string;
   readonly mirrors: readonly MirrorStatus[];
   readonly eventCount: number;
 }
@@ -60,7 +65,8 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
         port: rt.listen?.port ?? rt.config.listen.port,
       }),
       primary: d.primary,
-      accepting: d.accepting,
+      // During the shutdown drain the listener is closed: no new client is taken, whatever the checks say.
+      accepting: d.accepting && rt.listen !== null,
       conflict: d.conflict,
       heldClients: rt.held,
       sessions: rt.sessions,
@@ -82,6 +88,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
                 result: m.health.lastResult,
               },
         sessions: m.sessions,
+        resolution: m.resolution,
       })),
       lastFailover: lastFailover(events, rt.config.name),
     });
@@ -91,6 +98,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
     time: new Date().toISOString(),
     uptimeSeconds: Math.round((Date.now() - daemon.startedAt) / 1000),
     ready: daemon.ready(),
+    phase: daemon.phase,
     mirrors,
     eventCount: daemon.events.count,
   };

@@ -19,6 +19,7 @@ export function checkDurations(c: Checker, mirrors: string[]): void {
     const ptr = `${s}/proxy/idle_timeout`;
     if (!isNoIdleTimeout(c.get(ptr))) c.parse(ptr, parseDuration);
   }
+  if (!isNoIdleTimeout(c.get('/shutdown/grace'))) c.parse('/shutdown/grace', parseDuration);
 }
 
 interface Effective {
