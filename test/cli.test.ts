@@ -96,6 +96,9 @@ t.test(
       stdout: p.lines,
     });
 
+    const started = p.lines.find((l) => l.msg === 'mirrorlb started');
+    t.equal(started?.pid, p.child.pid, 'log records carry the pid (for kill -HUP)');
+
     const s = await connect(p1);
     t.equal(await readGreeting(s), 'ap1a');
 

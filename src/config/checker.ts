@@ -4,9 +4,9 @@
  * nothing is reported twice.
  */
 import { ConfigValueError } from './errors.js';
-import { displayPath, isReported, segments, pointer, type Pos } from './positions.js';
+import { displayPath, isReported, segments, pointer, type Pos } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
-import type { YamlTree } from './yaml-tree.js';
+import type { YamlTree } from './yaml/yaml-tree.js';
 
 export class Checker {
   constructor(

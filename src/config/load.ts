@@ -9,13 +9,13 @@ import type { RawFile } from './defaults.js';
 import { substituteTree, type Env } from './env.js';
 import { ConfigError } from './errors.js';
 import { deepFreeze } from './freeze.js';
-import { prescan } from './prescan.js';
+import { prescan } from './yaml/prescan.js';
 import { ProblemList } from './problems.js';
-import { readConfigText } from './read.js';
+import { readConfigText } from './yaml/read.js';
 import { validateSchema } from './schema.js';
 import { checkSemantics } from './semantic.js';
 import type { Config } from './types.js';
-import { readYamlTree } from './yaml-tree.js';
+import { readYamlTree } from './yaml/yaml-tree.js';
 
 export { configWarnings, summarize } from './summary.js';
 export type { Env } from './env.js';

@@ -1,5 +1,5 @@
 import { ConfigError, type ConfigProblem } from './errors.js';
-import type { Pos } from './positions.js';
+import type { Pos } from './yaml/positions.js';
 
 /** Enough to fix a file in one go without flooding a terminal from a generated or hostile file. */
 export const MAX_REPORTED = 100;

@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { DEFAULTS } from './defaults.js';
 import { describe, quote } from './describe.js';
-import { displayPath, isReported, pointer } from './positions.js';
+import { displayPath, isReported, pointer } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
 import { nearestKey } from './suggest.js';
 import { explainBadValue } from './values.js';
-import type { YamlTree } from './yaml-tree.js';
+import type { YamlTree } from './yaml/yaml-tree.js';
 
 /** Same relative place from src/config (tests) and dist/config (installed package). */
 export const SCHEMA_PATH = new URL('../../schema/mirrorlb.schema.json', import.meta.url);

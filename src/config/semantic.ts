@@ -6,12 +6,12 @@
 import { Checker } from './checker.js';
 import { DEFAULTS } from './defaults.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
-import { displayPath } from './positions.js';
+import { displayPath } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
 import { checkDurations, checkIntervalOrder } from './timing.js';
 import { formatHostPort, type HostPort } from './types.js';
 import { parseCheckUrl } from './values.js';
-import type { YamlTree } from './yaml-tree.js';
+import type { YamlTree } from './yaml/yaml-tree.js';
 
 export function checkSemantics(tree: YamlTree, problems: ProblemList): void {
   const c = new Checker(tree, problems);

@@ -2,7 +2,7 @@
 import type { Checker } from './checker.js';
 import { DEFAULTS, HEALTH_DURATIONS, isNoIdleTimeout, PROXY_DURATIONS } from './defaults.js';
 import { formatDuration, parseDuration } from './duration.js';
-import { displayPath } from './positions.js';
+import { displayPath } from './yaml/positions.js';
 
 function durationPointers(mirrors: string[]): string[] {
   const scopes = ['', ...mirrors];

@@ -2,7 +2,7 @@
 import { parseDuration } from './duration.js';
 import { ConfigValueError } from './errors.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
-import { segments } from './positions.js';
+import { segments } from './yaml/positions.js';
 
 /** The URL normalised (so duplicates are found), or a ConfigValueError saying why it is unusable. */
 export function parseCheckUrl(s: string): string {
