@@ -37,7 +37,8 @@ export class Daemon {
   readonly events = new EventLog(200);
   private readonly log: Logger;
   private readonly prober: DaemonDeps['prober'];
-  private readonly resolver = new Resolver();
+  /** Read by /status (a member whose name does not resolve); dialling stays the proxy's. */
+  readonly resolver = new Resolver();
   private readonly mirrors = new Map<string, MirrorRuntime>();
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   readonly startedAt = Date.now();

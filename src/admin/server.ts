@@ -141,7 +141,10 @@ export class AdminServer {
     ];
   }
 
-  /** Adds a route (the status page registers `/` and its assets this way). */
+  /**
+   * Adds a route after the built-in table (the page, /status, /metrics... are all in
+   * buildRoutes); tests use it to mount handlers that fail, to check the 500 path.
+   */
   addRoute(pattern: RegExp, methods: Record<string, Handler>): void {
     this.routes.push({ pattern, methods });
   }

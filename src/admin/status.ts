@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
 import type { TransitionEvent } from '../events.js';
+import type { Resolution } from '../proxy/resolver.js';
 
 /** Member state as the contract names it: health role, overridden by maintenance. */
 export type MemberState =
@@ -22,6 +23,8 @@ export interface MemberStatus {
     readonly result: string | null;
   } | null;
   readonly sessions: number;
+  /** The member address's DNS lookup: `error` set while the name does not resolve. */
+  readonly resolution: Resolution;
 }
 
 export interface MirrorStatus {
@@ -83,6 +86,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
                 result: m.health.lastResult,
               },
         sessions: rt.proxy.sessionCount(m.config.name),
+        resolution: daemon.resolver.state(m.config.address),
       })),
       lastFailover: lastFailover(events, rt.config.name),
     });

@@ -8,7 +8,7 @@ export interface HostPort {
   readonly port: number;
 }
 
-/** How a mirror reacts when two members claim primary at once (contract rule 6). */
+/** How a mirror reacts when two members claim primary at once (docs/routing.md, "The decision"). */
 export type ConflictPolicy = 'newest' | 'hold';
 
 export interface HealthConfig {

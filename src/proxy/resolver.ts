@@ -2,13 +2,23 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { HostPort } from '../config/types.js';
 
+/** What the last lookup of a member's host name gave, for /status. */
+export interface Resolution {
+  /** The IP clients are dialled at; null while the name has not resolved. */
+  readonly ip: string | null;
+  /** Why the last lookup failed (`ENOTFOUND`, `EAI_AGAIN`...); null when it succeeded or none ran yet. */
+  readonly error: string | null;
+}
+
 /**
  * Backend addresses resolved to IP literals once, not per connect (a lookup per connect
- * costs the data path 12-25% CPU). Re-resolved when a connect fails or a member becomes
- * primary, because a container restart moves its address.
+ * costs the data path 12-25% CPU). Re-resolved when a connect fails, because a container
+ * restart moves its address. It remembers why a lookup failed, so /status can say that a
+ * member's name does not resolve instead of showing only failed connects.
  */
 export class Resolver {
   private readonly cache = new Map<string, HostPort>();
+  private readonly errors = new Map<string, string>();
 
   /** The address to dial now: the resolved IP when known, else the name as configured. */
   get(addr: HostPort): HostPort {
@@ -16,14 +26,22 @@ export class Resolver {
     return this.cache.get(key(addr)) ?? addr;
   }
 
+  /** The state of addr's lookup; an IP literal needs none and is always resolved. */
+  state(addr: HostPort): Resolution {
+    if (net.isIP(addr.host)) return { ip: addr.host, error: null };
+    return { ip: this.cache.get(key(addr))?.host ?? null, error: this.errors.get(key(addr)) ?? null };
+  }
+
   async refresh(addr: HostPort): Promise<void> {
     if (net.isIP(addr.host)) return;
     try {
       const { address } = await lookup(addr.host);
       this.cache.set(key(addr), { host: address, port: addr.port });
-    } catch {
+      this.errors.delete(key(addr));
+    } catch (err) {
       // Unresolvable now (the container may not exist yet): dial by name, which retries the lookup.
       this.cache.delete(key(addr));
+      this.errors.set(key(addr), (err as NodeJS.ErrnoException).code ?? 'lookup failed');
     }
   }
 }
