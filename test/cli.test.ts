@@ -70,6 +70,73 @@ t.test('--version, --help, usage errors', async (t) => {
   t.match(none.stderr(), /--config FILE is required/);
 });
 
+t.test('one parser for every command: --help on each, mirrorlb help, the same wording', async (t) => {
+  for (const [argv, head] of [
+    [['help'], /^mirrorlb \S+: primary-only TCP balancer/],
+    [['help', 'check'], /^Usage: mirrorlb check --config FILE/],
+    [['help', 'sim'], /^Usage: mirrorlb sim --name N/],
+    [['help', 'demo'], /^Usage: mirrorlb demo /],
+    [['help', 'status'], /^Usage: mirrorlb status /],
+    [['check', '--help'], /^Usage: mirrorlb check --config FILE/],
+    [['sim', '--help'], /^Usage: mirrorlb sim --name N[^]*POST \/sim\/role/],
+    [['sim', '-h'], /^Usage: mirrorlb sim --name N/],
+    [['demo', '--help'], /^Usage: mirrorlb demo /],
+    [['status', '--help'], /^Usage: mirrorlb status /],
+    [['-h'], /^mirrorlb \S+: primary-only TCP balancer/],
+  ] as const) {
+    const p = run(t, [...argv]);
+    t.equal(await p.exited, 0, argv.join(' '));
+    t.match(p.lines.map((l) => l.msg).join('\n'), head, argv.join(' '));
+    t.equal(p.stderr(), '');
+  }
+  for (const [argv, message] of [
+    [['help', 'nope'], /^mirrorlb help: no command "nope"\n/],
+    [['frobnicate'], /^mirrorlb: unknown command frobnicate\n/],
+    [['-c', 'a.yml', '--config=b.yml'], /^mirrorlb: --config given twice\n/],
+    [['--version=3'], /^mirrorlb: option --version takes no value\n/],
+    [['check', '-c'], /^mirrorlb check: -c needs a file name\n/],
+    [
+      ['demo', '--log-level', 'loud'],
+      /^mirrorlb demo: --log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\n/,
+    ],
+    [['demo', '--admin', 'nonsense'], /^mirrorlb demo: --admin: "nonsense" has no port; write host:port/],
+    [['demo', '--ap1=[::1]'], /^mirrorlb demo: --ap1: "\[::1\]" has no ":port" after the "\]"/],
+    [['status', '--json=yes'], /^mirrorlb status: option --json takes no value\n/],
+  ] as const) {
+    const p = run(t, [...argv]);
+    t.equal(await p.exited, 2, argv.join(' '));
+    t.match(p.stderr(), message, argv.join(' '));
+    t.notMatch(p.stderr(), /<demo>|\n\s+at /, 'no generated-file position, no stack trace');
+  }
+});
+
+t.test('a reader that goes away is a normal end: check | head -1 exits 0 without EPIPE', async (t) => {
+  const file = fileURLToPath(new URL('./fixtures/config/minimal.yml', import.meta.url));
+  // Close our end of the pipe before the child writes a byte: every write it makes is EPIPE.
+  const child = spawn(process.execPath, [BIN, 'check', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.destroy();
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  t.equal(code, 0, 'exit 0, as when the whole summary was read');
+  t.equal(err, '', 'nothing on stderr (no EPIPE stack trace)');
+
+  const shell = spawn(
+    'bash',
+    ['-o', 'pipefail', '-c', `"${process.execPath}" "${BIN}" check -c "${file}" | head -1`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let serr = '';
+  shell.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  shell.stderr!.on('data', (c: Buffer) => (serr += c.toString()));
+  t.equal(await new Promise((r) => shell.on('exit', (c) => r(c))), 0, 'the pipeline exits 0 (pipefail)');
+  t.match(out, /^\S+minimal\.yml: OK, 1 mirror, 2 members\n$/);
+  t.equal(serr, '');
+});
+
 t.test('an invalid config refuses to start with FILE:LINE:COL and no stack trace', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mlb-cli-'));
   const f = configFile(dir, 'bad.yml', 'mirrors:\n  - name: ap1\n    listen: nowhere\n');

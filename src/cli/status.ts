@@ -1,13 +1,13 @@
 /** `mirrorlb status [--admin URL] [--json]`: the admin API's /status as a terminal table. */
 import type { MemberState, MirrorStatus, StatusDoc } from '../admin/status.js';
 import type { TransitionEvent } from '../events.js';
-import { parseFlags } from './flags.js';
+import { parseCommandLine } from './args.js';
 
 export const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
 const TIMEOUT_MS = 5000;
 const RECENT_EVENTS = 5;
 
-const USAGE = `Usage: mirrorlb status [--admin URL] [--json]
+export const STATUS_USAGE = `Usage: mirrorlb status [--admin URL] [--json]
 
 Shows every mirror, its primary and each member's state, from the admin API of a
 running mirrorlb (default ${DEFAULT_ADMIN}). --json prints the raw /status document.
@@ -21,16 +21,17 @@ export async function runStatus(
   out: NodeJS.WritableStream,
   err: NodeJS.WritableStream,
 ): Promise<number> {
-  const flags = parseFlags(argv, { admin: 'string', json: 'boolean', help: 'boolean' }, { h: 'help' });
-  if ('error' in flags || flags.rest.length > 0) {
-    err.write(
-      `mirrorlb status: ${'error' in flags ? flags.error : `unexpected argument ${flags.rest[0]}`}\n\n${USAGE}`,
-    );
-    return 2;
-  }
-  if (flags.values.help) {
-    out.write(USAGE);
+  const flags = parseCommandLine(argv, {
+    admin: { type: 'string', value: 'a URL' },
+    json: { type: 'boolean' },
+  });
+  if (flags.kind === 'help') {
+    out.write(STATUS_USAGE);
     return 0;
+  }
+  if (flags.kind === 'error') {
+    err.write(`mirrorlb status: ${flags.message}\n\n${STATUS_USAGE}`);
+    return 2;
   }
   const admin = flags.values.admin ?? DEFAULT_ADMIN;
   let base: URL;
