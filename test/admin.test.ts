@@ -335,13 +335,15 @@ t.test('off loopback without a token: check and the daemon warn', async (t) => {
   t.same(warns('[::1]:9090'), [], 'no warning on ::1');
 
   const logs = new LogSink();
-  const running = await startBalancer(parseConfig(yaml('0.0.0.0:0', ''), 'w.yml', {}), {
-    log: createLogger('info', logs),
-    signals: false,
-  });
+  const running = await startBalancer(
+    parseConfig(yaml('0.0.0.0:0', 'proxy:\n  hold_timeout: 20ms'), 'w.yml', {}),
+    { log: createLogger('info', logs), signals: false },
+  );
   t.teardown(() => running.stop());
   const warning = logs.records.find((r) => r.level === 40 && String(r.msg).includes('without admin.token'));
   t.ok(warning, 'the daemon logs the warning at start', { messages: logs.messages() });
+  const short = logs.records.find((r) => r.level === 40 && String(r.msg).startsWith('proxy.hold_timeout'));
+  t.match(short, { source: 'w.yml', line: 14, col: 17 }, 'a warning with a line is logged with it');
 });
 
 t.test('a failing handler answers 500 and the server keeps serving', async (t) => {

@@ -63,6 +63,11 @@ export class Checker {
     this.tree.reported.add(ptr);
   }
 
+  /** A sound but doubtful value: a warning with its position, the config still loads. */
+  warn(ptr: string, message: string): void {
+    this.problems.warn(this.pos(ptr), message);
+  }
+
   problemAt(ptr: string, message: string): void {
     this.problems.add(this.pos(ptr), message);
   }
