@@ -1,5 +1,6 @@
 /** `mirrorlb check --config FILE`: validate a config without starting anything. */
 import { ConfigError } from '../config/errors.js';
+import { EXIT, exitCodeOf } from '../errors.js';
 import { configWarnings, loadConfigFile, loadWarnings, summarize } from '../config/load.js';
 import { parseCommandLine } from './args.js';
 import { unresolvedMembers, type Lookup } from './member-dns.js';
@@ -20,13 +21,13 @@ export async function runCheck(
   const args = parseCommandLine(argv, { config: { type: 'string', short: 'c', value: 'a file name' } });
   if (args.kind === 'help') {
     out.write(CHECK_USAGE);
-    return 0;
+    return EXIT.ok;
   }
   const file = args.kind === 'ok' ? args.values.config : undefined;
   if (file === undefined) {
     const message = args.kind === 'error' ? args.message : '--config FILE is required';
     err.write(`mirrorlb check: ${message}\n\n${CHECK_USAGE}`);
-    return 2;
+    return EXIT.usage;
   }
   return check(file, out, err, opts.lookup);
 }
@@ -45,12 +46,12 @@ async function check(
     positioned.sort((a, b) => a.line - b.line || a.col - b.col);
     for (const w of positioned) out.write(`${w.file}:${w.line}:${w.col}: warning: ${w.message}\n`);
     for (const w of configWarnings(config)) out.write(`warning: ${w}\n`);
-    return 0;
+    return EXIT.ok;
   } catch (e) {
     // The loader reports problems as ConfigError; anything else is our bug, still one line, no stack.
     const message =
       e instanceof ConfigError ? e.message : `${file}:1:1: internal error: ${(e as Error).message}`;
     err.write(`${message}\n`);
-    return 1;
+    return exitCodeOf('MLB_ERR_CONFIG');
   }
 }

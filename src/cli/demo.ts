@@ -1,4 +1,5 @@
 import { ConfigValueError } from '../config/errors.js';
+import { EXIT } from '../errors.js';
 import { parseListenAddress } from '../config/hostport.js';
 import { parseConfig } from '../config/load.js';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../config/types.js';
@@ -31,12 +32,12 @@ export async function runDemo(
   });
   if (flags.kind === 'help') {
     out.write(DEMO_USAGE);
-    return 0;
+    return EXIT.ok;
   }
   const settings = flags.kind === 'ok' ? demoSettings(flags.values) : flags.message;
   if (typeof settings === 'string') {
     err.write(`mirrorlb demo: ${settings}\n\n${DEMO_USAGE}`);
-    return 2;
+    return EXIT.usage;
   }
   const { ap1, ap2, admin: adminListen, logLevel } = settings;
   const log = createLogger(logLevel);
@@ -78,7 +79,7 @@ export async function runDemo(
   } catch (e) {
     await Promise.all(sims.map((s) => s.stop()));
     err.write(`mirrorlb demo: ${(e as Error).message}\n`);
-    return 1;
+    return EXIT.failed;
   }
   const web = (name: string): number => sims.find((s) => s.name === name)!.webPort;
   // Print the bound addresses: port 0 (any free port) is allowed on every listener.

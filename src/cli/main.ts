@@ -1,4 +1,5 @@
 import { parseCommandLine } from './args.js';
+import { EXIT } from '../errors.js';
 import { CHECK_USAGE, runCheck } from './check.js';
 import { DEMO_USAGE, runDemo } from './demo.js';
 import { ignoreClosedOutput } from './output.js';
@@ -49,16 +50,16 @@ async function runHelp(argv: string[]): Promise<number> {
   const args = parseCommandLine(argv, {}, 1);
   if (args.kind === 'error') {
     process.stderr.write(`mirrorlb help: ${args.message}\n\n${USAGE}`);
-    return 2;
+    return EXIT.usage;
   }
   const topic = args.kind === 'ok' ? args.positionals[0] : undefined;
   const usage = topic === undefined ? USAGE : await commandUsage(topic);
   if (usage === null) {
     process.stderr.write(`mirrorlb help: no command ${JSON.stringify(topic)}\n\n${USAGE}`);
-    return 2;
+    return EXIT.usage;
   }
   process.stdout.write(usage);
-  return 0;
+  return EXIT.ok;
 }
 
 async function commandUsage(cmd: string): Promise<string | null> {
@@ -86,23 +87,23 @@ async function runMain(argv: string[]): Promise<number> {
   });
   if (args.kind === 'help') {
     process.stdout.write(USAGE);
-    return 0;
+    return EXIT.ok;
   }
   if (args.kind === 'error') {
     // A bare word here is a mistyped command more often than anything else.
     const message = args.message.replace(/^unexpected argument /, 'unknown command ');
     process.stderr.write(`mirrorlb: ${message}\n\n${USAGE}`);
-    return 2;
+    return EXIT.usage;
   }
   if (args.values.version) {
     process.stdout.write(`${VERSION}\n`);
-    return 0;
+    return EXIT.ok;
   }
   if (!args.values.config) {
     process.stderr.write(
       `mirrorlb: --config FILE is required to run the balancer (try \`mirrorlb demo\`)\n\n${USAGE}`,
     );
-    return 2;
+    return EXIT.usage;
   }
   return runDaemon(args.values.config, process.stderr);
 }

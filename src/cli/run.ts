@@ -1,4 +1,5 @@
 import { AdminServer } from '../admin/server.js';
+import { EXIT, exitCodeOf } from '../errors.js';
 import { ConfigError } from '../config/errors.js';
 import { configWarnings, loadConfigFile, loadWarnings } from '../config/load.js';
 import type { Config } from '../config/types.js';
@@ -102,7 +103,7 @@ export async function runDaemon(configPath: string, err: NodeJS.WritableStream):
   } catch (e) {
     if (e instanceof ConfigError) {
       err.write(`${e.message}\n`);
-      return 1;
+      return exitCodeOf(e.code);
     }
     throw e;
   }
@@ -114,6 +115,6 @@ export async function runDaemon(configPath: string, err: NodeJS.WritableStream):
     err.write(
       `mirrorlb: cannot start: ${(e as Error).message}${code === 'EADDRINUSE' ? ' (another process listens there)' : ''}\n`,
     );
-    return 1;
+    return EXIT.failed;
   }
 }

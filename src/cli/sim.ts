@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { SimMember, type SimOptions } from '../sim/member.js';
+import { EXIT, exitCodeOf, type ErrorCode } from '../errors.js';
 import { parseCommandLine } from './args.js';
 
 /**
@@ -36,7 +37,7 @@ export interface SimCliIo {
 }
 
 class UsageError extends Error {
-  readonly code = 'MLB_ERR_USAGE';
+  readonly code: ErrorCode = 'MLB_ERR_USAGE';
 }
 
 export async function runSim(argv: string[], io: SimCliIo = {}): Promise<number> {
@@ -49,13 +50,13 @@ export async function runSim(argv: string[], io: SimCliIo = {}): Promise<number>
     const parsed = parseSimArgs(args);
     if (parsed === 'help') {
       stdout.write(SIM_USAGE);
-      return 0;
+      return EXIT.ok;
     }
     opts = parsed;
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     stderr.write(`mirrorlb sim: ${err.message}\n\n${SIM_USAGE}`);
-    return 2;
+    return exitCodeOf(err.code);
   }
 
   const logger = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, stdout);
@@ -64,8 +65,9 @@ export async function runSim(argv: string[], io: SimCliIo = {}): Promise<number>
     await sim.start();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    logger.error({ code: e.code ?? 'MLB_ERR_SIM_START', err: e.message }, 'sim could not start');
-    return 1;
+    const code: ErrorCode = 'MLB_ERR_SIM_START';
+    logger.error({ code: e.code ?? code, err: e.message }, 'sim could not start');
+    return exitCodeOf(code);
   }
   logger.info(
     {
@@ -93,7 +95,7 @@ export async function runSim(argv: string[], io: SimCliIo = {}): Promise<number>
   });
   await sim.stop();
   logger.info({ name: sim.name }, 'sim stopped');
-  return 0;
+  return EXIT.ok;
 }
 
 function parseSimArgs(args: string[]): SimOptions | 'help' {

@@ -1,6 +1,7 @@
 /** `mirrorlb status [--admin URL] [--json]`: the admin API's /status as a terminal table. */
 import type { MemberState, MirrorStatus, StatusDoc } from '../admin/status.js';
 import type { TransitionEvent } from '../events.js';
+import { EXIT, exitCodeOf, type ErrorCode } from '../errors.js';
 import { parseCommandLine } from './args.js';
 
 export const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
@@ -27,11 +28,11 @@ export async function runStatus(
   });
   if (flags.kind === 'help') {
     out.write(STATUS_USAGE);
-    return 0;
+    return EXIT.ok;
   }
   if (flags.kind === 'error') {
     err.write(`mirrorlb status: ${flags.message}\n\n${STATUS_USAGE}`);
-    return 2;
+    return EXIT.usage;
   }
   const admin = flags.values.admin ?? DEFAULT_ADMIN;
   let base: URL;
@@ -40,7 +41,7 @@ export async function runStatus(
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error('not http');
   } catch {
     err.write(`mirrorlb status: --admin needs an http:// URL, got ${JSON.stringify(admin)}\n`);
-    return 2;
+    return EXIT.usage;
   }
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   try {
@@ -49,7 +50,7 @@ export async function runStatus(
       throw new StatusFetchError(`${base.href}status is not a mirrorlb status document`);
     if (flags.values.json) {
       out.write(`${JSON.stringify(doc, null, 2)}\n`);
-      return 0;
+      return EXIT.ok;
     }
     // The events only add a few lines of context; the table stands without them.
     const events = ((await getJson(new URL('events', base)).catch(() => [])) as TransitionEvent[]) ?? [];
@@ -59,15 +60,15 @@ export async function runStatus(
         admin: base.href.replace(/\/$/, ''),
       }),
     );
-    return 0;
+    return EXIT.ok;
   } catch (e) {
     err.write(`mirrorlb status: ${(e as Error).message}\n`);
-    return 1;
+    return e instanceof StatusFetchError ? exitCodeOf(e.code) : EXIT.failed;
   }
 }
 
 class StatusFetchError extends Error {
-  readonly code = 'MLB_ERR_STATUS_FETCH';
+  readonly code: ErrorCode = 'MLB_ERR_STATUS_FETCH';
 }
 
 async function getJson(url: URL): Promise<unknown> {
