@@ -1,6 +1,12 @@
 /** Duration checks: each value parses, and the fast interval is never the slower one. */
 import type { Checker } from './checker.js';
-import { DEFAULTS, HEALTH_DURATIONS, isNoIdleTimeout, PROXY_DURATIONS } from './defaults.js';
+import {
+  DEFAULTS,
+  HEALTH_DURATIONS,
+  isNoIdleTimeout,
+  PROXY_DURATIONS,
+  SHUTDOWN_DURATIONS,
+} from './defaults.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { displayPath } from './yaml/positions.js';
 
@@ -9,7 +15,7 @@ function durationPointers(mirrors: string[]): string[] {
   return [
     ...scopes.flatMap((s) => HEALTH_DURATIONS.map((k) => `${s}/health/${k}`)),
     ...scopes.flatMap((s) => PROXY_DURATIONS.map((k) => `${s}/proxy/${k}`)),
-    '/shutdown/drain_timeout',
+    ...SHUTDOWN_DURATIONS.map((k) => `/shutdown/${k}`),
   ];
 }
 

@@ -1,4 +1,5 @@
 /** Parsers for the value kinds the schema can only pattern-match, and their specific explanations. */
+import { HEALTH_DURATIONS, PROXY_DURATIONS, SHUTDOWN_DURATIONS } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { ConfigValueError } from './errors.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
@@ -39,13 +40,9 @@ const PARSERS: Record<string, (s: string) => unknown> = {
   listen: parseListenAddress,
   address: parseHostPort,
   check: parseCheckUrl,
-  interval: parseDuration,
-  fast_interval: parseDuration,
-  fast_window: parseDuration,
-  timeout: parseDuration,
-  connect_timeout: parseDuration,
-  hold_timeout: parseDuration,
-  drain_timeout: parseDuration,
+  ...Object.fromEntries(
+    [...HEALTH_DURATIONS, ...PROXY_DURATIONS, ...SHUTDOWN_DURATIONS].map((k) => [k, parseDuration]),
+  ),
 };
 
 /**
