@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
@@ -46,6 +45,8 @@ export interface StatusDoc {
   readonly time: string;
   readonly uptimeSeconds: number;
   readonly ready: boolean;
+  /** `running`, or during a SIGTERM `grace` (unready, still accepting) then `stopping` (draining). */
+  readonly phase: string;
   readonly mirrors: readonly MirrorStatus[];
   readonly eventCount: number;
 }
@@ -56,19 +57,20 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
   const events = daemon.events.list();
   const mirrors: MirrorStatus[] = [];
   for (const rt of daemon.runtimes().values()) {
-    const d = rt.monitor.decision;
+    const d = rt.decision;
     mirrors.push({
       name: rt.config.name,
       listen: formatHostPort({
         host: rt.config.listen.host,
-        port: boundPort(rt.proxy) ?? rt.config.listen.port,
+        port: rt.listen?.port ?? rt.config.listen.port,
       }),
       primary: d.primary,
-      accepting: d.accepting,
+      // During the shutdown drain the listener is closed: no new client is taken, whatever the checks say.
+      accepting: d.accepting && rt.listen !== null,
       conflict: d.conflict,
-      heldClients: rt.proxy.heldCount(),
-      sessions: rt.proxy.sessionCount(),
-      members: rt.monitor.members().map((m) => ({
+      heldClients: rt.held,
+      sessions: rt.sessions,
+      members: rt.members.map((m) => ({
         name: m.config.name,
         address: formatHostPort(m.config.address),
         check: m.config.check,
@@ -85,8 +87,8 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
                   m.health.lastLatencyMs === null ? null : Math.round(m.health.lastLatencyMs * 10) / 10,
                 result: m.health.lastResult,
               },
-        sessions: rt.proxy.sessionCount(m.config.name),
-        resolution: daemon.resolver.state(m.config.address),
+        sessions: m.sessions,
+        resolution: m.resolution,
       })),
       lastFailover: lastFailover(events, rt.config.name),
     });
@@ -96,6 +98,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
     time: new Date().toISOString(),
     uptimeSeconds: Math.round((Date.now() - daemon.startedAt) / 1000),
     ready: daemon.ready(),
+    phase: daemon.phase,
     mirrors,
     eventCount: daemon.events.count,
   };
@@ -108,10 +111,4 @@ function lastFailover(events: readonly TransitionEvent[], mirror: string): Trans
     if (e.kind === 'failover' && e.mirror === mirror && e.from !== null) return e;
   }
   return null;
-}
-
-/** The port really bound (differs from the config for port 0); null while not listening. */
-function boundPort(proxy: { address(): AddressInfo | null }): number | null {
-  const a = proxy.address();
-  return a && typeof a === 'object' ? a.port : null;
 }

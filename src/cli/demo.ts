@@ -2,7 +2,7 @@ import { ConfigValueError } from '../config/errors.js';
 import { EXIT } from '../errors.js';
 import { parseListenAddress } from '../config/hostport.js';
 import { parseConfig } from '../config/load.js';
-import { isLogLevel, LOG_LEVELS, type LogLevel } from '../config/types.js';
+import { formatHostPort, isLogLevel, LOG_LEVELS, type LogLevel } from '../config/types.js';
 import { SimMember } from '../sim/member.js';
 import { createLogger } from '../log.js';
 import { startBalancer } from './run.js';
@@ -72,6 +72,9 @@ export async function runDemo(
     `  listen: "${adminListen}"`,
     'log:',
     `  level: ${logLevel}`,
+    // A lone interactive process: no outer load balancer to wait for, so Ctrl-C stops at once.
+    'shutdown:',
+    '  grace: 0',
   ].join('\n');
   let running;
   try {
@@ -83,10 +86,7 @@ export async function runDemo(
   }
   const web = (name: string): number => sims.find((s) => s.name === name)!.webPort;
   // Print the bound addresses: port 0 (any free port) is allowed on every listener.
-  const bound = (mirror: string): string => {
-    const a = running.daemon.runtimes().get(mirror)!.proxy.address();
-    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-  };
+  const bound = (mirror: string): string => formatHostPort(running.daemon.runtimes().get(mirror)!.listen!);
   const adminAddr = running.admin.address();
   const [host1, port1] = splitHostPort(bound('ap1'));
   out.write(

@@ -66,3 +66,6 @@ export interface RawFile {
 export const HEALTH_DURATIONS = durationKeys(HEALTH_KEYS);
 export const PROXY_DURATIONS = durationKeys(PROXY_KEYS);
 export const SHUTDOWN_DURATIONS = durationKeys(SHUTDOWN_KEYS);
+/** Durations that also take 0 / "0" / "off" for none. */
+export const PROXY_OFFABLE = durationKeys(PROXY_KEYS, ['duration-or-off']);
+export const SHUTDOWN_OFFABLE = durationKeys(SHUTDOWN_KEYS, ['duration-or-off']);

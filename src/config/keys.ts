@@ -112,6 +112,7 @@ export const PROXY_KEYS = {
 } as const satisfies Record<string, KeyRow<keyof ProxyConfig>>;
 
 export const SHUTDOWN_KEYS = {
+  grace: { field: 'graceMs', kind: 'duration-or-off', default: '5s' },
   drain_timeout: { field: 'drainTimeoutMs', kind: 'duration', default: '30s' },
 } as const satisfies Record<string, KeyRow<keyof Config['shutdown']>>;
 
@@ -162,9 +163,9 @@ function convert(kind: Kind, v: unknown): unknown {
   }
 }
 
-/** Keys of a section whose values are durations (checked and explained as durations). */
-export function durationKeys(rows: Rows): string[] {
+/** Keys of a section whose values are durations, `duration-or-off` ones included when asked. */
+export function durationKeys(rows: Rows, kinds: readonly Kind[] = ['duration']): string[] {
   return Object.entries(rows)
-    .filter(([, r]) => r.kind === 'duration')
+    .filter(([, r]) => kinds.includes(r.kind))
     .map(([k]) => k);
 }

@@ -5,7 +5,9 @@ import {
   HEALTH_DURATIONS,
   isNoIdleTimeout,
   PROXY_DURATIONS,
+  PROXY_OFFABLE,
   SHUTDOWN_DURATIONS,
+  SHUTDOWN_OFFABLE,
 } from './defaults.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { displayPath } from './yaml/positions.js';
@@ -21,10 +23,11 @@ function durationPointers(mirrors: string[]): string[] {
 
 export function checkDurations(c: Checker, mirrors: string[]): void {
   for (const ptr of durationPointers(mirrors)) c.parse(ptr, parseDuration);
-  for (const s of ['', ...mirrors]) {
-    const ptr = `${s}/proxy/idle_timeout`;
-    if (!isNoIdleTimeout(c.get(ptr))) c.parse(ptr, parseDuration);
-  }
+  const offable = [
+    ...['', ...mirrors].flatMap((s) => PROXY_OFFABLE.map((k) => `${s}/proxy/${k}`)),
+    ...SHUTDOWN_OFFABLE.map((k) => `/shutdown/${k}`),
+  ];
+  for (const ptr of offable) if (!isNoIdleTimeout(c.get(ptr))) c.parse(ptr, parseDuration);
 }
 
 interface Effective {

@@ -1,5 +1,5 @@
 /** Parsers for the value kinds the schema can only pattern-match, and their specific explanations. */
-import { HEALTH_DURATIONS, PROXY_DURATIONS, SHUTDOWN_DURATIONS } from './defaults.js';
+import { HEALTH_DURATIONS, PROXY_DURATIONS, SHUTDOWN_DURATIONS, SHUTDOWN_OFFABLE } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { ConfigValueError } from './errors.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
@@ -41,7 +41,10 @@ const PARSERS: Record<string, (s: string) => unknown> = {
   address: parseHostPort,
   check: parseCheckUrl,
   ...Object.fromEntries(
-    [...HEALTH_DURATIONS, ...PROXY_DURATIONS, ...SHUTDOWN_DURATIONS].map((k) => [k, parseDuration]),
+    [...HEALTH_DURATIONS, ...PROXY_DURATIONS, ...SHUTDOWN_DURATIONS, ...SHUTDOWN_OFFABLE].map((k) => [
+      k,
+      parseDuration,
+    ]),
   ),
 };
 
