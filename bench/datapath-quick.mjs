@@ -12,7 +12,7 @@
 //
 // Targets: haproxy (2.6, nbthread 1, mode tcp, no splice); mlb (fast path); mlb-semi (fast
 // path, node --min-semi-space-size=16 --max-semi-space-size=64); mlb-plain
-// (MIRRORLB_DATAPATH=plain); naive (a.pipe(b); b.pipe(a), the baseline of issue 7).
+// (MIRRORLB_DATAPATH=plain); naive (a.pipe(b); b.pipe(a), the plain-stream baseline).
 // Tests: ka (wrk, 50 keep-alive connections, small HTTP responses from nginx), close (wrk
 // with Connection: close: new connections per second), iperf (iperf3 bulk, one stream),
 // sockperf (TCP ping-pong round trip, percentiles).
@@ -225,7 +225,8 @@ async function startTarget(name, i) {
  * The whole daemon (bin/mirrorlb.js, or `daemon@/build/dist` with schema/ beside dist/):
  * three mirrors in front of the three backends, each with a primary whose check answers
  * from a small HTTP server here and a backup whose check says FAILED, plus 4 more mirrors
- * of 2 members checked at the default interval (issue 7: checks and metrics must not show).
+ * of 2 members checked at the default interval (the health checks and metrics of
+ * a realistic config must not show in the figures).
  */
 let checkServer = null;
 async function startDaemon(name, lp, distDir, waitForRouting = true) {

@@ -238,8 +238,8 @@ function setupText(run) {
     'reordered byte, never a session left hanging (no progress for 5 s); no new session reached a member',
     'that, by the balancer’s own log, was not taking new clients at any moment between the client’s',
     `connect and the member’s greeting; and no session stayed open more than ${secs(st.outliveBoundMs)} after its member lost`,
-    'the role. "Cut cleanly" sessions are the ones the contract says to close (rule 4: a member that',
-    'stops being primary has its sessions closed); they are not lost.',
+    'the role. "Cut cleanly" sessions are the ones the routing rules say to close (docs/routing.md,',
+    '"Member roles": a member that stops being primary has its sessions closed); they are not lost.',
   ].join('\n');
 }
 

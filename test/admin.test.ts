@@ -335,13 +335,15 @@ t.test('off loopback without a token: check and the daemon warn', async (t) => {
   t.same(warns('[::1]:9090'), [], 'no warning on ::1');
 
   const logs = new LogSink();
-  const running = await startBalancer(parseConfig(yaml('0.0.0.0:0', ''), 'w.yml', {}), {
-    log: createLogger('info', logs),
-    signals: false,
-  });
+  const running = await startBalancer(
+    parseConfig(yaml('0.0.0.0:0', 'proxy:\n  hold_timeout: 20ms'), 'w.yml', {}),
+    { log: createLogger('info', logs), signals: false },
+  );
   t.teardown(() => running.stop({ graceMs: 0 }));
   const warning = logs.records.find((r) => r.level === 40 && String(r.msg).includes('without admin.token'));
   t.ok(warning, 'the daemon logs the warning at start', { messages: logs.messages() });
+  const short = logs.records.find((r) => r.level === 40 && String(r.msg).startsWith('proxy.hold_timeout'));
+  t.match(short, { source: 'w.yml', line: 14, col: 17 }, 'a warning with a line is logged with it');
 });
 
 t.test('a failing handler answers 500 and the server keeps serving', async (t) => {
@@ -389,4 +391,30 @@ t.test('CONNECT gets a 405 answer, not a silent close', async (t) => {
     s.on('close', () => resolve(buf));
   });
   t.match(answer, /^HTTP\/1\.1 405 /);
+});
+
+t.test('/status says when a member address does not resolve, and the resolved IP otherwise', async (t) => {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const yaml = yamlFor({ ap1: [a] }).replace(
+    'members:\n',
+    'members:\n      - name: nohost\n        address: b13-nohost.invalid:1972\n        check: http://127.0.0.1:1/s\n      - name: named\n        address: localhost:1972\n        check: http://127.0.0.1:2/s\n',
+  );
+  const lb = await withBalancer(t, yaml);
+  const port = lb.adminPort();
+  const members = async () =>
+    (JSON.parse((await httpRequest(port, '/status')).body) as StatusDoc).mirrors[0]!.members;
+  let doc = await members();
+  t.ok(
+    await eventually(async () => {
+      doc = await members();
+      return doc.every((m) => m.resolution.ip !== null || m.resolution.error !== null);
+    }, 10_000),
+    'every lookup finished',
+    { doc },
+  );
+  const by = (name: string) => doc.find((m) => m.name === name)!;
+  t.equal(by('nohost').resolution.ip, null);
+  t.match(by('nohost').resolution.error, /^(ENOTFOUND|EAI_AGAIN|EAI_FAIL|ENODATA)$/);
+  t.match(by('named').resolution, { ip: /^(127\.0\.0\.1|::1)$/, error: null });
+  t.same(by('ap1a').resolution, { ip: '127.0.0.1', error: null }, 'an IP literal needs no lookup');
 });

@@ -287,7 +287,7 @@ t.test('markdown: machine, tables and skipped parts', async (t) => {
     },
   });
   t.match(md, /Test CPU, 2 cores/);
-  t.match(md, /| switchover | mirrorlb | 30 ms |/);
+  t.match(md, /\| switchover \| mirrorlb \| 30 ms \|/);
   t.match(md, /\| switchover \| haproxy \(seed\) \| 3,000 ms \| 0\.01x \|/);
   t.match(md, /\| rr \(req\/s\) \| 100,000 \| 30,000 \| 27,000 \| 0\.90x \|/);
   t.match(md, /\| round trip p99\.9 \(µs, lower is better\) \| 30\.0 \| 90\.0 \| 99\.0 \| 1\.10x \|/);

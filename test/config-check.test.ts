@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { runCheck } from '../src/cli/check.js';
+import type { Lookup } from '../src/cli/member-dns.js';
 
 const FIXTURES = new URL('./fixtures/config/', import.meta.url).pathname;
 
@@ -13,10 +14,20 @@ class Collect extends Writable {
   }
 }
 
+/** Every name resolves: these tests are about the file, not this machine's DNS. */
+const resolves = async (): Promise<void> => undefined;
+
 async function check(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return checkWith(resolves, ...argv);
+}
+
+async function checkWith(
+  lookup: Lookup | undefined,
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> {
   const out = new Collect();
   const err = new Collect();
-  const code = await runCheck(argv, out, err);
+  const code = await runCheck(argv, out, err, lookup ? { lookup } : {});
   return { code, out: out.text, err: err.text };
 }
 
@@ -108,4 +119,53 @@ t.test('usage errors: exit 2', async (t) => {
   t.equal(help.code, 0);
   t.match(help.out, /^Usage: mirrorlb check --config FILE/);
   t.equal(help.err, '');
+});
+
+t.test('warnings with a line: FILE:LINE:COL: warning: message, after the summary', async (t) => {
+  const dir = t.testdir({
+    'w.yml': `mirrors:
+  - name: ap1
+    listen: 127.0.0.1:1972
+    members:
+      - {name: ap1a, address: "127.0.0.1:2001", check: "http://127.0.0.1:2002/s"}
+      - {name: ap1b, address: "b13-nohost.invalid:2001", check: "http://127.0.0.1:2003/s"}
+      - {name: ap1c, address: "localhost:2001", check: "http://127.0.0.1:2004/s"}
+proxy:
+  hold_timeout: 50ms
+`,
+  });
+  const file = join(dir, 'w.yml');
+  // The real resolver: .invalid never resolves (RFC 6761), localhost always does.
+  const r = await checkWith(undefined, '-c', file);
+  t.equal(r.code, 0, 'warnings do not fail the check');
+  t.equal(r.err, '');
+  const warnings = r.out.split('\n').filter((l) => l.includes(': warning: '));
+  t.equal(warnings.length, 2, r.out);
+  t.match(
+    warnings[0],
+    new RegExp(
+      `^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:6:31: warning: mirrors\\[0\\]\\.members\\[1\\]\\.address: "b13-nohost\\.invalid" does not resolve here \\((ENOTFOUND|EAI_AGAIN|EAI_FAIL|ENODATA)\\); while it does not, every client of this member is held and then closed$`,
+    ),
+  );
+  t.match(
+    warnings[1],
+    /:9:17: warning: proxy\.hold_timeout: 50ms is very short: held clients are closed before any failover/,
+  );
+});
+
+t.test('the DNS look-ups of check are bounded', async (t) => {
+  const file = join(FIXTURES, 'minimal.yml');
+  const hangs: Lookup = () => new Promise(() => undefined);
+  const started = Date.now();
+  const r = await checkWith(hangs, '-c', file);
+  t.equal(r.code, 0);
+  t.match(
+    r.out,
+    /minimal\.yml:6:18: warning: mirrors\[0\]\.members\[0\]\.address: "ap1a" does not resolve here \(no answer within 3 s\)/,
+  );
+  t.match(
+    r.out,
+    /minimal\.yml:9:18: warning: mirrors\[0\]\.members\[1\]\.address: "ap1b" does not resolve here/,
+  );
+  t.ok(Date.now() - started < 30_000, 'check returned although no lookup ever answered');
 });

@@ -73,7 +73,7 @@ t.test('parseHostPort', async (t) => {
   }
   const bad: [string, string][] = [
     ['ap1a', '"ap1a" has no port; write host:port, e.g. ap1a:1972'],
-    [':1972', '":1972" has an empty host; write e.g. 0.0.0.0:1972'],
+    [':1972', '":1972" has an empty host; write e.g. db1:1972 (or 0.0.0.0:1972 to listen on every address)'],
     ['::1:1972', '"::1:1972": an IPv6 address must be in brackets, e.g. [::1]:1972'],
     ['a:0', 'port 0 is out of range 1..65535'],
     ['a:65536', 'port 65536 is out of range 1..65535'],

@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError, formatProblem } from '../src/config/errors.js';
-import { configWarnings, loadConfigFile, parseConfig, summarize } from '../src/config/load.js';
+import { configWarnings, loadConfigFile, loadWarnings, parseConfig, summarize } from '../src/config/load.js';
 import type { Config, HealthConfig, ProxyConfig } from '../src/config/types.js';
 
 const FIXTURES = new URL('./fixtures/config/', import.meta.url).pathname;
@@ -290,7 +291,9 @@ const BROKEN: [string, string, string[]][] = [
   [
     'empty host',
     withBase().replace('ap1a:1972', '":1972"'),
-    ['6:18: mirrors[0].members[0].address: ":1972" has an empty host; write e.g. 0.0.0.0:1972'],
+    [
+      '6:18: mirrors[0].members[0].address: ":1972" has an empty host; write e.g. db1:1972 (or 0.0.0.0:1972 to listen on every address)',
+    ],
   ],
   [
     'non-http check URL',
@@ -493,4 +496,130 @@ t.test('warnings and the summary', async (t) => {
   t.notMatch(s, /secret-token-123/, 'the token itself is never printed');
   t.match(s, /^shutdown +grace 15s, drain 90s$/m);
   t.ok(s.split('\n').length < 40, 'fits on one screen');
+});
+
+t.test('a member that is mirrorlb itself is refused, with the line', async (t) => {
+  const local = (address: string, listen = '0.0.0.0:1972', extra: string[] = []) =>
+    problemsOf(
+      withBase(...extra)
+        .replace('0.0.0.0:1972', listen)
+        .replace('ap1a:1972', address),
+    );
+  const own = (addr: string, _listen: string) =>
+    `6:18: mirrors[0].members[0].address: ${addr} is the listen address of mirror "ap1" (line 3), so this member is its own mirror: every client would be proxied back into mirrorlb, without end`;
+  t.strictSame(
+    local('127.0.0.1:1972', '127.0.0.1:1972'),
+    [own('127.0.0.1:1972', '127.0.0.1:1972')],
+    'the same address',
+  );
+  t.strictSame(
+    local('localhost:1972'),
+    [own('localhost:1972', '0.0.0.0:1972')],
+    'localhost on a wildcard listen',
+  );
+  t.strictSame(
+    local('127.0.0.5:1972'),
+    [own('127.0.0.5:1972', '0.0.0.0:1972')],
+    'any loopback on a wildcard listen',
+  );
+  t.strictSame(
+    local('"[::1]:1972"', '"[::]:1972"'),
+    [own('[::1]:1972', '[::]:1972')],
+    '::1 on the IPv6 wildcard',
+  );
+  t.strictSame(
+    local(`${hostname()}:1972`),
+    [own(`${hostname()}:1972`, '0.0.0.0:1972')],
+    "this machine's name",
+  );
+  t.strictSame(
+    local('localhost:1972', '127.0.0.1:1972'),
+    [own('localhost:1972', '127.0.0.1:1972')],
+    'localhost for 127.0.0.1',
+  );
+  t.strictSame(local('127.0.0.1:1973'), [], 'another port is another listener');
+  t.strictSame(local('127.0.0.1:1972', '10.9.9.9:1972'), [], 'a listener on another address');
+  t.strictSame(local('127.0.0.1:1972', '127.0.0.1:0'), [], 'port 0 is never named in advance');
+  t.strictSame(
+    local('127.0.0.1:9090'),
+    [
+      '6:18: mirrors[0].members[0].address: 127.0.0.1:9090 is admin.listen (default 127.0.0.1:9090), so this member is mirrorlb itself, not a database',
+    ],
+    'the default admin listener',
+  );
+  t.strictSame(
+    local('localhost:8080', '0.0.0.0:1972', ['admin:', '  listen: 0.0.0.0:8080']),
+    [
+      '6:18: mirrors[0].members[0].address: localhost:8080 is admin.listen (line 12), so this member is mirrorlb itself, not a database',
+    ],
+    'an explicit admin listener',
+  );
+  t.strictSame(
+    local('0.0.0.0:1972', '127.0.0.1:2000'),
+    [
+      '6:18: mirrors[0].members[0].address: 0.0.0.0 means "every address" to a listener; as a member address it reaches this machine, not a database: write the member\'s own host name or address',
+    ],
+    'a wildcard is never a member address',
+  );
+});
+
+t.test('secrets are never repeated in a message', async (t) => {
+  const token = (v: string) => problemsOf(withBase('admin:', `  token: ${v}`), { TOK: 'hunter2' });
+  t.strictSame(token('short7!'), [
+    '12:10: admin.token: must be null or a token of at least 8 printable ASCII characters without spaces, got a string of 7 characters (not shown)',
+  ]);
+  t.strictSame(
+    token('${TOK}'),
+    [
+      '12:10: admin.token: must be null or a token of at least 8 printable ASCII characters without spaces, got a string of 7 characters (not shown)',
+    ],
+    'a token from ${VAR} is not shown either',
+  );
+  t.strictSame(token('"sec ret word"'), [
+    '12:10: admin.token: must be null or a token of at least 8 printable ASCII characters without spaces, got a string of 12 characters, with a space or a character outside printable ASCII (not shown)',
+  ]);
+  t.strictSame(token('12345678901'), [
+    '12:10: admin.token: must be null or a token of at least 8 printable ASCII characters without spaces, got a number',
+  ]);
+  const creds = problemsOf(withBase().replace('http://ap1b:52773', 'http://monitor:s3cr3t-pw@ap1b:52773'));
+  t.strictSame(creds, [
+    '10:16: mirrors[0].members[1].check: "http://***@ap1b:52773/csp/mirror_status.cxw": credentials in a check URL are not supported (the status page is read without authentication, and /status shows check URLs to anyone); give the status page a path that needs no login',
+  ]);
+  const bad = problemsOf(withBase().replace('http://ap1b:52773', 'http://monitor:s3cr3t-pw@ap1b:99999'));
+  t.equal(bad.length, 1);
+  t.notMatch(bad.join('\n'), /s3cr3t|monitor/, 'an unusable URL with credentials is shown without them');
+  t.notMatch(token('short7!').join('\n'), /short7/);
+});
+
+t.test('sanity bounds: absurd values refused, doubtful ones warned, each with its line', async (t) => {
+  t.strictSame(problemsOf(withBase('health:', '  interval: 1ms', '  fast_interval: 1ms')), [
+    '12:13: health.interval: 1ms is below the lowest sensible 10ms: more than 100 probes a second per member would load the members, not watch them',
+    '13:18: health.fast_interval: 1ms is below the lowest sensible 10ms: more than 100 probes a second per member would load the members, not watch them',
+  ]);
+  t.strictSame(
+    problemsOf(
+      withBase('health:', '  rise: 1000000000').replace(
+        '    members:',
+        '    health: {fall: 101}\n    members:',
+      ),
+    ),
+    [
+      '4:20: mirrors[0].health.fall: 101 is above the highest sensible 100: that many failed checks in a row would keep a dead primary for ages',
+      '13:9: health.rise: 1000000000 is above the highest sensible 100: that many "primary" answers in a row would keep a new primary untrusted for ages',
+    ],
+  );
+  const c = parseConfig(withBase('proxy:', '  hold_timeout: 1ms', '  connect_timeout: 5ms'), 'f.yml', {});
+  t.strictSame(
+    loadWarnings(c).map((w) => formatProblem(w)),
+    [
+      'f.yml:12:17: proxy.hold_timeout: 1ms is very short: held clients are closed before any failover can complete: holding is in effect off',
+      'f.yml:13:20: proxy.connect_timeout: 5ms is very short: a connect over a network rarely completes that fast; most clients would be refused',
+    ],
+  );
+  t.strictSame(loadWarnings(parseConfig(withBase(), 'f.yml', {})), [], 'the defaults earn no warning');
+  t.strictSame(
+    problemsOf(withBase('health:', '  interval: 10ms', '  fast_interval: 10ms', '  rise: 100')),
+    [],
+    'the bounds themselves pass',
+  );
 });

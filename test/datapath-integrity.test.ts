@@ -13,7 +13,7 @@ import {
 /**
  * Hashed bulk transfers through the data path under backpressure, many sessions at once,
  * on both read paths. The fast path shares one read buffer between every socket; a write
- * that stays pending while that buffer is read into again corrupts the stream (issue 7),
+ * that stays pending while that buffer is read into again corrupts the stream,
  * so slow readers on both ends force partial writes while other sessions keep reading.
  */
 

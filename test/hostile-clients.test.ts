@@ -290,7 +290,7 @@ t.test('held clients that vanish free their place in the hold queue', async (t) 
   for (const s of vanishing) s.resetAndDestroy();
   t.ok(await eventually(async () => (await heldClients(d)) === 0, 2000), 'the hold queue empties at once');
 
-  // A real client now: the contract holds it (rule 5), it must not be refused for a full queue.
+  // A real client now: it is held (docs/routing.md, "Holding clients"), it must not be refused for a full queue.
   const real = await open();
   real.on('error', () => undefined);
   let closedAt: number | null = null;
@@ -311,7 +311,7 @@ t.test('held clients that vanish free their place in the hold queue', async (t) 
     fault: 'held clients vanish (no primary, proxy.max_held 20)',
     description: `${MAX_HELD} clients held by a mirror without a primary reset their connections; then a new client comes`,
     expected:
-      'the vanished clients leave the hold queue at once, so the new client is held (rule 5) rather than closed for a full queue',
+      'the vanished clients leave the hold queue at once, so the new client is held rather than closed for a full queue',
     passed: t.counts.fail === 0,
     figures: {
       heldAfterVanishing: heldNow,

@@ -166,29 +166,42 @@ t.test('idle_timeout closes a quiet session, not a busy one', async (t) => {
   busy.destroy();
 });
 
-/** A port whose SYNs go unanswered: a listener that never accepts, its one-slot queue filled. */
+/**
+ * A port whose SYNs go unanswered: a listener that never accepts, its one-slot queue filled.
+ * The listener is a node child whose event loop is blocked right after it bound, so it
+ * never calls accept (no python3 or other tool needed).
+ */
 async function withBlackholePort(t: Tap.Test): Promise<number> {
-  const py = spawn(
-    'python3',
+  const child = spawn(
+    process.execPath,
     [
-      '-c',
-      'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)',
+      '-e',
+      "const s=require('net').createServer();s.listen(0,'127.0.0.1',1,()=>{" +
+        "require('fs').writeSync(1,s.address().port+'\\n');" +
+        'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,120000);});',
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  t.teardown(() => void py.kill('SIGKILL'));
-  const port = await new Promise<number>((resolve) =>
-    py.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
-  );
+  t.teardown(() => void child.kill('SIGKILL'));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`blackhole listener exited (${code})`)));
+  });
   const fillers: net.Socket[] = [];
   // Fill the accept queue; later SYNs are dropped by the kernel, so connects hang as across a blackhole.
-  for (let i = 0; i < 3; i++) {
-    const f = net.connect(port, '127.0.0.1');
-    f.on('error', () => undefined);
-    fillers.push(f);
-  }
+  // Backlog 1 holds two (node turns a backlog of 0 into 511): wait until two got in, bounded.
+  let connected = 0;
+  const full = new Promise<void>((resolve, reject) => {
+    setTimeout(() => reject(new Error(`${connected} fillers connected, not 2`)), 5000).unref();
+    for (let i = 0; i < 4; i++) {
+      const f = net.connect(port, '127.0.0.1');
+      f.on('error', () => undefined);
+      f.once('connect', () => ++connected === 2 && resolve());
+      fillers.push(f);
+    }
+  });
   t.teardown(() => fillers.forEach((f) => f.destroy()));
-  await new Promise((r) => setTimeout(r, 200));
+  await full;
   return port;
 }
 

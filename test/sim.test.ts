@@ -354,20 +354,66 @@ t.test('stop destroys every socket, including a held hang request and a huge bod
 });
 
 t.test('runSim', async (t) => {
-  t.test('usage errors exit 2 with a message', async (t) => {
-    for (const argv of [
-      [],
-      ['--name', 'x', '--superserver', '1972'],
-      ['--name', 'x', '--superserver', '70000', '--web', '1'],
-      ['--name', 'x', '--superserver', '1', '--web', '1', '--role', 'down'],
-      ['--name', 'x', '--superserver', '1', '--web', '1', '--bogus'],
-    ]) {
-      const err = new PassThrough();
-      let text = '';
-      err.on('data', (c: Buffer) => (text += c.toString()));
-      t.equal(await runSim(argv, { stderr: err, stdout: new PassThrough() }), 2, argv.join(' '));
-      t.match(text, /usage: mirrorlb sim/);
+  const collect = () => {
+    const stream = new PassThrough();
+    const box = { text: '', stream };
+    stream.on('data', (c: Buffer) => (box.text += c.toString()));
+    return box;
+  };
+
+  t.test('usage errors exit 2 with a message and the usage', async (t) => {
+    const base = ['--name', 'x', '--superserver', '1', '--web', '1'];
+    const cases: Array<[string[], RegExp]> = [
+      [[], /^mirrorlb sim: --name is required\n/],
+      [['--name', 'x', '--superserver', '1972'], /^mirrorlb sim: --web is required\n/],
+      [
+        ['--name', 'x', '--superserver', '70000', '--web', '1'],
+        /--superserver must be an integer from 0 to 65535/,
+      ],
+      [[...base, '--role', 'down'], /--role must be primary or backup \(later roles: POST \/sim\/role/],
+      [[...base, '--bogus'], /^mirrorlb sim: unknown option --bogus\n/],
+      [[...base, '--web', '2'], /^mirrorlb sim: --web given twice\n/],
+      [[...base, '--host'], /^mirrorlb sim: --host needs an address\n/],
+      [[...base, '--host', '[::1]:1972'], /--host takes no port/],
+      [[...base, 'extra'], /^mirrorlb sim: unexpected argument extra\n/],
+    ];
+    for (const [argv, message] of cases) {
+      const err = collect();
+      t.equal(await runSim(argv, { stderr: err.stream, stdout: new PassThrough() }), 2, argv.join(' '));
+      t.match(err.text, message, argv.join(' '));
+      t.match(err.text, /\nUsage: mirrorlb sim --name N/);
     }
+  });
+
+  t.test('--help prints the usage, which says how roles change', async (t) => {
+    for (const argv of [['--help'], ['-h'], ['--name', 'x', '--help']]) {
+      const out = collect();
+      t.equal(await runSim(argv, { stdout: out.stream, stderr: new PassThrough() }), 0, argv.join(' '));
+      t.match(out.text, /^Usage: mirrorlb sim --name N --superserver PORT --web PORT/);
+      t.match(out.text, /Roles change at run time with POST \/sim\/role/);
+      t.match(out.text, /curl -d backup http:\/\/HOST:WEB\/sim\/role/);
+      t.match(out.text, /down = stops answering/);
+    }
+  });
+
+  t.test('--host [::1] binds IPv6 loopback, as the config format writes it', async (t) => {
+    const out = collect();
+    const ac = new AbortController();
+    const done = runSim(['--name', 'v6', '--superserver', '0', '--web', '0', '--host', '[::1]'], {
+      stdout: out.stream,
+      signal: ac.signal,
+    });
+    t.ok(await eventually(() => out.text.includes('sim listening'), 5000), out.text);
+    const line = JSON.parse(out.text.split('\n').find((l) => l.includes('sim listening'))!) as {
+      host: string;
+      superserverPort: number;
+    };
+    t.equal(line.host, '::1');
+    const s = await connect(line.superserverPort, '::1');
+    t.equal(await readGreeting(s), 'v6');
+    s.destroy();
+    ac.abort();
+    t.equal(await done, 0);
   });
 
   t.test('starts, prints its ports as JSON, stops on abort', async (t) => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { ErrorCode } from '../errors.js';
 
 /**
  * The status page as served: one self-contained HTML file shipped in the package
@@ -15,7 +16,7 @@ export interface Page {
 }
 
 export class PageError extends Error {
-  readonly code = 'MLB_ERR_PAGE_MISSING';
+  readonly code: ErrorCode = 'MLB_ERR_PAGE_MISSING';
 }
 
 /** Builds the CSP for `html`: hashes of each inline <script> and <style>, nothing external. */

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
 import type { AdminAction, Daemon } from '../daemon.js';
+import { httpStatusOf, MlbError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { loadPage } from './page.js';
@@ -59,7 +60,7 @@ export class AdminServer {
 
   async listen(): Promise<void> {
     if (this.server.listening) {
-      throw Object.assign(new Error('admin server already listening'), { code: 'MLB_ERR_ALREADY_STARTED' });
+      throw new MlbError('MLB_ERR_ALREADY_STARTED', 'admin server already listening');
     }
     const { host, port } = this.config.listen;
     this.server.listen({ host, port });
@@ -88,13 +89,10 @@ export class AdminServer {
       (req, res, [mirror, member]) => {
         if (!this.authorized(req)) {
           res.setHeader('WWW-Authenticate', 'Bearer');
-          return json(res, 401, { error: 'MLB_ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
+          return sendError(res, 'MLB_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
         }
         if (!d.adminAction(mirror!, member!, a)) {
-          return json(res, 404, {
-            error: 'MLB_ERR_NOT_FOUND',
-            message: `no member ${member} in mirror ${mirror}`,
-          });
+          return sendError(res, 'MLB_ERR_NOT_FOUND', `no member ${member} in mirror ${mirror}`);
         }
         json(res, 200, { mirror, member, action: a, ok: true });
       };
@@ -151,7 +149,10 @@ export class AdminServer {
     ];
   }
 
-  /** Adds a route (the status page registers `/` and its assets this way). */
+  /**
+   * Adds a route after the built-in table (the page, /status, /metrics... are all in
+   * buildRoutes); tests use it to mount handlers that fail, to check the 500 path.
+   */
   addRoute(pattern: RegExp, methods: Record<string, Handler>): void {
     this.routes.push({ pattern, methods });
   }
@@ -169,12 +170,7 @@ export class AdminServer {
     try {
       path = decodePath(req.url ?? '/');
     } catch {
-      return send(
-        res,
-        400,
-        'application/json',
-        JSON.stringify({ error: 'MLB_ERR_BAD_REQUEST', message: 'bad path' }),
-      );
+      return sendError(res, 'MLB_ERR_BAD_REQUEST', 'bad path');
     }
     for (const r of this.routes) {
       const m = r.pattern.exec(path);
@@ -184,12 +180,7 @@ export class AdminServer {
       if (!h) {
         const allowed = Object.keys(r.methods);
         res.setHeader('Allow', (allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed).join(', '));
-        return send(
-          res,
-          405,
-          'application/json',
-          JSON.stringify({ error: 'MLB_ERR_METHOD', message: `${req.method} not allowed on ${path}` }),
-        );
+        return sendError(res, 'MLB_ERR_METHOD', `${req.method} not allowed on ${path}`);
       }
       try {
         await h(
@@ -199,23 +190,12 @@ export class AdminServer {
         );
       } catch (err) {
         this.log.error({ err: (err as Error).message, path }, 'admin handler failed');
-        if (!res.headersSent)
-          send(
-            res,
-            500,
-            'application/json',
-            JSON.stringify({ error: 'MLB_ERR_INTERNAL', message: 'internal error' }),
-          );
+        if (!res.headersSent) sendError(res, 'MLB_ERR_INTERNAL', 'internal error');
         else res.destroy();
       }
       return;
     }
-    send(
-      res,
-      404,
-      'application/json',
-      JSON.stringify({ error: 'MLB_ERR_NOT_FOUND', message: `no such path: ${path}` }),
-    );
+    sendError(res, 'MLB_ERR_NOT_FOUND', `no such path: ${path}`);
   }
 
   private authorized(req: http.IncomingMessage): boolean {
@@ -254,6 +234,11 @@ function decodePath(url: string): string {
   const raw = q === -1 ? url : url.slice(0, q);
   decodeURIComponent(raw); // throws on malformed escapes
   return raw.length > 1 && raw.endsWith('/') ? raw.slice(0, -1) : raw;
+}
+
+/** An error answer: its status comes from the catalogue (src/errors.ts), the body names the code. */
+function sendError(res: http.ServerResponse, code: ErrorCode, message: string): void {
+  send(res, httpStatusOf(code), 'application/json', JSON.stringify({ error: code, message }));
 }
 
 function send(res: http.ServerResponse, status: number, type: string, body: string): void {

@@ -1,60 +1,57 @@
 /** `mirrorlb check --config FILE`: validate a config without starting anything. */
 import { ConfigError } from '../config/errors.js';
-import { configWarnings, loadConfigFile, summarize } from '../config/load.js';
+import { EXIT, exitCodeOf } from '../errors.js';
+import { configWarnings, loadConfigFile, loadWarnings, summarize } from '../config/load.js';
+import { parseCommandLine } from './args.js';
+import { unresolvedMembers, type Lookup } from './member-dns.js';
 
-const USAGE = `Usage: mirrorlb check --config FILE   (or -c FILE)
+export const CHECK_USAGE = `Usage: mirrorlb check --config FILE   (or -c FILE)
 
 Validates FILE. Exit 0 and a summary when it is valid, 1 with one
 FILE:LINE:COL: message line per problem when it is not, 2 on usage errors.
 `;
 
-type Parsed = { readonly file: string } | { readonly help: true } | { readonly error: string };
-
-/** argv is what follows `check`. Returns the exit code. */
+/** argv is what follows `check`. Returns the exit code. `lookup` replaces DNS in tests. */
 export async function runCheck(
   argv: string[],
   out: NodeJS.WritableStream,
   err: NodeJS.WritableStream,
+  opts: { lookup?: Lookup } = {},
 ): Promise<number> {
-  const args = parseArgs(argv);
-  if ('help' in args) {
-    out.write(USAGE);
-    return 0;
+  const args = parseCommandLine(argv, { config: { type: 'string', short: 'c', value: 'a file name' } });
+  if (args.kind === 'help') {
+    out.write(CHECK_USAGE);
+    return EXIT.ok;
   }
-  if ('error' in args) {
-    err.write(`mirrorlb check: ${args.error}\n\n${USAGE}`);
-    return 2;
+  const file = args.kind === 'ok' ? args.values.config : undefined;
+  if (file === undefined) {
+    const message = args.kind === 'error' ? args.message : '--config FILE is required';
+    err.write(`mirrorlb check: ${message}\n\n${CHECK_USAGE}`);
+    return EXIT.usage;
   }
-  return check(args.file, out, err);
+  return check(file, out, err, opts.lookup);
 }
 
-async function check(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+async function check(
+  file: string,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+  lookup: Lookup | undefined,
+): Promise<number> {
   try {
     const config = await loadConfigFile(file);
     out.write(summarize(config));
+    // Editor format for the warnings that have a line: FILE:LINE:COL: warning: message.
+    const positioned = [...loadWarnings(config), ...(await unresolvedMembers(config, lookup))];
+    positioned.sort((a, b) => a.line - b.line || a.col - b.col);
+    for (const w of positioned) out.write(`${w.file}:${w.line}:${w.col}: warning: ${w.message}\n`);
     for (const w of configWarnings(config)) out.write(`warning: ${w}\n`);
-    return 0;
+    return EXIT.ok;
   } catch (e) {
     // The loader reports problems as ConfigError; anything else is our bug, still one line, no stack.
     const message =
       e instanceof ConfigError ? e.message : `${file}:1:1: internal error: ${(e as Error).message}`;
     err.write(`${message}\n`);
-    return 1;
+    return exitCodeOf('MLB_ERR_CONFIG');
   }
-}
-
-function parseArgs(argv: string[]): Parsed {
-  let file: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--help' || a === '-h') return { help: true };
-    let value: string | undefined;
-    if (a === '--config' || a === '-c') value = argv[++i];
-    else if (a.startsWith('--config=')) value = a.slice('--config='.length);
-    else return { error: a.startsWith('-') ? `unknown option ${a}` : `unexpected argument ${a}` };
-    if (value === undefined || value === '') return { error: `${a} needs a file name` };
-    if (file !== undefined) return { error: '--config given twice' };
-    file = value;
-  }
-  return file === undefined ? { error: '--config FILE is required' } : { file };
 }

@@ -1,9 +1,12 @@
+import { ConfigValueError } from '../config/errors.js';
+import { EXIT } from '../errors.js';
+import { parseListenAddress } from '../config/hostport.js';
 import { parseConfig } from '../config/load.js';
-import { formatHostPort } from '../config/types.js';
+import { formatHostPort, isLogLevel, LOG_LEVELS, type LogLevel } from '../config/types.js';
 import { SimMember } from '../sim/member.js';
 import { createLogger } from '../log.js';
 import { startBalancer } from './run.js';
-import { parseFlags } from './flags.js';
+import { parseCommandLine } from './args.js';
 
 const MEMBERS = [
   { mirror: 'ap1', name: 'ap1a', role: 'primary' },
@@ -21,26 +24,23 @@ export async function runDemo(
   out: NodeJS.WritableStream,
   err: NodeJS.WritableStream,
 ): Promise<number> {
-  const flags = parseFlags(argv, {
-    ap1: 'string',
-    ap2: 'string',
-    admin: 'string',
-    'log-level': 'string',
-    help: 'boolean',
+  const flags = parseCommandLine(argv, {
+    ap1: { type: 'string', value: 'HOST:PORT' },
+    ap2: { type: 'string', value: 'HOST:PORT' },
+    admin: { type: 'string', value: 'HOST:PORT' },
+    'log-level': { type: 'string', value: 'a level' },
   });
-  if ('error' in flags) {
-    err.write(`mirrorlb demo: ${flags.error}\n${DEMO_USAGE}`);
-    return 2;
-  }
-  if (flags.values.help) {
+  if (flags.kind === 'help') {
     out.write(DEMO_USAGE);
-    return 0;
+    return EXIT.ok;
   }
-  const ap1 = flags.values.ap1 ?? '127.0.0.1:1972';
-  const ap2 = flags.values.ap2 ?? '127.0.0.1:11972';
-  const adminListen = flags.values.admin ?? '127.0.0.1:9090';
-  const logLevel = flags.values['log-level'] ?? 'warn';
-  const log = createLogger(logLevel as 'warn');
+  const settings = flags.kind === 'ok' ? demoSettings(flags.values) : flags.message;
+  if (typeof settings === 'string') {
+    err.write(`mirrorlb demo: ${settings}\n\n${DEMO_USAGE}`);
+    return EXIT.usage;
+  }
+  const { ap1, ap2, admin: adminListen, logLevel } = settings;
+  const log = createLogger(logLevel);
 
   const sims = MEMBERS.map(
     (m) =>
@@ -82,7 +82,7 @@ export async function runDemo(
   } catch (e) {
     await Promise.all(sims.map((s) => s.stop()));
     err.write(`mirrorlb demo: ${(e as Error).message}\n`);
-    return 1;
+    return EXIT.failed;
   }
   const web = (name: string): number => sims.find((s) => s.name === name)!.webPort;
   // Print the bound addresses: port 0 (any free port) is allowed on every listener.
@@ -111,11 +111,47 @@ export async function runDemo(
   return code;
 }
 
+interface DemoSettings {
+  readonly ap1: string;
+  readonly ap2: string;
+  readonly admin: string;
+  readonly logLevel: LogLevel;
+}
+
+/**
+ * The flags checked before anything starts, each naming its flag: the demo's config is
+ * generated, so a problem reported as `<demo>:LINE:COL` would point into a file nobody sees.
+ */
+function demoSettings(v: {
+  ap1?: string;
+  ap2?: string;
+  admin?: string;
+  'log-level'?: string;
+}): DemoSettings | string {
+  const listens = {
+    ap1: v.ap1 ?? '127.0.0.1:1972',
+    ap2: v.ap2 ?? '127.0.0.1:11972',
+    admin: v.admin ?? '127.0.0.1:9090',
+  };
+  for (const [flag, value] of Object.entries(listens)) {
+    try {
+      parseListenAddress(value);
+    } catch (e) {
+      if (!(e instanceof ConfigValueError)) throw e;
+      return `--${flag}: ${e.message}`;
+    }
+  }
+  const level = v['log-level'] ?? 'warn';
+  if (!isLogLevel(level))
+    return `--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`;
+  return { ...listens, logLevel: level };
+}
+
 function splitHostPort(hp: string): [string, string] {
   const i = hp.lastIndexOf(':');
   return [hp.slice(0, i).replace(/^\[|\]$/g, ''), hp.slice(i + 1)];
 }
 
-const DEMO_USAGE = `Usage: mirrorlb demo [--ap1 HOST:PORT] [--ap2 HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
+export const DEMO_USAGE = `Usage: mirrorlb demo [--ap1 HOST:PORT] [--ap2 HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
   Defaults: --ap1 127.0.0.1:1972 --ap2 127.0.0.1:11972 --admin 127.0.0.1:9090 --log-level warn
 `;

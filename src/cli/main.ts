@@ -1,8 +1,10 @@
-import { runCheck } from './check.js';
-import { runDemo } from './demo.js';
-import { parseFlags } from './flags.js';
+import { parseCommandLine } from './args.js';
+import { EXIT } from '../errors.js';
+import { CHECK_USAGE, runCheck } from './check.js';
+import { DEMO_USAGE, runDemo } from './demo.js';
+import { ignoreClosedOutput } from './output.js';
 import { runDaemon } from './run.js';
-import { runSim } from './sim.js';
+import { runSim, SIM_USAGE } from './sim.js';
 import { VERSION } from '../version.js';
 
 export const USAGE = `mirrorlb ${VERSION}: primary-only TCP balancer for database mirrors
@@ -14,6 +16,7 @@ Usage:
   mirrorlb sim --name N --superserver PORT --web PORT [--role primary|backup]
                                   one simulated mirror member
   mirrorlb status [--admin URL]   the balancer's state as a table
+  mirrorlb help [COMMAND]         this text, or one command's (also: mirrorlb COMMAND --help)
   mirrorlb --version | --help
 
 Signals: SIGHUP reloads the config (an invalid one is refused, the old one keeps running);
@@ -23,6 +26,7 @@ signal ends it), then listeners close and sessions finish up to shutdown.drain_t
 
 /** Entry point of bin/mirrorlb.js. Returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  ignoreClosedOutput(process.stdout, process.stderr);
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'check':
@@ -35,38 +39,72 @@ export async function main(argv: string[]): Promise<number> {
       const { runStatus } = await import('./status.js');
       return runStatus(rest, process.stdout, process.stderr);
     }
+    case 'help':
+      return runHelp(rest);
     default:
       return runMain(argv);
   }
 }
 
+/** `mirrorlb help [COMMAND]`. */
+async function runHelp(argv: string[]): Promise<number> {
+  const args = parseCommandLine(argv, {}, 1);
+  if (args.kind === 'error') {
+    process.stderr.write(`mirrorlb help: ${args.message}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const topic = args.kind === 'ok' ? args.positionals[0] : undefined;
+  const usage = topic === undefined ? USAGE : await commandUsage(topic);
+  if (usage === null) {
+    process.stderr.write(`mirrorlb help: no command ${JSON.stringify(topic)}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  process.stdout.write(usage);
+  return EXIT.ok;
+}
+
+async function commandUsage(cmd: string): Promise<string | null> {
+  switch (cmd) {
+    case 'check':
+      return CHECK_USAGE;
+    case 'demo':
+      return DEMO_USAGE;
+    case 'sim':
+      return SIM_USAGE;
+    case 'status':
+      return (await import('./status.js')).STATUS_USAGE;
+    case 'run':
+    case 'help':
+      return USAGE;
+    default:
+      return null;
+  }
+}
+
 async function runMain(argv: string[]): Promise<number> {
-  const flags = parseFlags(
-    argv,
-    { config: 'string', version: 'boolean', help: 'boolean' },
-    { c: 'config', h: 'help', v: 'version' },
-  );
-  if ('error' in flags) {
-    process.stderr.write(`mirrorlb: ${flags.error}\n\n${USAGE}`);
-    return 2;
-  }
-  if (flags.values.version) {
-    process.stdout.write(`${VERSION}\n`);
-    return 0;
-  }
-  if (flags.values.help) {
+  const args = parseCommandLine(argv, {
+    config: { type: 'string', short: 'c', value: 'a file name' },
+    version: { type: 'boolean', short: 'v' },
+  });
+  if (args.kind === 'help') {
     process.stdout.write(USAGE);
-    return 0;
+    return EXIT.ok;
   }
-  if (flags.rest.length > 0) {
-    process.stderr.write(`mirrorlb: unknown command ${flags.rest[0]}\n\n${USAGE}`);
-    return 2;
+  if (args.kind === 'error') {
+    // A bare word here is a mistyped command more often than anything else.
+    const message = args.message.replace(/^unexpected argument /, 'unknown command ');
+    process.stderr.write(`mirrorlb: ${message}\n\n${USAGE}`);
+    return EXIT.usage;
   }
-  if (!flags.values.config) {
+  if (args.values.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (!args.values.config) {
     process.stderr.write(
       `mirrorlb: --config FILE is required to run the balancer (try \`mirrorlb demo\`)\n\n${USAGE}`,
     );
-    return 2;
+    return EXIT.usage;
   }
-  return runDaemon(flags.values.config, process.stderr);
+  return runDaemon(args.values.config, process.stderr);
 }

@@ -1,6 +1,7 @@
 import { AdminServer } from '../admin/server.js';
+import { EXIT, exitCodeOf } from '../errors.js';
 import { ConfigError } from '../config/errors.js';
-import { configWarnings, loadConfigFile } from '../config/load.js';
+import { configWarnings, loadConfigFile, loadWarnings } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
 import { Daemon } from '../daemon.js';
@@ -28,7 +29,7 @@ export async function startBalancer(
   opts: { reloadFrom?: string; log?: Logger; signals?: boolean } = {},
 ): Promise<Running> {
   const log = opts.log ?? createLogger(config.log.level);
-  for (const w of configWarnings(config)) log.warn({ source: config.source }, w);
+  logWarnings(log, config);
   const daemon = new Daemon(config, { log, prober: new Prober() });
   const admin = new AdminServer(daemon, config.admin, log.child({ component: 'admin' }));
   try {
@@ -82,7 +83,7 @@ export async function startBalancer(
       try {
         const next = await loadConfigFile(opts.reloadFrom);
         await daemon.reload(next);
-        for (const w of configWarnings(next)) log.warn({ source: next.source }, w);
+        logWarnings(log, next);
         if (formatHostPort(next.admin.listen) !== formatHostPort(config.admin.listen)) {
           log.warn('admin.listen changes take effect at the next restart');
         }
@@ -100,6 +101,11 @@ export async function startBalancer(
   return { daemon, admin, log, done, stop };
 }
 
+function logWarnings(log: Logger, config: Config): void {
+  for (const w of loadWarnings(config)) log.warn({ source: w.file, line: w.line, col: w.col }, w.message);
+  for (const w of configWarnings(config)) log.warn({ source: config.source }, w);
+}
+
 export async function runDaemon(configPath: string, err: NodeJS.WritableStream): Promise<number> {
   let config: Config;
   try {
@@ -107,7 +113,7 @@ export async function runDaemon(configPath: string, err: NodeJS.WritableStream):
   } catch (e) {
     if (e instanceof ConfigError) {
       err.write(`${e.message}\n`);
-      return 1;
+      return exitCodeOf(e.code);
     }
     throw e;
   }
@@ -119,6 +125,6 @@ export async function runDaemon(configPath: string, err: NodeJS.WritableStream):
     err.write(
       `mirrorlb: cannot start: ${(e as Error).message}${code === 'EADDRINUSE' ? ' (another process listens there)' : ''}\n`,
     );
-    return 1;
+    return EXIT.failed;
   }
 }

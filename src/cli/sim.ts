@@ -1,7 +1,9 @@
-import { parseArgs } from 'node:util';
+import { isIP } from 'node:net';
 import type { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { SimMember, type SimOptions } from '../sim/member.js';
+import { EXIT, exitCodeOf, type ErrorCode } from '../errors.js';
+import { parseCommandLine } from './args.js';
 
 /**
  * `mirrorlb sim`: one simulated mirror member as its own process (the license-free
@@ -9,9 +11,23 @@ import { SimMember, type SimOptions } from '../sim/member.js';
  * aborts (tests), and then resolves 0.
  */
 
-const USAGE =
-  'usage: mirrorlb sim --name N --superserver PORT --web PORT [--role primary|backup] [--host H] ' +
-  '[--control PORT] [--status-delay MS]\n';
+export const SIM_USAGE = `Usage: mirrorlb sim --name N --superserver PORT --web PORT [--role primary|backup]
+                    [--host H] [--control PORT] [--status-delay MS]
+
+One simulated mirror member. The SuperServer port writes "<name>\\n" to each client,
+then echoes; the web port answers GET /csp/mirror_status.cxw with 200 SUCCESS while
+primary, 503 FAILED otherwise. Port 0 picks a free port (logged at start).
+
+Roles change at run time with POST /sim/role on the web port:
+  curl -d backup http://HOST:WEB/sim/role    (primary, backup, down = stops answering
+                                              on both ports, hang = accepts, never answers)
+  GET /sim/role reads it; --control PORT serves /sim/* on a side port that answers in
+  every role (so a "down" sim can be revived).
+
+  --role R           role at start (default backup)
+  --host H           address to bind (default 127.0.0.1; IPv6 as ::1 or [::1])
+  --status-delay MS  delay every status answer by MS milliseconds
+`;
 
 export interface SimCliIo {
   stdout?: Writable;
@@ -21,7 +37,7 @@ export interface SimCliIo {
 }
 
 class UsageError extends Error {
-  readonly code = 'MLB_ERR_USAGE';
+  readonly code: ErrorCode = 'MLB_ERR_USAGE';
 }
 
 export async function runSim(argv: string[], io: SimCliIo = {}): Promise<number> {
@@ -31,11 +47,16 @@ export async function runSim(argv: string[], io: SimCliIo = {}): Promise<number>
   const args = argv[0] === 'sim' ? argv.slice(1) : argv;
   let opts: SimOptions;
   try {
-    opts = parseSimArgs(args);
+    const parsed = parseSimArgs(args);
+    if (parsed === 'help') {
+      stdout.write(SIM_USAGE);
+      return EXIT.ok;
+    }
+    opts = parsed;
   } catch (err) {
-    if (!(err instanceof UsageError) && !isParseArgsError(err)) throw err;
-    stderr.write(`mirrorlb sim: ${(err as Error).message}\n${USAGE}`);
-    return 2;
+    if (!(err instanceof UsageError)) throw err;
+    stderr.write(`mirrorlb sim: ${err.message}\n\n${SIM_USAGE}`);
+    return exitCodeOf(err.code);
   }
 
   const logger = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, stdout);
@@ -44,8 +65,9 @@ export async function runSim(argv: string[], io: SimCliIo = {}): Promise<number>
     await sim.start();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    logger.error({ code: e.code ?? 'MLB_ERR_SIM_START', err: e.message }, 'sim could not start');
-    return 1;
+    const code: ErrorCode = 'MLB_ERR_SIM_START';
+    logger.error({ code: e.code ?? code, err: e.message }, 'sim could not start');
+    return exitCodeOf(code);
   }
   logger.info(
     {
@@ -73,43 +95,54 @@ export async function runSim(argv: string[], io: SimCliIo = {}): Promise<number>
   });
   await sim.stop();
   logger.info({ name: sim.name }, 'sim stopped');
-  return 0;
+  return EXIT.ok;
 }
 
-function parseSimArgs(args: string[]): SimOptions {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      name: { type: 'string' },
-      superserver: { type: 'string' },
-      web: { type: 'string' },
-      role: { type: 'string' },
-      host: { type: 'string' },
-      control: { type: 'string' },
-      'status-delay': { type: 'string' },
-    },
+function parseSimArgs(args: string[]): SimOptions | 'help' {
+  const parsed = parseCommandLine(args, {
+    name: { type: 'string' },
+    superserver: { type: 'string', value: 'a port' },
+    web: { type: 'string', value: 'a port' },
+    role: { type: 'string' },
+    host: { type: 'string', value: 'an address' },
+    control: { type: 'string', value: 'a port' },
+    'status-delay': { type: 'string', value: 'milliseconds' },
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  if (parsed.kind === 'help') return 'help';
+  if (parsed.kind === 'error') throw new UsageError(parsed.message);
+  const values = parsed.values;
   if (!values.name) throw new UsageError('--name is required');
   if (/[\r\n]/.test(values.name)) throw new UsageError('--name must be one line');
   if (values.superserver === undefined) throw new UsageError('--superserver is required');
   if (values.web === undefined) throw new UsageError('--web is required');
   const role = values.role ?? 'backup';
-  if (role !== 'primary' && role !== 'backup') throw new UsageError('--role must be primary or backup');
+  if (role !== 'primary' && role !== 'backup') {
+    throw new UsageError('--role must be primary or backup (later roles: POST /sim/role, see --help)');
+  }
   const opts: SimOptions = {
     name: values.name,
     superserverPort: port('--superserver', values.superserver),
     webPort: port('--web', values.web),
     role,
   };
-  if (values.host !== undefined) opts.host = values.host;
+  if (values.host !== undefined) opts.host = bindHost(values.host);
   if (values.control !== undefined) opts.controlPort = port('--control', values.control);
   if (values['status-delay'] !== undefined) {
     opts.statusDelayMs = nonNegativeInt('--status-delay', values['status-delay'], 3_600_000);
   }
   return opts;
+}
+
+/** `[::1]` as the config format writes IPv6, or a bare address; never a port. */
+function bindHost(text: string): string {
+  const host = /^\[(.*)\]$/.exec(text)?.[1] ?? text;
+  if (/^\[.*\]:\d*$/.test(text) || (!isIP(host) && /^[^:[\]]+:\d*$/.test(host))) {
+    throw new UsageError(`--host takes no port (use --superserver and --web), got ${JSON.stringify(text)}`);
+  }
+  if (host === '' || /[\s[\]]/.test(host) || (host.includes(':') && !isIP(host))) {
+    throw new UsageError(`--host must be an address or host name, got ${JSON.stringify(text)}`);
+  }
+  return host;
 }
 
 function port(flag: string, text: string): number {
@@ -121,9 +154,4 @@ function nonNegativeInt(flag: string, text: string, max: number): number {
     throw new UsageError(`${flag} must be an integer from 0 to ${max}, got ${JSON.stringify(text)}`);
   }
   return Number(text);
-}
-
-function isParseArgsError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
 }

@@ -1,13 +1,14 @@
 /** `mirrorlb status [--admin URL] [--json]`: the admin API's /status as a terminal table. */
 import type { MemberState, MirrorStatus, StatusDoc } from '../admin/status.js';
 import type { TransitionEvent } from '../events.js';
-import { parseFlags } from './flags.js';
+import { EXIT, exitCodeOf, type ErrorCode } from '../errors.js';
+import { parseCommandLine } from './args.js';
 
 export const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
 const TIMEOUT_MS = 5000;
 const RECENT_EVENTS = 5;
 
-const USAGE = `Usage: mirrorlb status [--admin URL] [--json]
+export const STATUS_USAGE = `Usage: mirrorlb status [--admin URL] [--json]
 
 Shows every mirror, its primary and each member's state, from the admin API of a
 running mirrorlb (default ${DEFAULT_ADMIN}). --json prints the raw /status document.
@@ -21,16 +22,17 @@ export async function runStatus(
   out: NodeJS.WritableStream,
   err: NodeJS.WritableStream,
 ): Promise<number> {
-  const flags = parseFlags(argv, { admin: 'string', json: 'boolean', help: 'boolean' }, { h: 'help' });
-  if ('error' in flags || flags.rest.length > 0) {
-    err.write(
-      `mirrorlb status: ${'error' in flags ? flags.error : `unexpected argument ${flags.rest[0]}`}\n\n${USAGE}`,
-    );
-    return 2;
+  const flags = parseCommandLine(argv, {
+    admin: { type: 'string', value: 'a URL' },
+    json: { type: 'boolean' },
+  });
+  if (flags.kind === 'help') {
+    out.write(STATUS_USAGE);
+    return EXIT.ok;
   }
-  if (flags.values.help) {
-    out.write(USAGE);
-    return 0;
+  if (flags.kind === 'error') {
+    err.write(`mirrorlb status: ${flags.message}\n\n${STATUS_USAGE}`);
+    return EXIT.usage;
   }
   const admin = flags.values.admin ?? DEFAULT_ADMIN;
   let base: URL;
@@ -39,7 +41,7 @@ export async function runStatus(
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error('not http');
   } catch {
     err.write(`mirrorlb status: --admin needs an http:// URL, got ${JSON.stringify(admin)}\n`);
-    return 2;
+    return EXIT.usage;
   }
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   try {
@@ -48,7 +50,7 @@ export async function runStatus(
       throw new StatusFetchError(`${base.href}status is not a mirrorlb status document`);
     if (flags.values.json) {
       out.write(`${JSON.stringify(doc, null, 2)}\n`);
-      return 0;
+      return EXIT.ok;
     }
     // The events only add a few lines of context; the table stands without them.
     const events = ((await getJson(new URL('events', base)).catch(() => [])) as TransitionEvent[]) ?? [];
@@ -58,15 +60,15 @@ export async function runStatus(
         admin: base.href.replace(/\/$/, ''),
       }),
     );
-    return 0;
+    return EXIT.ok;
   } catch (e) {
     err.write(`mirrorlb status: ${(e as Error).message}\n`);
-    return 1;
+    return e instanceof StatusFetchError ? exitCodeOf(e.code) : EXIT.failed;
   }
 }
 
 class StatusFetchError extends Error {
-  readonly code = 'MLB_ERR_STATUS_FETCH';
+  readonly code: ErrorCode = 'MLB_ERR_STATUS_FETCH';
 }
 
 async function getJson(url: URL): Promise<unknown> {

@@ -1,14 +1,7 @@
 /** Fills defaults and turns a checked file (snake_case, strings) into the typed Config (camelCase, ms). */
-import {
-  DEFAULTS,
-  isNoIdleTimeout,
-  type RawFile,
-  type RawHealth,
-  type RawMirror,
-  type RawProxy,
-} from './defaults.js';
-import { parseDuration } from './duration.js';
+import { DEFAULTS, type RawFile, type RawHealth, type RawMirror, type RawProxy } from './defaults.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
+import { buildSection, HEALTH_KEYS, PROXY_KEYS, SHUTDOWN_KEYS } from './keys.js';
 import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
 
 export function buildConfig(raw: RawFile, source: string): Config {
@@ -22,17 +15,9 @@ export function buildConfig(raw: RawFile, source: string): Config {
       token: raw.admin?.token ?? DEFAULTS.admin.token,
     },
     log: { level: raw.log?.level ?? DEFAULTS.log.level },
-    shutdown: {
-      graceMs: buildGrace(raw.shutdown?.grace ?? DEFAULTS.shutdown.grace),
-      drainTimeoutMs: parseDuration(raw.shutdown?.drain_timeout ?? DEFAULTS.shutdown.drain_timeout),
-    },
+    shutdown: buildSection(SHUTDOWN_KEYS, raw.shutdown ?? {}),
     metrics: { enabled: raw.metrics?.enabled ?? DEFAULTS.metrics.enabled },
   };
-}
-
-/** shutdown.grace takes 0 / "0" / "off" for none, like idle_timeout. */
-function buildGrace(v: string | number): number {
-  return isNoIdleTimeout(v) ? 0 : parseDuration(String(v));
 }
 
 function buildMirror(m: RawMirror, health: RawHealth, proxy: RawProxy): MirrorConfig {
@@ -44,33 +29,9 @@ function buildMirror(m: RawMirror, health: RawHealth, proxy: RawProxy): MirrorCo
       address: parseHostPort(member.address),
       check: typeof member.check === 'string' ? [member.check] : [...member.check],
     })),
-    health: buildHealth({ ...health, ...m.health }),
-    proxy: buildProxy({ ...proxy, ...m.proxy }),
+    // The key rows name every field; `satisfies` makes the compiler hold them to the interfaces.
+    health: buildSection(HEALTH_KEYS, { ...health, ...m.health }) satisfies HealthConfig,
+    proxy: buildSection(PROXY_KEYS, { ...proxy, ...m.proxy }) satisfies ProxyConfig,
     onConflict: m.on_conflict ?? DEFAULTS.onConflict,
-  };
-}
-
-function buildHealth(h: RawHealth): HealthConfig {
-  return {
-    intervalMs: parseDuration(h.interval),
-    fastIntervalMs: parseDuration(h.fast_interval),
-    fastWindowMs: parseDuration(h.fast_window),
-    timeoutMs: parseDuration(h.timeout),
-    rise: h.rise,
-    fall: h.fall,
-    expectStatus: h.expect_status,
-    expectBody: h.expect_body,
-    maxBodyBytes: h.max_body,
-    jitter: h.jitter,
-  };
-}
-
-function buildProxy(p: RawProxy): ProxyConfig {
-  return {
-    connectTimeoutMs: parseDuration(p.connect_timeout),
-    holdTimeoutMs: parseDuration(p.hold_timeout),
-    maxHeld: p.max_held,
-    maxConnections: p.max_connections,
-    idleTimeoutMs: isNoIdleTimeout(p.idle_timeout) ? 0 : parseDuration(String(p.idle_timeout)),
   };
 }

@@ -4,9 +4,9 @@
  * nothing is reported twice.
  */
 import { ConfigValueError } from './errors.js';
-import { displayPath, isReported, segments, pointer, type Pos } from './positions.js';
+import { displayPath, isReported, segments, pointer, type Pos } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
-import type { YamlTree } from './yaml-tree.js';
+import type { YamlTree } from './yaml/yaml-tree.js';
 
 export class Checker {
   constructor(
@@ -61,6 +61,11 @@ export class Checker {
   report(ptr: string, message: string): void {
     this.problemAt(ptr, `${displayPath(ptr)}: ${message}`);
     this.tree.reported.add(ptr);
+  }
+
+  /** A sound but doubtful value: a warning with its position, the config still loads. */
+  warn(ptr: string, message: string): void {
+    this.problems.warn(this.pos(ptr), message);
   }
 
   problemAt(ptr: string, message: string): void {

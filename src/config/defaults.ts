@@ -1,30 +1,16 @@
 /**
  * The file's defaults in the file's own units, and the shape of a file that passed the
- * schema. The schema documents the same defaults (`default`); a test keeps the two equal.
+ * schema. The inherited sections (`health`, `proxy`) and `shutdown` come from their rows
+ * in keys.ts; the schema documents the same defaults (`default`) and a test keeps them equal.
  */
+import { defaultsOf, durationKeys, HEALTH_KEYS, PROXY_KEYS, SHUTDOWN_KEYS, type RawSection } from './keys.js';
 import type { ConflictPolicy, LogLevel } from './types.js';
 
-export interface RawHealth {
-  readonly interval: string;
-  readonly fast_interval: string;
-  readonly fast_window: string;
-  readonly timeout: string;
-  readonly rise: number;
-  readonly fall: number;
-  readonly expect_status: number;
-  readonly expect_body: string | null;
-  readonly max_body: number;
-  readonly jitter: number;
-}
+export { isNoIdleTimeout } from './keys.js';
 
-export interface RawProxy {
-  readonly connect_timeout: string;
-  readonly hold_timeout: string;
-  readonly max_held: number;
-  readonly max_connections: number;
-  /** A duration, or 0 / "0" / "off" for none. */
-  readonly idle_timeout: string | number;
-}
+export type RawHealth = RawSection<typeof HEALTH_KEYS>;
+export type RawProxy = RawSection<typeof PROXY_KEYS>;
+export type RawShutdown = RawSection<typeof SHUTDOWN_KEYS>;
 
 export interface RawAdmin {
   readonly listen: string;
@@ -37,35 +23,17 @@ interface Defaults {
   readonly proxy: RawProxy;
   readonly admin: RawAdmin;
   readonly log: { readonly level: LogLevel };
-  /** grace: a duration, or 0 / "0" / "off" for none. */
-  readonly shutdown: { readonly drain_timeout: string; readonly grace: string | number };
+  readonly shutdown: RawShutdown;
   readonly metrics: { readonly enabled: boolean };
 }
 
 export const DEFAULTS: Defaults = {
   onConflict: 'newest',
-  health: {
-    interval: '200ms',
-    fast_interval: '50ms',
-    fast_window: '2s',
-    timeout: '250ms',
-    rise: 1,
-    fall: 2,
-    expect_status: 200,
-    expect_body: null,
-    max_body: 4096,
-    jitter: 0.1,
-  },
-  proxy: {
-    connect_timeout: '1s',
-    hold_timeout: '10s',
-    max_held: 1000,
-    max_connections: 0,
-    idle_timeout: 0,
-  },
+  health: defaultsOf(HEALTH_KEYS),
+  proxy: defaultsOf(PROXY_KEYS),
   admin: { listen: '127.0.0.1:9090', token: null },
   log: { level: 'info' },
-  shutdown: { drain_timeout: '30s', grace: '5s' },
+  shutdown: defaultsOf(SHUTDOWN_KEYS),
   metrics: { enabled: true },
 };
 
@@ -91,14 +59,13 @@ export interface RawFile {
   readonly proxy?: Partial<RawProxy>;
   readonly admin?: Partial<RawAdmin>;
   readonly log?: Partial<Defaults['log']>;
-  readonly shutdown?: Partial<Defaults['shutdown']>;
+  readonly shutdown?: Partial<RawShutdown>;
   readonly metrics?: Partial<Defaults['metrics']>;
 }
 
-export const HEALTH_DURATIONS = ['interval', 'fast_interval', 'fast_window', 'timeout'] as const;
-export const PROXY_DURATIONS = ['connect_timeout', 'hold_timeout'] as const;
-
-/** `idle_timeout`: 0, "0" and "off" mean no idle timeout. */
-export function isNoIdleTimeout(v: unknown): boolean {
-  return v === 0 || v === '0' || v === 'off';
-}
+export const HEALTH_DURATIONS = durationKeys(HEALTH_KEYS);
+export const PROXY_DURATIONS = durationKeys(PROXY_KEYS);
+export const SHUTDOWN_DURATIONS = durationKeys(SHUTDOWN_KEYS);
+/** Durations that also take 0 / "0" / "off" for none. */
+export const PROXY_OFFABLE = durationKeys(PROXY_KEYS, ['duration-or-off']);
+export const SHUTDOWN_OFFABLE = durationKeys(SHUTDOWN_KEYS, ['duration-or-off']);

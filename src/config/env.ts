@@ -2,9 +2,9 @@
  * `${VAR}` substitution, applied to each string value after YAML parsing, so a variable's
  * text can never change the structure of the file.
  */
-import { displayPath, pointer } from './positions.js';
+import { displayPath, pointer } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
-import type { YamlTree } from './yaml-tree.js';
+import type { YamlTree } from './yaml/yaml-tree.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

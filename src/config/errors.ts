@@ -2,6 +2,7 @@
  * Config problems and the one error that carries them. Every stage of the loader adds
  * problems to a list instead of throwing, so a user sees all of them at once.
  */
+import type { ErrorCode } from '../errors.js';
 
 /** One problem in a config file; line and col are 1-based and point at the offending key or value. */
 export interface ConfigProblem {
@@ -18,7 +19,7 @@ export function formatProblem(p: ConfigProblem): string {
 
 /** Thrown by the loader when a config has problems; never carries a stack trace into output. */
 export class ConfigError extends Error {
-  readonly code = 'MLB_ERR_CONFIG';
+  readonly code: ErrorCode = 'MLB_ERR_CONFIG';
   readonly problems: readonly ConfigProblem[];
 
   constructor(problems: readonly ConfigProblem[]) {
@@ -30,7 +31,7 @@ export class ConfigError extends Error {
 
 /** A single bad value (duration, host:port); the loader turns it into a ConfigProblem with a position. */
 export class ConfigValueError extends Error {
-  readonly code = 'MLB_ERR_CONFIG_VALUE';
+  readonly code: ErrorCode = 'MLB_ERR_CONFIG_VALUE';
 
   constructor(message: string) {
     super(message);

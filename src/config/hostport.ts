@@ -28,7 +28,11 @@ function splitPlain(s: string): { host: string; port: string } {
     throw new ConfigValueError(`"${s}" has no port; write host:port, e.g. ${s || '0.0.0.0'}:1972`);
   const host = s.slice(0, colon);
   const port = s.slice(colon + 1);
-  if (host === '') throw new ConfigValueError(`"${s}" has an empty host; write e.g. 0.0.0.0${s}`);
+  if (host === '') {
+    throw new ConfigValueError(
+      `"${s}" has an empty host; write e.g. db1${s} (or 0.0.0.0${s} to listen on every address)`,
+    );
+  }
   if (host.includes(':')) {
     throw new ConfigValueError(`"${s}": an IPv6 address must be in brackets, e.g. [::1]:1972`);
   }

@@ -7,18 +7,37 @@
 import { buildConfig } from './build.js';
 import type { RawFile } from './defaults.js';
 import { substituteTree, type Env } from './env.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
 import { deepFreeze } from './freeze.js';
-import { prescan } from './prescan.js';
+import { prescan } from './yaml/prescan.js';
 import { ProblemList } from './problems.js';
-import { readConfigText } from './read.js';
+import { readConfigText } from './yaml/read.js';
 import { validateSchema } from './schema.js';
 import { checkSemantics } from './semantic.js';
 import type { Config } from './types.js';
-import { readYamlTree } from './yaml-tree.js';
+import type { Pos } from './yaml/positions.js';
+import { readYamlTree } from './yaml/yaml-tree.js';
 
 export { configWarnings, summarize } from './summary.js';
 export type { Env } from './env.js';
+
+/** What the loader knew about a Config's file that the frozen Config itself does not hold. */
+interface LoadInfo {
+  readonly warnings: readonly ConfigProblem[];
+  readonly position: (ptr: string) => Pos;
+}
+
+const LOADED = new WeakMap<Config, LoadInfo>();
+
+/** Doubtful but valid values, each with its FILE:LINE:COL (none for a Config not from the loader). */
+export function loadWarnings(config: Config): readonly ConfigProblem[] {
+  return LOADED.get(config)?.warnings ?? [];
+}
+
+/** Where the value at a JSON pointer (`/mirrors/0/members/1/address`) was written, when known. */
+export function positionOf(config: Config, ptr: string): Pos | null {
+  return LOADED.get(config)?.position(ptr) ?? null;
+}
 
 /** Parses config text; `file` names it in messages and becomes Config.source. Throws ConfigError. */
 export function parseConfig(text: string, file: string, env: Env): Config {
@@ -29,7 +48,9 @@ export function parseConfig(text: string, file: string, env: Env): Config {
   validateSchema(tree, fromEnv, problems);
   checkSemantics(tree, problems);
   problems.throwIfAny();
-  return deepFreeze(buildConfig(tree.root as RawFile, file));
+  const config = deepFreeze(buildConfig(tree.root as RawFile, file));
+  LOADED.set(config, { warnings: problems.warnings(), position: (ptr) => tree.positions.value(ptr) });
+  return config;
 }
 
 /** Reads and parses a config file; unreadable, oversized or non-text files are ConfigErrors too. */

@@ -1,5 +1,5 @@
 import { ConfigError, type ConfigProblem } from './errors.js';
-import type { Pos } from './positions.js';
+import type { Pos } from './yaml/positions.js';
 
 /** Enough to fix a file in one go without flooding a terminal from a generated or hostile file. */
 export const MAX_REPORTED = 100;
@@ -7,11 +7,22 @@ export const MAX_REPORTED = 100;
 /** Collects the problems of one file; every loader stage adds to it instead of throwing. */
 export class ProblemList {
   private readonly items: ConfigProblem[] = [];
+  private readonly warned: ConfigProblem[] = [];
 
   constructor(readonly file: string) {}
 
   add(pos: Pos, message: string): void {
     this.items.push({ file: this.file, line: pos.line, col: pos.col, message });
+  }
+
+  /** A warning: reported with the line, never stops the load. */
+  warn(pos: Pos, message: string): void {
+    this.warned.push({ file: this.file, line: pos.line, col: pos.col, message });
+  }
+
+  /** The warnings in file order. */
+  warnings(): ConfigProblem[] {
+    return [...this.warned].sort((a, b) => a.line - b.line || a.col - b.col);
   }
 
   get size(): number {

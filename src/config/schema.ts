@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { DEFAULTS } from './defaults.js';
 import { describe, quote } from './describe.js';
-import { displayPath, isReported, pointer } from './positions.js';
+import { displayPath, isReported, pointer } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
 import { nearestKey } from './suggest.js';
-import { explainBadValue } from './values.js';
-import type { YamlTree } from './yaml-tree.js';
+import { explainBadValue, redactUserinfo } from './values.js';
+import type { YamlTree } from './yaml/yaml-tree.js';
 
 /** Same relative place from src/config (tests) and dist/config (installed package). */
 export const SCHEMA_PATH = new URL('../../schema/mirrorlb.schema.json', import.meta.url);
@@ -80,7 +80,18 @@ function valueMessage(e: ErrorObject, fromEnv: boolean): string {
   const expected = typeof custom === 'string' ? custom : genericExpectation(e);
   const envHint =
     fromEnv && e.keyword === 'type' ? ' (a value from ${VAR} is text; this key takes a literal number)' : '';
-  return `${displayPath(e.instancePath)}: ${expected}, got ${describe(e.data)}${envHint}`;
+  return `${displayPath(e.instancePath)}: ${expected}, got ${describeSafely(e.instancePath, e.data)}${envHint}`;
+}
+
+/** A secret is never repeated in a message: the token by its shape only, a URL without its userinfo. */
+function describeSafely(ptr: string, value: unknown): string {
+  if (ptr === '/admin/token') {
+    if (typeof value !== 'string') return typeof value === 'number' ? 'a number' : describe(value);
+    const shape = /^[!-~]*$/.test(value) ? '' : ', with a space or a character outside printable ASCII';
+    return `a string of ${value.length} character${value.length === 1 ? '' : 's'}${shape} (not shown)`;
+  }
+  if (typeof value === 'string' && /\/check(\/\d+)?$/.test(ptr)) return describe(redactUserinfo(value));
+  return describe(value);
 }
 
 const TYPE_NAMES: Record<string, string> = {

@@ -1,17 +1,20 @@
 /**
- * Checks the schema cannot express: uniqueness across the file, address collisions, URL
- * parsing (here), duration ranges and the interval ordering (timing.ts). They run even when
- * the schema found problems, on every value that is itself sound, so one run reports everything.
+ * Checks the schema cannot express: uniqueness across the file, address collisions, a
+ * member that is mirrorlb itself, URL parsing (here), duration ranges and the interval
+ * ordering (timing.ts), sanity bounds (bounds.ts). They run even when the schema found
+ * problems, on every value that is itself sound, so one run reports everything.
  */
+import { checkBounds } from './bounds.js';
 import { Checker } from './checker.js';
 import { DEFAULTS } from './defaults.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
-import { displayPath } from './positions.js';
+import { isWildcard, reachesListener } from './local-address.js';
+import { displayPath } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
 import { checkDurations, checkIntervalOrder } from './timing.js';
 import { formatHostPort, type HostPort } from './types.js';
 import { parseCheckUrl } from './values.js';
-import type { YamlTree } from './yaml-tree.js';
+import type { YamlTree } from './yaml/yaml-tree.js';
 
 export function checkSemantics(tree: YamlTree, problems: ProblemList): void {
   const c = new Checker(tree, problems);
@@ -20,9 +23,11 @@ export function checkSemantics(tree: YamlTree, problems: ProblemList): void {
   checkMemberNames(c, mirrors);
   checkMemberAddresses(c, mirrors);
   checkListens(c, mirrors);
+  checkSelfProxy(c, mirrors);
   checkCheckUrls(c, mirrors);
   checkDurations(c, mirrors);
   checkIntervalOrder(c, mirrors);
+  checkBounds(c, mirrors);
 }
 
 function mirrorLabel(c: Checker, mirror: string): string {
@@ -64,6 +69,56 @@ function checkMemberNames(c: Checker, mirrors: string[]): void {
   }
 }
 
+/**
+ * A member address must be a database, never mirrorlb's own listener: pointed at its own
+ * mirror, one client becomes a storm of sessions proxying to themselves (unbounded with the
+ * default max_connections). The admin listener and other mirrors' listeners are refused
+ * too: neither is a database either.
+ */
+function checkSelfProxy(c: Checker, mirrors: string[]): void {
+  const listeners: { ptr: string | null; label: string; hp: HostPort; mirror: string | null }[] = [];
+  const admin = c.has('/admin/listen') ? c.parse('/admin/listen', parseListenAddress) : undefined;
+  if (c.has('/admin/listen')) {
+    if (admin) listeners.push({ ptr: '/admin/listen', label: 'admin.listen', hp: admin, mirror: null });
+  } else if (!c.present('/admin/listen')) {
+    const hp = parseHostPort(DEFAULTS.admin.listen);
+    listeners.push({ ptr: null, label: `admin.listen (default ${DEFAULTS.admin.listen})`, hp, mirror: null });
+  }
+  for (const m of mirrors) {
+    const hp = c.parse(`${m}/listen`, parseListenAddress);
+    if (hp)
+      listeners.push({
+        ptr: `${m}/listen`,
+        label: `the listen address of mirror ${mirrorLabel(c, m)}`,
+        hp,
+        mirror: m,
+      });
+  }
+  for (const m of mirrors) {
+    for (const member of c.list(`${m}/members`)) {
+      const ptr = `${member}/address`;
+      const hp = c.parse(ptr, parseHostPort);
+      if (hp === undefined) continue;
+      if (isWildcard(hp.host)) {
+        c.report(
+          ptr,
+          `${hp.host} means "every address" to a listener; as a member address it reaches this machine, ` +
+            "not a database: write the member's own host name or address",
+        );
+        continue;
+      }
+      const hit = listeners.find((l) => reachesListener(hp, l.hp));
+      if (hit === undefined) continue;
+      const where = hit.ptr === null ? '' : ` (${c.lineOf(hit.ptr)})`;
+      const own =
+        hit.mirror === m
+          ? 'its own mirror: every client would be proxied back into mirrorlb, without end'
+          : 'mirrorlb itself, not a database';
+      c.report(ptr, `${formatHostPort(hp)} is ${hit.label}${where}, so this member is ${own}`);
+    }
+  }
+}
+
 function hostKey(hp: HostPort): string {
   return formatHostPort({ host: hp.host.toLowerCase(), port: hp.port });
 }
@@ -89,13 +144,11 @@ function checkMemberAddresses(c: Checker, mirrors: string[]): void {
   }
 }
 
-const WILDCARDS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
-
 /** Two listeners conflict on the same port when their hosts are equal or either is a wildcard. */
 export function listensCollide(a: HostPort, b: HostPort): boolean {
   // Port 0 asks the system for a free port: such listeners never collide.
   if (a.port !== b.port || a.port === 0) return false;
-  return a.host.toLowerCase() === b.host.toLowerCase() || WILDCARDS.has(a.host) || WILDCARDS.has(b.host);
+  return a.host.toLowerCase() === b.host.toLowerCase() || isWildcard(a.host) || isWildcard(b.host);
 }
 
 function checkListens(c: Checker, mirrors: string[]): void {

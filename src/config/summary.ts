@@ -1,5 +1,6 @@
 /** What `mirrorlb check` prints for a valid config, and the warnings a valid config can still earn. */
 import { formatDuration } from './duration.js';
+import { isLoopback } from './local-address.js';
 import {
   formatHostPort,
   type Config,
@@ -62,13 +63,11 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i;
-
 /** Sound but risky settings, one sentence each. */
 export function configWarnings(config: Config): string[] {
   const out: string[] = [];
   const admin = config.admin;
-  if (admin.token === null && !LOOPBACK.test(admin.listen.host)) {
+  if (admin.token === null && !isLoopback(admin.listen.host)) {
     out.push(
       `admin listens on ${formatHostPort(admin.listen)} without admin.token: ` +
         'anyone who can reach it can drain or disable members',

@@ -1,25 +1,33 @@
 /** Duration checks: each value parses, and the fast interval is never the slower one. */
 import type { Checker } from './checker.js';
-import { DEFAULTS, HEALTH_DURATIONS, isNoIdleTimeout, PROXY_DURATIONS } from './defaults.js';
+import {
+  DEFAULTS,
+  HEALTH_DURATIONS,
+  isNoIdleTimeout,
+  PROXY_DURATIONS,
+  PROXY_OFFABLE,
+  SHUTDOWN_DURATIONS,
+  SHUTDOWN_OFFABLE,
+} from './defaults.js';
 import { formatDuration, parseDuration } from './duration.js';
-import { displayPath } from './positions.js';
+import { displayPath } from './yaml/positions.js';
 
 function durationPointers(mirrors: string[]): string[] {
   const scopes = ['', ...mirrors];
   return [
     ...scopes.flatMap((s) => HEALTH_DURATIONS.map((k) => `${s}/health/${k}`)),
     ...scopes.flatMap((s) => PROXY_DURATIONS.map((k) => `${s}/proxy/${k}`)),
-    '/shutdown/drain_timeout',
+    ...SHUTDOWN_DURATIONS.map((k) => `/shutdown/${k}`),
   ];
 }
 
 export function checkDurations(c: Checker, mirrors: string[]): void {
   for (const ptr of durationPointers(mirrors)) c.parse(ptr, parseDuration);
-  for (const s of ['', ...mirrors]) {
-    const ptr = `${s}/proxy/idle_timeout`;
-    if (!isNoIdleTimeout(c.get(ptr))) c.parse(ptr, parseDuration);
-  }
-  if (!isNoIdleTimeout(c.get('/shutdown/grace'))) c.parse('/shutdown/grace', parseDuration);
+  const offable = [
+    ...['', ...mirrors].flatMap((s) => PROXY_OFFABLE.map((k) => `${s}/proxy/${k}`)),
+    ...SHUTDOWN_OFFABLE.map((k) => `/shutdown/${k}`),
+  ];
+  for (const ptr of offable) if (!isNoIdleTimeout(c.get(ptr))) c.parse(ptr, parseDuration);
 }
 
 interface Effective {

@@ -8,7 +8,7 @@ export interface HostPort {
   readonly port: number;
 }
 
-/** How a mirror reacts when two members claim primary at once (contract rule 6). */
+/** How a mirror reacts when two members claim primary at once (docs/routing.md, "The decision"). */
 export type ConflictPolicy = 'newest' | 'hold';
 
 export interface HealthConfig {
@@ -70,7 +70,13 @@ export interface AdminConfig {
   readonly token: string | null;
 }
 
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function isLogLevel(s: string): s is LogLevel {
+  return (LOG_LEVELS as readonly string[]).includes(s);
+}
 
 export interface Config {
   /** File the config came from (for messages), or '<inline>'. */

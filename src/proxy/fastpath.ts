@@ -5,8 +5,9 @@ import type { Socket } from 'node:net';
  * shared by every socket of the process, instead of a Readable stream that allocates a
  * chunk per read. Whoever consumes a read (a `ReadSink`, set by `link()`) must be done
  * with the bytes before it returns: the next read of any socket overwrites them. That is
- * why `link()` never hands this buffer to a write that could stay pending (the integrity
- * catch of issue 7: Node keeps a reference to a pending write's buffer).
+ * why `link()` never hands this buffer to a write that could stay pending: Node keeps a
+ * reference to a pending write's buffer, and the next read would change the bytes still
+ * to be sent (test/datapath-integrity.test.ts hashes bulk transfers to catch exactly that).
  *
  * `MIRRORLB_DATAPATH=plain` in the environment at start turns the fast path off (the
  * fallback path: plain `net.Socket` streams, no semi-private API anywhere).
@@ -86,9 +87,4 @@ export function clearReadSink(socket: Socket): void {
 /** The sink set by `setReadSink` (undefined before). */
 export function readSinkOf(socket: Socket): ReadSink | undefined {
   return (socket as FastSocket)[kSink];
-}
-
-/** True when `buf` is the shared read buffer (a view of it must be copied before it is kept). */
-export function isSharedReadBuffer(buf: Buffer): boolean {
-  return buf.buffer === sharedReadBuffer.buffer;
 }

@@ -4,8 +4,9 @@ import { clearReadSink, isFast, readSinkOf, setReadSink, type ReadSink } from '.
 
 /**
  * A link joins two connected sockets and forwards bytes both ways, unchanged and in
- * order, with backpressure and half-close honoured (contract rule 7). It owns both
- * sockets from the moment it is made: it ends them, destroys them, and reports once.
+ * order, with backpressure and half-close honoured: a database protocol tolerates no
+ * altered, dropped or reordered byte. It owns both sockets from the moment it is made:
+ * it ends them, destroys them, and reports once.
  *
  * This is the data path; `mirror-proxy.ts` decides when to make and cut links.
  */

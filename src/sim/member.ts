@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
+import type { ErrorCode } from '../errors.js';
 
 /**
  * A simulated IRIS mirror member: a SuperServer port that greets with its name and
@@ -42,8 +43,8 @@ export interface AcceptedConnection {
 }
 
 export class SimError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
     super(message);
     this.name = 'SimError';
     this.code = code;

@@ -4,7 +4,7 @@
  * checked on the parser's output, see cst-depth.ts.)
  */
 import { START, type Pos } from './positions.js';
-import type { ProblemList } from './problems.js';
+import type { ProblemList } from '../problems.js';
 
 export const MAX_BYTES = 1024 * 1024;
 /**
