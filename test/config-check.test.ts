@@ -60,7 +60,7 @@ admin:
   t.equal(r.err, '');
   t.match(
     r.out,
-    /\nwarning: admin listens on 0\.0\.0\.0:9090 without admin\.token: anyone who can reach it can drain or disable members\nwarning: mirror "ap1" has only one member: there is nothing to fail over to\n$/,
+    /\nwarning: admin listens on 0\.0\.0\.0:9090 without admin\.token: maintenance actions \(drain, disable, enable\) are refused with 403 until a token is set\nwarning: mirror "ap1" has only one member: there is nothing to fail over to\n$/,
   );
 });
 

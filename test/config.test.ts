@@ -472,7 +472,7 @@ t.test('parseConfig refuses over-sized text and control characters too', async (
 t.test('warnings and the summary', async (t) => {
   const open = parseConfig(withBase('admin:', '  listen: 0.0.0.0:9090'), 'f.yml', {});
   t.strictSame(configWarnings(open), [
-    'admin listens on 0.0.0.0:9090 without admin.token: anyone who can reach it can drain or disable members',
+    'admin listens on 0.0.0.0:9090 without admin.token: maintenance actions (drain, disable, enable) are refused with 403 until a token is set',
   ]);
   const single = parseConfig(yaml(...BASE.slice(0, 7)), 'f.yml', {});
   t.strictSame(configWarnings(single), [

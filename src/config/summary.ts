@@ -70,7 +70,7 @@ export function configWarnings(config: Config): string[] {
   if (admin.token === null && !isLoopback(admin.listen.host)) {
     out.push(
       `admin listens on ${formatHostPort(admin.listen)} without admin.token: ` +
-        'anyone who can reach it can drain or disable members',
+        'maintenance actions (drain, disable, enable) are refused with 403 until a token is set',
     );
   }
   for (const m of config.mirrors) {
