@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
@@ -76,20 +75,20 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
   const events = daemon.events.list();
   const mirrors: MirrorStatus[] = [];
   for (const rt of daemon.runtimes().values()) {
-    const d = rt.monitor.decision;
+    const d = rt.decision;
     mirrors.push({
       name: rt.config.name,
       kind: rt.config.kind,
       listen: formatHostPort({
         host: rt.config.listen.host,
-        port: boundPort(rt.proxy) ?? rt.config.listen.port,
+        port: rt.listen?.port ?? rt.config.listen.port,
       }),
       primary: d.primary,
       accepting: d.accepting,
       conflict: d.conflict,
-      heldClients: rt.proxy.heldCount(),
-      sessions: rt.proxy.sessionCount(),
-      members: rt.monitor.members().map((m) => ({
+      heldClients: rt.held,
+      sessions: rt.sessions,
+      members: rt.members.map((m) => ({
         name: m.config.name,
         address: formatHostPort(m.config.address),
         check: m.config.check,
@@ -106,7 +105,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
                   m.health.lastLatencyMs === null ? null : Math.round(m.health.lastLatencyMs * 10) / 10,
                 result: m.health.lastResult,
               },
-        sessions: rt.proxy.sessionCount(m.config.name),
+        sessions: m.sessions,
         checks: checkStatus(m.config.check, m.health),
         contradicted: m.health.contradicted,
         fenced: m.health.fenced,
@@ -145,10 +144,4 @@ function lastFailover(events: readonly TransitionEvent[], mirror: string): Trans
     if (e.kind === 'failover' && e.mirror === mirror && e.from !== null) return e;
   }
   return null;
-}
-
-/** The port really bound (differs from the config for port 0); null while not listening. */
-function boundPort(proxy: { address(): AddressInfo | null }): number | null {
-  const a = proxy.address();
-  return a && typeof a === 'object' ? a.port : null;
 }
