@@ -8,7 +8,7 @@
 import type net from 'node:net';
 import t from 'tap';
 import { withBalancer, type Balancer } from './helpers/balancer.js';
-import { withGateway, type Gateway, type GatewayMode } from './helpers/gateway.js';
+import { withGateway, type GatewayMode } from './helpers/gateway.js';
 import { connect, eventually, readGreeting, readUpTo, withSim } from './helpers/sim.js';
 
 async function setup(t: Tap.Test) {
