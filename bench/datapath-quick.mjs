@@ -249,7 +249,7 @@ async function startDaemon(name, lp, distDir, waitForRouting = true) {
   yml += mirror('sockperf', lp.sockperf, `127.0.0.1:${PORTS.sockperf}`, `127.0.2.1:${PORTS.sockperf}`);
   for (let i = 0; i < 4; i++)
     yml += mirror(`idle${i}`, lp.ka + 5 + i, `127.0.3.${i + 1}:1972`, `127.0.4.${i + 1}:1972`);
-  yml += `admin:\n  listen: "127.0.0.1:${lp.ka + 9}"\nlog:\n  level: warn\n`;
+  yml += `admin:\n  listen: "127.0.0.1:${lp.ka + 9}"\nlog:\n  level: warn\nshutdown:\n  grace: 0\n`;
   const file = `${TMP}/daemon-${lp.ka}.yml`;
   writeFileSync(file, yml);
   const main = distDir ? path.join(distDir, 'cli/main.js') : path.join(here, '..', 'dist/cli/main.js');

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDatapath } from './lib/datapath.js';
 import { runFailover } from './lib/failover.js';
+import { runReplicas } from './lib/replicas.js';
 import { describeMachine } from './lib/machine.js';
 import { has, interrupted, run, stopAll, warnings } from './lib/proc.js';
 import { markdown } from './lib/report.js';
@@ -24,7 +25,7 @@ const NOFILE = 65536;
 const USAGE = `usage: npm run bench [-- options]
 
   --quick            smoke run: one repetition, short windows (CI); results go to bench/results/tmp/
-  --part P           failover | datapath (repeat or comma-separate; default both)
+  --part P           failover | datapath | replicas (repeat or comma-separate; default all)
   --scenario S       failover scenarios to run: switchover,killed,hung,blackholed (default all)
   --reps N           repetitions per cell (default: failover 5, data path 3; quick 1)
   --out DIR          where results go (default bench/results, or bench/results/tmp with --quick)
@@ -51,13 +52,14 @@ function parse() {
   });
   const list = (v) => (v ?? []).flatMap((x) => x.split(',')).filter(Boolean);
   const parts = list(values.part);
-  for (const p of parts) if (p !== 'failover' && p !== 'datapath') throw new Error(`unknown part ${p}`);
+  for (const p of parts)
+    if (!['failover', 'datapath', 'replicas'].includes(p)) throw new Error(`unknown part ${p}`);
   const reps = values.reps === undefined ? null : Number(values.reps);
   if (reps !== null && !(Number.isInteger(reps) && reps > 0))
     throw new Error('--reps must be a positive integer');
   return {
     quick: values.quick,
-    parts: parts.length ? parts : ['failover', 'datapath'],
+    parts: parts.length ? parts : ['failover', 'datapath', 'replicas'],
     scenarios: list(values.scenario),
     reps,
     out: values.out ?? null,
@@ -260,6 +262,7 @@ async function main() {
   };
   if (opts.parts.includes('failover')) result.failover = await part('failover', () => runFailover(ctx));
   if (opts.parts.includes('datapath')) result.datapath = await part('data path', () => runDatapath(ctx));
+  if (opts.parts.includes('replicas')) result.replicas = await part('replicas', () => runReplicas(ctx));
 
   const outDir = opts.out
     ? path.resolve(opts.out)

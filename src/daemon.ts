@@ -60,7 +60,10 @@ export class Daemon {
   private readonly prober: DaemonDeps['prober'];
   private readonly resolver = new Resolver();
   private readonly mirrors = new Map<string, MirrorRuntime>();
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private state: 'new' | 'running' | 'grace' | 'stopping' | 'stopped' = 'new';
+  /** The shutdown under way (stop() called again returns it) and the way to cut its grace short. */
+  private stopping: Promise<void> | null = null;
+  private cutGrace: (() => void) | null = null;
   readonly startedAt = Date.now();
 
   constructor(config: Config, deps: DaemonDeps) {
@@ -93,22 +96,11 @@ export class Daemon {
   async reload(next: Config): Promise<void> {
     if (this.state !== 'running') throw new Error(`cannot reload a daemon that is ${this.state}`);
     const old = this.config;
-    const wanted = new Map(next.mirrors.map((m) => [m.name, m]));
-    const replaced = [...this.mirrors.values()].filter((rt) => {
-      const m = wanted.get(rt.config.name);
-      return !m || formatHostPort(m.listen) !== formatHostPort(rt.config.listen);
-    });
-    const added = next.mirrors.filter(
-      (m) => !this.mirrors.has(m.name) || replaced.some((r) => r.config.name === m.name),
-    );
-    // A new listener on the very address of one being removed can only be bound after it.
-    const freed = new Set(
-      replaced.filter((r) => r.config.listen.port !== 0).map((r) => formatHostPort(r.config.listen)),
-    );
-    const late = added.filter((m) => freed.has(formatHostPort(m.listen)));
+    const { replaced, added, late } = this.planReload(next);
     const bound: MirrorRuntime[] = [];
     try {
       for (const m of added) if (!late.includes(m)) bound.push(await this.bind(m));
+      if (this.state !== 'running') throw new Error(`reload abandoned: the daemon is ${this.state}`);
     } catch (err) {
       for (const rt of bound) rt.proxy.close();
       throw err;
@@ -126,16 +118,70 @@ export class Daemon {
     this.reloaded(old, next, cut);
   }
 
+  /**
+   * What a reload does to the listeners: running mirrors that go (removed, or `listen`
+   * changed), mirrors that need a new listener, and of those the `late` ones, whose port a
+   * going mirror holds (a rename, two mirrors swapping ports, or a wildcard beside a
+   * loopback address): they can only be bound once it closed.
+   */
+  private planReload(next: Config): {
+    replaced: MirrorRuntime[];
+    added: MirrorConfig[];
+    late: MirrorConfig[];
+  } {
+    const wanted = new Map(next.mirrors.map((m) => [m.name, m]));
+    const replaced = [...this.mirrors.values()].filter((rt) => {
+      const m = wanted.get(rt.config.name);
+      return !m || formatHostPort(m.listen) !== formatHostPort(rt.config.listen);
+    });
+    const added = next.mirrors.filter(
+      (m) => !this.mirrors.has(m.name) || replaced.some((r) => r.config.name === m.name),
+    );
+    const freed = new Set(replaced.map((r) => r.config.listen.port).filter((p) => p !== 0));
+    const late = added.filter((m) => freed.has(m.listen.port));
+    return { replaced, added, late };
+  }
+
   /** Counts and logs a refused reload; the running config stays. */
   reloadRefused(message: string): void {
     this.metrics.configReloads.inc({ result: 'invalid' });
     this.log.error({ problems: message.split('\n') }, 'config reload refused; keeping the running config');
   }
 
-  /** SIGTERM: stop accepting everywhere at once, let sessions finish, then cut the rest. */
-  async stop(drainTimeoutMs = this.config.shutdown.drainTimeoutMs): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
+  /**
+   * SIGTERM. With a grace: unready at once (GET /readyz 503) while listeners keep accepting and
+   * checks keep routing, so an outer load balancer sees the 503 and stops sending new clients
+   * before the port closes. Then: stop accepting everywhere at once, let sessions finish for
+   * up to `drainTimeoutMs`, cut the rest. Calling it again returns the same shutdown.
+   */
+  stop(drainTimeoutMs = this.config.shutdown.drainTimeoutMs, graceMs = 0): Promise<void> {
+    return (this.stopping ??= this.shutdown(drainTimeoutMs, graceMs));
+  }
+
+  /** Ends a shutdown's grace now (a second SIGTERM); no-op otherwise. */
+  endGrace(): void {
+    this.cutGrace?.();
+  }
+
+  /** Where the lifecycle is: `grace` = unready but still accepting, `stopping` = draining. */
+  get phase(): 'new' | 'running' | 'grace' | 'stopping' | 'stopped' {
+    return this.state;
+  }
+
+  private async shutdown(drainTimeoutMs: number, graceMs: number): Promise<void> {
     const wasRunning = this.state === 'running';
+    if (wasRunning && graceMs > 0) {
+      this.state = 'grace';
+      this.log.info({ grace_ms: graceMs }, 'stopping: unready, still accepting for the grace period');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.cutGrace = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.cutGrace = null;
+    }
     this.state = 'stopping';
     const rts = [...this.mirrors.values()];
     for (const rt of rts) rt.monitor.stop();
@@ -205,7 +251,7 @@ export class Daemon {
             health: m.health,
             admin: m.admin,
             sessions: rt.proxy.sessionCount(m.config.name),
-            address: this.resolver.state(m.config.address),
+            resolution: this.resolver.state(m.config.address),
           })),
         }),
       );
@@ -213,11 +259,22 @@ export class Daemon {
     return out;
   }
 
-  /** Every mirror has a primary accepting clients (GET /readyz). */
+  /**
+   * Replica readiness (GET /readyz): running (config loaded, not shutting down) and every
+   * configured listener bound. A mirror without a primary does not count: its clients are
+   * held, and an outer load balancer should keep sending them here rather than nowhere.
+   */
   ready(): boolean {
-    if (this.state !== 'running') return false;
-    for (const rt of this.mirrors.values()) if (!rt.monitor.decision.accepting) return false;
+    if (this.state !== 'running' || this.mirrors.size !== this.config.mirrors.length) return false;
+    for (const rt of this.mirrors.values()) if (!rt.proxy.address()) return false;
     return true;
+  }
+
+  /** GET /readyz?mirror=NAME: ready, and that mirror has a primary taking clients; null: no such mirror. */
+  mirrorReady(name: string): boolean | null {
+    const rt = this.mirrors.get(name);
+    if (!rt) return null;
+    return this.ready() && rt.monitor.decision.accepting;
   }
 
   /** Bytes of open sessions are added at scrape time, so long sessions show traffic live. */
@@ -245,6 +302,7 @@ export class Daemon {
   /** Serves a bound runtime: it becomes one of the daemon's mirrors and starts probing. */
   private attach(rt: MirrorRuntime): void {
     this.mirrors.set(rt.config.name, rt);
+    rt.proxy.serve();
     const a = rt.proxy.address();
     rt.log.info(
       { listen: formatHostPort(a ? { host: rt.config.listen.host, port: a.port } : rt.config.listen) },

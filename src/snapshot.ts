@@ -1,6 +1,6 @@
 import type { HostPort, MemberConfig, MirrorConfig } from './config/types.js';
 import type { AdminState, Decision, MemberHealth } from './health/types.js';
-import type { AddressState } from './proxy/resolver.js';
+import type { Resolution } from './proxy/resolver.js';
 
 /**
  * What the daemon shows of one mirror to admin/status, the demo and tests: plain frozen
@@ -22,8 +22,8 @@ export interface MemberSnapshot {
   readonly health: MemberHealth;
   readonly admin: AdminState;
   readonly sessions: number;
-  /** Whether the member's host name resolved (an IP literal needs no lookup). */
-  readonly address: AddressState;
+  /** The member address's DNS lookup: `error` set while the name does not resolve. */
+  readonly resolution: Resolution;
 }
 
 /** Freezes a snapshot and its members (config and decision are frozen already). */
@@ -32,7 +32,13 @@ export function freezeSnapshot(s: MirrorSnapshot): MirrorSnapshot {
     ...s,
     listen: s.listen && Object.freeze({ ...s.listen }),
     members: Object.freeze(
-      s.members.map((m) => Object.freeze({ ...m, health: Object.freeze({ ...m.health }) })),
+      s.members.map((m) =>
+        Object.freeze({
+          ...m,
+          health: Object.freeze({ ...m.health }),
+          resolution: Object.freeze({ ...m.resolution }),
+        }),
+      ),
     ),
   });
 }

@@ -24,7 +24,7 @@ async function setup(t: Tap.Test, token: string | null = TOKEN) {
   const b = await withSim(t, { name: 'ap1b', role: 'backup' });
   const lb = await withBalancer(t, yamlFor({ ap1: [a, b] }, token === null ? '' : `  token: ${token}`));
   const port = lb.adminPort();
-  t.ok(await eventually(() => lb.daemon.ready(), 5000), 'ap1 has a primary');
+  t.ok(await eventually(() => lb.daemon.mirrorReady('ap1') === true, 5000), 'ap1 has a primary');
   const post = (path: string, auth: string | null = `Bearer ${TOKEN}`): Promise<HttpAnswer> =>
     raw(
       port,
@@ -339,7 +339,7 @@ t.test('off loopback without a token: check and the daemon warn', async (t) => {
     log: createLogger('info', logs),
     signals: false,
   });
-  t.teardown(() => running.stop());
+  t.teardown(() => running.stop({ graceMs: 0 }));
   const warning = logs.records.find((r) => r.level === 40 && String(r.msg).includes('without admin.token'));
   t.ok(warning, 'the daemon logs the warning at start', { messages: logs.messages() });
 });

@@ -88,7 +88,7 @@ t.test(
     const dir = mkdtempSync(join(tmpdir(), 'mlb-cli-'));
     const mirror = (name: string, port: number, sim: typeof a) =>
       `  - name: ${name}\n    listen: 127.0.0.1:${port}\n    members:\n      - name: ${sim.name}\n        address: 127.0.0.1:${sim.superserverPort}\n        check: http://127.0.0.1:${sim.webPort}/csp/mirror_status.cxw\n`;
-    const tail = `admin:\n  listen: 127.0.0.1:${admin}\nshutdown:\n  drain_timeout: 20s\n`;
+    const tail = `admin:\n  listen: 127.0.0.1:${admin}\nshutdown:\n  drain_timeout: 20s\n  grace: 0\n`;
     const f = configFile(dir, 'mirrorlb.yml', `mirrors:\n${mirror('ap1', p1, a)}${tail}`);
     const p = run(t, ['-c', f]);
     t.ok(await eventually(() => p.lines.some((l) => l.msg === 'mirrorlb started'), 30000), 'started', {

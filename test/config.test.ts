@@ -92,7 +92,7 @@ t.test('the minimal file from the contract loads with every default filled', asy
     ],
     admin: { listen: { host: '127.0.0.1', port: 9090 }, token: null },
     log: { level: 'info' },
-    shutdown: { drainTimeoutMs: 30_000 },
+    shutdown: { graceMs: 5000, drainTimeoutMs: 30_000 },
     metrics: { enabled: true },
   };
   t.strictSame(config, expected);
@@ -134,6 +134,7 @@ t.test('every key, with per-mirror overrides inheriting the rest from the top le
   t.strictSame(config.admin, { listen: { host: '0.0.0.0', port: 9090 }, token: 'change-me-please' });
   t.equal(config.log.level, 'debug');
   t.equal(config.shutdown.drainTimeoutMs, 90_000);
+  t.equal(config.shutdown.graceMs, 15_000);
 });
 
 t.test('check becomes a list; idle_timeout accepts 0, "0" and off', async (t) => {
@@ -494,6 +495,6 @@ t.test('warnings and the summary', async (t) => {
   t.match(s, /proxy {3}connect 2s, hold 1m \(at most 50 held\), sessions 200, idle timeout 8h/);
   t.match(s, /^admin +0\.0\.0\.0:9090 \(token set\)$/m);
   t.notMatch(s, /secret-token-123/, 'the token itself is never printed');
-  t.match(s, /^shutdown +drain 90s$/m);
+  t.match(s, /^shutdown +grace 15s, drain 90s$/m);
   t.ok(s.split('\n').length < 40, 'fits on one screen');
 });

@@ -445,3 +445,40 @@ t.test('the accept hook declines a server without the expected internals', async
   fake.emit('listening');
   t.same(results, [false]);
 });
+
+for (const fastPath of [true, false]) {
+  const mode = fastPath ? 'fast path' : 'plain fallback';
+  // A client that was read while held (a fast socket is, so a reset is seen) and sent its FIN
+  // after leaving the hold queue but before its backend connect completed: its 'end' has been
+  // emitted before link() listens. The FIN must still reach the member, or both sides stay open
+  // for ever (seen as leaked sessions when connects were retried under load).
+  t.test(`${mode}: a client whose FIN came before link() has it forwarded`, async (t) => {
+    let backendEnded = false;
+    const port = await withBackend(t, (s) => {
+      s.resume();
+      s.on('end', () => {
+        backendEnded = true;
+        s.end();
+      });
+    });
+    let accepted: net.Socket | null = null;
+    const server = createProxyServer((s) => (accepted = s), { fastPath });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const c = await connectTo((server.address() as net.AddressInfo).port);
+    c.on('error', () => undefined);
+    await waitFor(() => accepted !== null, 5000, 'the accept');
+    const client = accepted as unknown as net.Socket;
+    let clientEnded = false;
+    client.once('end', () => (clientEnded = true));
+    client.resume();
+    c.end();
+    await waitFor(() => clientEnded, 5000, "the client's FIN read before any link");
+    const backend = await connectBackend({ host: '127.0.0.1', port }, 5000, { fastPath });
+    const closes: unknown[] = [];
+    link(client, backend, { onClose: (r) => closes.push(r) });
+    await waitFor(() => backendEnded, 5000, 'the FIN forwarded to the member');
+    await waitFor(() => closes.length === 1, 5000, 'the session to close');
+    t.ok(client.destroyed && backend.destroyed, 'both sockets closed');
+  });
+}

@@ -150,8 +150,12 @@ t.test('status page down, SuperServer up: the primary keeps its sessions and cli
   const s = await whoAnswers(port);
   t.equal(s.member, 'ap1a');
   a.setStatusMode('dead');
-  // Several check intervals pass with the status page refusing.
-  await new Promise((r) => setTimeout(r, 800));
+  // More failed checks in a row than `fall` (2) would need to demote it, had its port failed too.
+  const failedChecks = async (): Promise<number> =>
+    (await lb.daemon.metrics.healthChecks.get()).values.find(
+      (v) => v.labels.member === 'ap1a' && v.labels.result === 'error',
+    )?.value ?? 0;
+  t.ok(await eventually(async () => (await failedChecks()) >= 4, 10_000), 'four checks failed');
   s.socket!.write('still there?');
   const echo = await readUpTo(s.socket!, 12, 3000);
   t.equal(echo.data.toString(), 'still there?', 'the open session still works');

@@ -54,7 +54,7 @@ t.test('a table of a running balancer', async (t) => {
   t.equal(plain.err, '');
   t.notMatch(plain.out, ESC, 'no colour when stdout is not a terminal');
   const lines = plain.out.split('\n');
-  t.match(lines[0], /^mirrorlb \S+ · up \S+ · not ready: ap2 holding clients · http:\/\/127\.0\.0\.1:\d+$/);
+  t.match(lines[0], /^mirrorlb \S+ · up \S+ · ready · ap2 holding clients · http:\/\/127\.0\.0\.1:\d+$/);
   t.ok(
     lines.some((l) =>
       /^ap1 {2}listen 127\.0\.0\.1:\d+ {2}primary ap1a {2}accepting {2}sessions 0 {2}held 0$/.test(l),
@@ -163,6 +163,7 @@ t.test('renderStatus shows every state in words', async (t) => {
     time: '2024-01-01T00:01:00.000Z',
     uptimeSeconds: 3725,
     ready: false,
+    phase: 'running',
     eventCount: 2,
     mirrors: [
       {
@@ -214,7 +215,7 @@ t.test('renderStatus shows every state in words', async (t) => {
     },
   ];
   const text = renderStatus(doc, events, { color: false });
-  t.match(text, /^mirrorlb 9\.9\.9 · up 1h02m · not ready: m holding clients\n/);
+  t.match(text, /^mirrorlb 9\.9\.9 · up 1h02m · not ready · m holding clients\n/);
   t.match(
     text,
     /m {2}listen 0\.0\.0\.0:1972 {2}primary m0 {2}holding new clients {2}sessions 2 {2}held 4 {2}conflict: m9/,

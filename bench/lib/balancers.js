@@ -51,7 +51,14 @@ export function mirrorlbYaml(mirrors, adminPort, extra = '') {
       );
     }
   }
-  lines.push('admin:', `  listen: "127.0.0.1:${adminPort}"`, 'log:', '  level: warn');
+  lines.push(
+    'admin:',
+    `  listen: "127.0.0.1:${adminPort}"`,
+    'log:',
+    '  level: warn',
+    'shutdown:',
+    '  grace: 0',
+  );
   if (extra) lines.push(extra);
   return `${lines.join('\n')}\n`;
 }
@@ -83,7 +90,13 @@ export async function startMirrorlb({
     httpCall('127.0.0.1', adminPort, 'GET', p, undefined, 2000).catch(() => ({ status: 0 }));
   await waitStarted(
     proc,
-    async () => (await admin(waitReady ? '/readyz' : '/healthz')).status === 200,
+    // /readyz is replica readiness; waitReady means every mirror has a primary taking clients.
+    async () =>
+      waitReady
+        ? (await Promise.all(mirrors.map((m) => admin(`/readyz?mirror=${m.name}`)))).every(
+            (r) => r.status === 200,
+          )
+        : (await admin('/healthz')).status === 200,
     `${label} (config ${file})`,
   );
   const mirror = mirrors[0].name;

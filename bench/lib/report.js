@@ -1,6 +1,7 @@
 // The Markdown table of a bench run: what a reader needs to judge the figures (the machine,
 // the pinning, the load on the machine) and the medians with the mirrorlb/haproxy ratios.
 import { fmt, fmtRatio } from './util.js';
+import { replicasMarkdown } from './replicas.js';
 
 const LABELS = { mirrorlb: 'mirrorlb', 'haproxy-seed': 'haproxy (seed)', 'haproxy-tuned': 'haproxy (tuned)' };
 
@@ -181,7 +182,13 @@ export function markdown(result) {
     out.push('## Data path', '', `Failed: ${d.error}`, '');
   }
 
-  const skipped = [...(result.skipped ?? []), ...(f?.skipped ?? []), ...(d?.skipped ?? [])];
+  out.push(...replicasMarkdown(result.replicas));
+  const skipped = [
+    ...(result.skipped ?? []),
+    ...(f?.skipped ?? []),
+    ...(d?.skipped ?? []),
+    ...(result.replicas?.skipped ?? []),
+  ];
   if (skipped.length) {
     out.push('## Skipped', '', ...skipped.map((s) => `- ${s.what}: ${s.reason}`), '');
   }

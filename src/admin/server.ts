@@ -1,4 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
@@ -61,13 +62,8 @@ export class AdminServer {
       throw Object.assign(new Error('admin server already listening'), { code: 'MLB_ERR_ALREADY_STARTED' });
     }
     const { host, port } = this.config.listen;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    this.server.listen({ host, port });
+    await once(this.server, 'listening');
     this.server.on('error', (err) => this.log.error({ err: err.message }, 'admin server error'));
   }
 
@@ -118,10 +114,24 @@ export class AdminServer {
       {
         pattern: /^\/readyz$/,
         methods: {
-          GET: (_q, res) =>
-            d.ready()
-              ? send(res, 200, 'text/plain', 'ready\n')
-              : send(res, 503, 'text/plain', 'not ready: a mirror has no primary\n'),
+          GET: (req, res) => {
+            // Replica readiness for an outer load balancer; ?mirror=NAME asks about one mirror.
+            const mirror = new URL(req.url ?? '/', 'http://x').searchParams.get('mirror');
+            if (mirror === null) {
+              return d.ready()
+                ? send(res, 200, 'text/plain', 'ready\n')
+                : send(res, 503, 'text/plain', `not ready: ${notReadyReason(d.phase)}\n`);
+            }
+            const r = d.mirrorReady(mirror);
+            if (r === null)
+              return json(res, 404, { error: 'MLB_ERR_NOT_FOUND', message: `no mirror ${mirror}` });
+            if (r)
+              return send(res, 200, 'text/plain', `ready: mirror ${mirror} has a primary taking clients\n`);
+            const why = d.ready()
+              ? `mirror ${mirror} has no primary taking clients (new clients are held)`
+              : notReadyReason(d.phase);
+            send(res, 503, 'text/plain', `not ready: ${why}\n`);
+          },
         },
       },
       { pattern: /^\/status$/, methods: { GET: (_q, res) => json(res, 200, buildStatus(d, VERSION)) } },
@@ -218,6 +228,24 @@ export class AdminServer {
     const a = createHash('sha256').update(given).digest();
     const b = createHash('sha256').update(token).digest();
     return timingSafeEqual(a, b) && given.length > 0;
+  }
+}
+
+function notReadyReason(phase: Daemon['phase']): string {
+  switch (phase) {
+    case 'grace':
+      return 'shutting down (still accepting for the grace period)';
+    case 'stopping':
+    case 'stopped':
+      return 'shutting down';
+    case 'new':
+      return 'starting';
+    case 'running':
+      return 'a listener is not bound';
+    default: {
+      const never: never = phase;
+      return never;
+    }
   }
 }
 

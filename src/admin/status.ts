@@ -3,6 +3,7 @@ import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
 import type { TransitionEvent } from '../events.js';
 import type { MemberHealth } from '../health/types.js';
+import type { Resolution } from '../proxy/resolver.js';
 
 /** Member state as the contract names it: health role, overridden by maintenance. */
 export type MemberState =
@@ -22,6 +23,8 @@ export interface MemberStatus {
     readonly result: string | null;
   } | null;
   readonly sessions: number;
+  /** The member address's DNS lookup: `error` set while the name does not resolve. */
+  readonly resolution: Resolution;
   /**
    * Each check URL's last answer and its class, and which one decided, so that one broken
    * Web Gateway is visible at a glance (issue 10). One entry per configured URL.
@@ -65,6 +68,8 @@ export interface StatusDoc {
   readonly time: string;
   readonly uptimeSeconds: number;
   readonly ready: boolean;
+  /** `running`, or during a SIGTERM `grace` (unready, still accepting) then `stopping` (draining). */
+  readonly phase: string;
   readonly mirrors: readonly MirrorStatus[];
   readonly eventCount: number;
 }
@@ -84,7 +89,8 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
         port: rt.listen?.port ?? rt.config.listen.port,
       }),
       primary: d.primary,
-      accepting: d.accepting,
+      // During the shutdown drain the listener is closed: no new client is taken, whatever the checks say.
+      accepting: d.accepting && rt.listen !== null,
       conflict: d.conflict,
       heldClients: rt.held,
       sessions: rt.sessions,
@@ -109,6 +115,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
         checks: checkStatus(m.config.check, m.health),
         contradicted: m.health.contradicted,
         fenced: m.health.fenced,
+        resolution: m.resolution,
       })),
       lastFailover: lastFailover(events, rt.config.name),
     });
@@ -118,6 +125,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
     time: new Date().toISOString(),
     uptimeSeconds: Math.round((Date.now() - daemon.startedAt) / 1000),
     ready: daemon.ready(),
+    phase: daemon.phase,
     mirrors,
     eventCount: daemon.events.count,
   };

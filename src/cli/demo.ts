@@ -74,6 +74,9 @@ export async function runDemo(
     `  listen: "${adminListen}"`,
     'log:',
     `  level: ${logLevel}`,
+    // A lone interactive process: no outer load balancer to wait for, so Ctrl-C stops at once.
+    'shutdown:',
+    '  grace: 0',
   ].join('\n');
   let running;
   try {

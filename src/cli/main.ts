@@ -17,7 +17,8 @@ Usage:
   mirrorlb --version | --help
 
 Signals: SIGHUP reloads the config (an invalid one is refused, the old one keeps running);
-SIGTERM/SIGINT stop accepting, let sessions finish up to shutdown.drain_timeout, exit 0.
+SIGTERM/SIGINT: /readyz answers 503 while clients are still accepted for shutdown.grace (a second
+signal ends it), then listeners close and sessions finish up to shutdown.drain_timeout, exit 0.
 `;
 
 /** Entry point of bin/mirrorlb.js. Returns the exit code. */

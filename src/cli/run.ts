@@ -15,7 +15,8 @@ export interface Running {
   readonly log: Logger;
   /** Resolves with the exit code once the daemon stopped (after SIGTERM/SIGINT or stop()). */
   readonly done: Promise<number>;
-  stop(): Promise<void>;
+  /** The SIGTERM sequence: unready for `graceMs` (default shutdown.grace) while accepting, then drain. */
+  stop(opts?: { graceMs?: number }): Promise<void>;
 }
 
 /**
@@ -51,17 +52,26 @@ export async function startBalancer(
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> =>
+  const stop = (o: { graceMs?: number } = {}): Promise<void> =>
     (stopping ??= (async () => {
       process.off('SIGHUP', onHup);
+      // The admin listener stays up through grace and drain: /readyz must answer 503 to the
+      // outer load balancer, and /status shows the drain.
+      const { drainTimeoutMs, graceMs } = daemon.currentConfig.shutdown; // as last reloaded
+      await daemon.stop(drainTimeoutMs, o.graceMs ?? graceMs);
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onTerm);
-      await daemon.stop();
       await admin.close();
       resolveDone(0);
     })());
   const onTerm = (sig: NodeJS.Signals): void => {
-    log.info({ signal: sig }, 'stopping');
+    if (stopping) {
+      // A second signal (an impatient Ctrl-C) ends the grace at once; the drain still runs.
+      log.info({ signal: sig }, 'stopping now: grace cut short');
+      daemon.endGrace();
+      return;
+    }
+    log.info({ signal: sig, grace_ms: daemon.currentConfig.shutdown.graceMs }, 'stopping');
     void stop();
   };
   let reloading = Promise.resolve();

@@ -138,9 +138,13 @@ export function renderStatus(
   const p = opts.color ? PAINT : PLAIN;
   const lines: string[] = [];
   const held = doc.mirrors.filter((m) => !m.accepting).map((m) => m.name);
+  // Replica readiness (/readyz) and the mirrors holding clients are two things: a mirror without
+  // a primary holds its clients on a replica that is still ready.
+  const shutting = doc.phase === 'grace' || doc.phase === 'stopping' ? ' (shutting down)' : '';
   lines.push(
     `${p.bold('mirrorlb')} ${doc.version} · up ${duration(doc.uptimeSeconds * 1000)} · ` +
-      (held.length === 0 ? p.green('ready') : p.red(`not ready: ${held.join(', ')} holding clients`)) +
+      (doc.ready ? p.green('ready') : p.red(`not ready${shutting}`)) +
+      (held.length === 0 ? '' : ` · ${p.red(`${held.join(', ')} holding clients`)}`) +
       (opts.admin ? p.dim(` · ${opts.admin}`) : ''),
   );
   for (const m of doc.mirrors) lines.push('', ...mirrorLines(m, p));

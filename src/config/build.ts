@@ -25,10 +25,16 @@ export function buildConfig(raw: RawFile, source: string): Config {
     },
     log: { level: raw.log?.level ?? DEFAULTS.log.level },
     shutdown: {
+      graceMs: buildGrace(raw.shutdown?.grace ?? DEFAULTS.shutdown.grace),
       drainTimeoutMs: parseDuration(raw.shutdown?.drain_timeout ?? DEFAULTS.shutdown.drain_timeout),
     },
     metrics: { enabled: raw.metrics?.enabled ?? DEFAULTS.metrics.enabled },
   };
+}
+
+/** shutdown.grace takes 0 / "0" / "off" for none, like idle_timeout. */
+function buildGrace(v: string | number): number {
+  return isNoIdleTimeout(v) ? 0 : parseDuration(String(v));
 }
 
 function buildMirror(

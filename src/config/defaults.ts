@@ -43,7 +43,8 @@ interface Defaults {
   readonly proxy: RawProxy;
   readonly admin: RawAdmin;
   readonly log: { readonly level: LogLevel };
-  readonly shutdown: { readonly drain_timeout: string };
+  /** grace: a duration, or 0 / "0" / "off" for none. */
+  readonly shutdown: { readonly drain_timeout: string; readonly grace: string | number };
   readonly metrics: { readonly enabled: boolean };
 }
 
@@ -78,7 +79,7 @@ export const DEFAULTS: Defaults = {
   },
   admin: { listen: '127.0.0.1:9090', token: null },
   log: { level: 'info' },
-  shutdown: { drain_timeout: '30s' },
+  shutdown: { drain_timeout: '30s', grace: '5s' },
   metrics: { enabled: true },
 };
 

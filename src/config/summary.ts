@@ -17,7 +17,7 @@ export function summarize(config: Config): string {
     ...config.mirrors.flatMap(mirrorLines),
     `admin     ${formatHostPort(config.admin.listen)} (${config.admin.token === null ? 'no token' : 'token set'})`,
     `log       ${config.log.level}`,
-    `shutdown  drain ${formatDuration(config.shutdown.drainTimeoutMs)}`,
+    `shutdown  grace ${formatDuration(config.shutdown.graceMs)}, drain ${formatDuration(config.shutdown.drainTimeoutMs)}`,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -21,6 +21,7 @@ export function checkDurations(c: Checker, mirrors: string[]): void {
     const fence = `${s}/health/fence_after`;
     if (!isNoFence(c.get(fence))) c.parse(fence, parseDuration);
   }
+  if (!isNoIdleTimeout(c.get('/shutdown/grace'))) c.parse('/shutdown/grace', parseDuration);
 }
 
 interface Effective {

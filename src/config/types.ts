@@ -95,8 +95,11 @@ export interface Config {
   readonly mirrors: readonly MirrorConfig[];
   readonly admin: AdminConfig;
   readonly log: { readonly level: LogLevel };
-  /** SIGTERM: how long open sessions may finish before they are cut. */
-  readonly shutdown: { readonly drainTimeoutMs: number };
+  /**
+   * SIGTERM: how long the balancer stays unready but still accepting (so an outer load
+   * balancer stops sending first), then how long open sessions may finish before they are cut.
+   */
+  readonly shutdown: { readonly graceMs: number; readonly drainTimeoutMs: number };
   /** enabled=false: no per-connection metrics on the data path (read at start only). */
   readonly metrics: { readonly enabled: boolean };
 }

@@ -30,6 +30,7 @@ const PARSERS: Record<string, (s: string) => unknown> = {
   connect_timeout: parseDuration,
   hold_timeout: parseDuration,
   drain_timeout: parseDuration,
+  grace: parseDuration,
 };
 
 /**

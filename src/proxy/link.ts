@@ -133,7 +133,10 @@ class Direction implements ReadSink {
   start(): void {
     const src = this.src;
     const early = setReadSink(src, this);
-    src.on('end', onSourceEnd);
+    // A source whose FIN was read before the link (a client read while held, then gone while
+    // its backend connect ran) emitted 'end' already: forward it now, or both sides stay open.
+    if (src.readableEnded) process.nextTick(forwardFin, this.dst);
+    else src.on('end', onSourceEnd);
     src.on('error', onSocketError);
     if (!isFast(src)) src.on('data', onSourceData);
     let flowing = true;

@@ -65,7 +65,10 @@ export class MirrorProxy {
   private readonly connecting = new Map<PendingClient, { readonly member: string }>();
   /** When a connect failure was last logged per member (a crash fails hundreds at once). */
   private readonly failLoggedAt = new Map<string, number>();
-  private state: 'new' | 'listening' | 'closed' = 'new';
+  /** bound: listening, but not yet serving (a reload not committed yet); see serve(). */
+  private state: 'new' | 'bound' | 'listening' | 'closed' = 'new';
+  /** Clients accepted while bound, routed by serve() or closed, uncounted, with the proxy. */
+  private early: net.Socket[] = [];
   /** Resolves drain() when the last session closes. */
   private onIdle: (() => void) | null = null;
   private readonly metrics: Metrics;
@@ -94,6 +97,7 @@ export class MirrorProxy {
   /**
    * Binds the listener. A bind error (EADDRINUSE) rejects and leaves no trace: nothing is
    * counted or logged here, the proxy is closed, and the caller decides (a refused reload).
+   * Clients are served from `serve()` on; those that come before wait for it.
    */
   async listen(): Promise<void> {
     if (this.state !== 'new') throw new Error(`proxy ${this.config.name} already ${this.state}`);
@@ -115,7 +119,16 @@ export class MirrorProxy {
     });
     // close() may have come while the bind was under way: then the listener goes at once.
     if ((this.state as MirrorProxy['state']) === 'closed') this.server.close();
-    else this.state = 'listening';
+    else this.state = 'bound';
+  }
+
+  /** Starts serving (the reload that bound this listener is committed). */
+  serve(): void {
+    if (this.state !== 'bound') return;
+    this.state = 'listening';
+    const early = this.early;
+    this.early = [];
+    for (const socket of early) this.accept(socket);
   }
 
   /** The bound address (port 0 in tests becomes a real port); null while not listening. */
@@ -178,8 +191,10 @@ export class MirrorProxy {
   /** Stops accepting at once; held and connecting clients are closed; sessions are left to drain. */
   close(): void {
     if (this.state === 'closed') return;
-    const wasListening = this.state === 'listening';
+    const wasListening = this.state === 'listening' || this.state === 'bound';
     this.state = 'closed';
+    for (const socket of this.early) socket.destroy();
+    this.early = [];
     for (const c of this.held.release()) this.reject(c, 'shutdown');
     for (const c of [...this.connecting.keys()]) this.reject(c, 'shutdown');
     this.connecting.clear();
@@ -228,6 +243,10 @@ export class MirrorProxy {
   private accept(socket: net.Socket): void {
     // Until a link owns the socket, an error (a client that resets while held) is only counted.
     socket.on('error', () => {});
+    if (this.state === 'bound') {
+      this.early.push(socket);
+      return;
+    }
     if (this.state !== 'listening') {
       socket.destroy();
       return;

@@ -2,22 +2,23 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { HostPort } from '../config/types.js';
 
+/** What the last lookup of a member's host name gave, for /status. */
+export interface Resolution {
+  /** The IP clients are dialled at; null while the name has not resolved. */
+  readonly ip: string | null;
+  /** Why the last lookup failed (`ENOTFOUND`, `EAI_AGAIN`...); null when it succeeded or none ran yet. */
+  readonly error: string | null;
+}
+
 /**
  * Backend addresses resolved to IP literals once, not per connect (a lookup per connect
- * costs the data path 12-25% CPU). Re-resolved when a connect fails or a member becomes
- * primary, because a container restart moves its address.
+ * costs the data path 12-25% CPU). Re-resolved when a connect fails, because a container
+ * restart moves its address. It remembers why a lookup failed, so /status can say that a
+ * member's name does not resolve instead of showing only failed connects.
  */
-/** What the resolver knows of one member address (for /status and the snapshot). */
-export type AddressState =
-  | { readonly state: 'literal' }
-  | { readonly state: 'pending' }
-  | { readonly state: 'resolved'; readonly ip: string }
-  /** The last lookup failed (code: ENOTFOUND, EAI_AGAIN, ...): connects dial the name. */
-  | { readonly state: 'unresolved'; readonly code: string };
-
 export class Resolver {
   private readonly cache = new Map<string, HostPort>();
-  private readonly failed = new Map<string, string>();
+  private readonly errors = new Map<string, string>();
 
   /** The address to dial now: the resolved IP when known, else the name as configured. */
   get(addr: HostPort): HostPort {
@@ -25,30 +26,25 @@ export class Resolver {
     return this.cache.get(key(addr)) ?? addr;
   }
 
+  /** The state of addr's lookup; an IP literal needs none and is always resolved. */
+  state(addr: HostPort): Resolution {
+    if (net.isIP(addr.host)) return { ip: addr.host, error: null };
+    return { ip: this.cache.get(key(addr))?.host ?? null, error: this.errors.get(key(addr)) ?? null };
+  }
+
   async refresh(addr: HostPort): Promise<void> {
     if (net.isIP(addr.host)) return;
     try {
       const { address } = await lookup(addr.host);
       this.cache.set(key(addr), { host: address, port: addr.port });
-      this.failed.delete(key(addr));
+      this.errors.delete(key(addr));
     } catch (err) {
       // Unresolvable now (the container may not exist yet): dial by name, which retries the lookup.
       this.cache.delete(key(addr));
-      this.failed.set(key(addr), (err as NodeJS.ErrnoException).code ?? 'MLB_ERR_RESOLVE');
+      this.errors.set(key(addr), (err as NodeJS.ErrnoException).code ?? 'lookup failed');
     }
   }
-
-  state(addr: HostPort): AddressState {
-    if (net.isIP(addr.host)) return LITERAL;
-    const hit = this.cache.get(key(addr));
-    if (hit) return Object.freeze({ state: 'resolved', ip: hit.host });
-    const code = this.failed.get(key(addr));
-    return code === undefined ? PENDING : Object.freeze({ state: 'unresolved', code });
-  }
 }
-
-const LITERAL: AddressState = Object.freeze({ state: 'literal' });
-const PENDING: AddressState = Object.freeze({ state: 'pending' });
 
 function key(a: HostPort): string {
   return `${a.host}:${a.port}`;

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -468,15 +469,10 @@ function readBody(req: http.IncomingMessage, max: number): Promise<string> {
   });
 }
 
-function listen(server: net.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen({ host, port, exclusive: true }, () => {
-      server.off('error', onError);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
+async function listen(server: net.Server, host: string, port: number): Promise<number> {
+  server.listen({ host, port, exclusive: true });
+  await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
 }
 
 function close(server: net.Server): Promise<void> {

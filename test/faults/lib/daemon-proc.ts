@@ -57,7 +57,7 @@ export async function startDaemonProc(
   const adminPort = await freePort();
   lines.push('admin:', `  listen: 127.0.0.1:${adminPort}`);
   if (opts.token) lines.push(`  token: ${opts.token}`);
-  lines.push('shutdown:', '  drain_timeout: 1s');
+  lines.push('shutdown:', '  drain_timeout: 1s', '  grace: 0');
   if (opts.extra) lines.push(opts.extra);
   const file = join(mkdtempSync(join(os.tmpdir(), 'mlb-hostile-')), 'mirrorlb.yml');
   writeFileSync(file, `${lines.join('\n')}\n`);

@@ -105,7 +105,7 @@ export const CASE_SETTINGS = {
   outliveBoundMs: OUTLIVE_BOUND_MS,
   warmMs: WARM_MS,
   mirrorActsAfterMs: 1500,
-  overrides: { 'health.expect_body': 'SUCCESS', 'shutdown.drain_timeout': '20s' },
+  overrides: { 'health.expect_body': 'SUCCESS', 'shutdown.drain_timeout': '20s', 'shutdown.grace': '0' },
 } as const;
 
 export async function runCase(t: Test, fnet: FaultNet, results: SuiteResults, spec: CaseSpec): Promise<void> {

@@ -160,8 +160,9 @@ export async function faultNet(t: Test, hosts: readonly string[]): Promise<Fault
       await p.waitFor((l) => l.msg === 'mirrorlb started', 15_000, 'mirrorlb started');
       const deadline = Date.now() + 15_000;
       for (;;) {
-        const r = await http(`http://lb:${PORTS.admin}/readyz`, { timeoutMs: 2000 });
-        if (r.status === 200) break;
+        // /readyz is replica readiness; what the cases need is every mirror with a primary.
+        const r = await http(`http://lb:${PORTS.admin}/status`, { timeoutMs: 2000 });
+        if (r.status === 200 && allAccepting(r.body)) break;
         if (Date.now() > deadline) throw new Error(`balancer not ready: ${r.status} ${r.body}`);
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -209,6 +210,7 @@ export function balancerYaml(
     `  token: ${token}`,
     'shutdown:',
     '  drain_timeout: 20s',
+    '  grace: 0',
   );
   if (opts.extra) lines.push(opts.extra);
   return `${lines.join('\n')}\n`;
@@ -225,3 +227,13 @@ export async function stopLoad(
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Every mirror in a /status answer has a primary taking clients. */
+function allAccepting(body: string): boolean {
+  try {
+    const doc = JSON.parse(body) as { mirrors: Array<{ accepting: boolean }> };
+    return doc.mirrors.length > 0 && doc.mirrors.every((m) => m.accepting);
+  } catch {
+    return false;
+  }
+}
