@@ -258,3 +258,29 @@ t.test('seeded health survives a rebuild: the decision in force stays in force',
     'routable from the first instant',
   );
 });
+
+t.test(
+  'fencing: a suspect primary is fenced at fence_after; it is never the fallback after that',
+  async (t) => {
+    const cfg = mirror(40, 10);
+    const { clock, p, m } = setup(t, { ...cfg, health: { ...cfg.health, fenceAfterMs: 1000 } });
+    p.answers.set('a', 'primary');
+    m.start();
+    await clock.advance(50);
+    t.match(m.decision, { primary: 'a', accepting: true });
+    // a hangs (its port still accepts): suspect, clients held, a is the hold-timeout fallback.
+    p.answers.set('a', 'timeout');
+    await clock.advance(100);
+    t.match(m.decision, { primary: 'a', accepting: false, fallback: 'a' });
+    await clock.advance(700);
+    t.equal(m.members()[0]!.health.role, 'suspect', 'still suspect before fence_after');
+    await clock.advance(400);
+    t.match(m.decision, { primary: null, accepting: false, fallback: null }, 'fenced: no role, no fallback');
+    t.match(m.members()[0]!.health, { role: 'unreachable', fenced: true });
+    // Answering primary again is a fresh claim.
+    p.answers.set('a', 'primary');
+    await clock.advance(50);
+    t.match(m.decision, { primary: 'a', accepting: true });
+    t.equal(m.members()[0]!.health.fenced, false);
+  },
+);

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
 import type { TransitionEvent } from '../events.js';
+import type { MemberHealth } from '../health/types.js';
 import type { Resolution } from '../proxy/resolver.js';
 
 /** Member state as the contract names it: health role, overridden by maintenance. */
@@ -24,10 +25,32 @@ export interface MemberStatus {
   readonly sessions: number;
   /** The member address's DNS lookup: `error` set while the name does not resolve. */
   readonly resolution: Resolution;
+  /**
+   * Each check URL's last answer and its class, and which one decided, so that one broken
+   * Web Gateway is visible at a glance (issue 10). One entry per configured URL.
+   */
+  readonly checks: readonly CheckStatus[];
+  /** Its URLs contradicted each other in the last round: no new clients until they agree. */
+  readonly contradicted: boolean;
+  /** It lost the role to fencing (no authoritative answer for fence_after). */
+  readonly fenced: boolean;
+}
+
+export interface CheckStatus {
+  readonly url: string;
+  /** primary, not_primary, unexpected (authoritative or not), error, timeout, skipped; null: not probed yet. */
+  readonly outcome: string | null;
+  readonly status: number | null;
+  readonly code: string | null;
+  readonly latencyMs: number | null;
+  /** This URL's answer decided the last round. */
+  readonly decided: boolean;
 }
 
 export interface MirrorStatus {
   readonly name: string;
+  /** iris, patroni or generic: what the check answers are read as. */
+  readonly kind: string;
   readonly listen: string;
   readonly primary: string | null;
   readonly accepting: boolean;
@@ -60,6 +83,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
     const d = rt.decision;
     mirrors.push({
       name: rt.config.name,
+      kind: rt.config.kind,
       listen: formatHostPort({
         host: rt.config.listen.host,
         port: rt.listen?.port ?? rt.config.listen.port,
@@ -88,6 +112,9 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
                 result: m.health.lastResult,
               },
         sessions: m.sessions,
+        checks: checkStatus(m.config.check, m.health),
+        contradicted: m.health.contradicted,
+        fenced: m.health.fenced,
         resolution: m.resolution,
       })),
       lastFailover: lastFailover(events, rt.config.name),
@@ -102,6 +129,20 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
     mirrors,
     eventCount: daemon.events.count,
   };
+}
+
+function checkStatus(urls: readonly string[], h: MemberHealth): CheckStatus[] {
+  return urls.map((url) => {
+    const a = h.lastAnswers.find((x) => x.url === url);
+    return {
+      url,
+      outcome: a?.outcome ?? null,
+      status: a?.status ?? null,
+      code: a?.code ?? null,
+      latencyMs: a?.latencyMs == null ? null : Math.round(a.latencyMs * 10) / 10,
+      decided: h.decidedBy === url,
+    };
+  });
 }
 
 /** lib is ES2022, without Array.prototype.findLast. */

@@ -2,14 +2,15 @@
 import { DEFAULTS, type RawFile, type RawHealth, type RawMirror, type RawProxy } from './defaults.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
 import { buildSection, HEALTH_KEYS, PROXY_KEYS, SHUTDOWN_KEYS } from './keys.js';
-import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
+import { KIND_HEALTH } from './kinds.js';
+import type { Config, HealthConfig, MirrorConfig, MirrorKind, ProxyConfig } from './types.js';
 
 export function buildConfig(raw: RawFile, source: string): Config {
-  const health = { ...DEFAULTS.health, ...raw.health };
   const proxy = { ...DEFAULTS.proxy, ...raw.proxy };
+  const topKind = raw.kind ?? DEFAULTS.kind;
   return {
     source,
-    mirrors: raw.mirrors.map((m) => buildMirror(m, health, proxy)),
+    mirrors: raw.mirrors.map((m) => buildMirror(m, m.kind ?? topKind, raw.health ?? {}, proxy)),
     admin: {
       listen: parseListenAddress(raw.admin?.listen ?? DEFAULTS.admin.listen),
       token: raw.admin?.token ?? DEFAULTS.admin.token,
@@ -20,9 +21,15 @@ export function buildConfig(raw: RawFile, source: string): Config {
   };
 }
 
-function buildMirror(m: RawMirror, health: RawHealth, proxy: RawProxy): MirrorConfig {
+function buildMirror(
+  m: RawMirror,
+  kind: MirrorKind,
+  topHealth: Partial<RawHealth>,
+  proxy: RawProxy,
+): MirrorConfig {
   return {
     name: m.name,
+    kind,
     listen: parseListenAddress(m.listen),
     members: m.members.map((member) => ({
       name: member.name,
@@ -30,7 +37,13 @@ function buildMirror(m: RawMirror, health: RawHealth, proxy: RawProxy): MirrorCo
       check: typeof member.check === 'string' ? [member.check] : [...member.check],
     })),
     // The key rows name every field; `satisfies` makes the compiler hold them to the interfaces.
-    health: buildSection(HEALTH_KEYS, { ...health, ...m.health }) satisfies HealthConfig,
+    // Health: the generic defaults, then the kind's, then top-level `health`, then the mirror's.
+    health: buildSection(HEALTH_KEYS, {
+      ...DEFAULTS.health,
+      ...KIND_HEALTH[kind],
+      ...topHealth,
+      ...m.health,
+    }) satisfies HealthConfig,
     proxy: buildSection(PROXY_KEYS, { ...proxy, ...m.proxy }) satisfies ProxyConfig,
     onConflict: m.on_conflict ?? DEFAULTS.onConflict,
   };

@@ -4,9 +4,9 @@
  * in keys.ts; the schema documents the same defaults (`default`) and a test keeps them equal.
  */
 import { defaultsOf, durationKeys, HEALTH_KEYS, PROXY_KEYS, SHUTDOWN_KEYS, type RawSection } from './keys.js';
-import type { ConflictPolicy, LogLevel } from './types.js';
+import type { ConflictPolicy, LogLevel, MirrorKind } from './types.js';
 
-export { isNoIdleTimeout } from './keys.js';
+export { isNoFence, isNoIdleTimeout } from './keys.js';
 
 export type RawHealth = RawSection<typeof HEALTH_KEYS>;
 export type RawProxy = RawSection<typeof PROXY_KEYS>;
@@ -19,6 +19,7 @@ export interface RawAdmin {
 
 interface Defaults {
   readonly onConflict: ConflictPolicy;
+  readonly kind: MirrorKind;
   readonly health: RawHealth;
   readonly proxy: RawProxy;
   readonly admin: RawAdmin;
@@ -27,8 +28,13 @@ interface Defaults {
   readonly metrics: { readonly enabled: boolean };
 }
 
+/**
+ * The generic kind's values; `kind: iris` / `kind: patroni` change some of them
+ * (src/config/kinds.ts). The schema documents these.
+ */
 export const DEFAULTS: Defaults = {
   onConflict: 'newest',
+  kind: 'generic',
   health: defaultsOf(HEALTH_KEYS),
   proxy: defaultsOf(PROXY_KEYS),
   admin: { listen: '127.0.0.1:9090', token: null },
@@ -46,6 +52,7 @@ export interface RawMember {
 export interface RawMirror {
   readonly name: string;
   readonly listen: string;
+  readonly kind?: MirrorKind;
   readonly on_conflict?: ConflictPolicy;
   readonly health?: Partial<RawHealth>;
   readonly proxy?: Partial<RawProxy>;
@@ -55,6 +62,7 @@ export interface RawMirror {
 /** A file after env substitution that passed the schema and the semantic checks. */
 export interface RawFile {
   readonly mirrors: readonly RawMirror[];
+  readonly kind?: MirrorKind;
   readonly health?: Partial<RawHealth>;
   readonly proxy?: Partial<RawProxy>;
   readonly admin?: Partial<RawAdmin>;

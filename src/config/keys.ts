@@ -24,19 +24,37 @@ export type Kind =
   | 'integer'
   | 'number'
   /** A string, or null for none. */
-  | 'text-or-null';
+  | 'text-or-null'
+  /** A string, a list of strings, or null for none: a list (empty for none). */
+  | 'texts'
+  /** A number or a list of numbers: a list. */
+  | 'statuses'
+  /** A duration, or "off" for never: milliseconds, null for never. */
+  | 'duration-or-never';
 
 /** The type a kind has in the file, after the schema passed it. */
-export type RawOf<K extends Kind> = K extends 'duration'
+export type RawOf<K extends Kind> = K extends 'duration' | 'duration-or-never'
   ? string
   : K extends 'duration-or-off'
     ? string | number
     : K extends 'integer' | 'number'
       ? number
-      : string | null;
+      : K extends 'texts'
+        ? string | readonly string[] | null
+        : K extends 'statuses'
+          ? number | readonly number[]
+          : string | null;
 
 /** The type a kind has in Config. */
-export type BuiltOf<K extends Kind> = K extends 'text-or-null' ? string | null : number;
+export type BuiltOf<K extends Kind> = K extends 'text-or-null'
+  ? string | null
+  : K extends 'texts'
+    ? readonly string[]
+    : K extends 'statuses'
+      ? readonly number[]
+      : K extends 'duration-or-never'
+        ? number | null
+        : number;
 
 export interface KeyRow<Field extends string> {
   readonly field: Field;
@@ -86,7 +104,10 @@ export const HEALTH_KEYS = {
     refused: 'that many failed checks in a row would keep a dead primary for ages',
   },
   expect_status: { field: 'expectStatus', kind: 'integer', default: 200 },
-  expect_body: { field: 'expectBody', kind: 'text-or-null', default: null },
+  expect_body: { field: 'expectBody', kind: 'texts', default: null },
+  not_primary_status: { field: 'notPrimaryStatus', kind: 'statuses', default: 503 },
+  not_primary_body: { field: 'notPrimaryBody', kind: 'texts', default: null },
+  fence_after: { field: 'fenceAfterMs', kind: 'duration-or-never', default: '10s' },
   max_body: { field: 'maxBodyBytes', kind: 'integer', default: 4096 },
   jitter: { field: 'jitter', kind: 'number', default: 0.1 },
 } as const satisfies Record<string, KeyRow<keyof HealthConfig>>;
@@ -148,12 +169,23 @@ export function isNoIdleTimeout(v: unknown): boolean {
   return v === 0 || v === '0' || v === 'off';
 }
 
+/** `fence_after: off`: never fence. */
+export function isNoFence(v: unknown): boolean {
+  return v === 'off';
+}
+
 function convert(kind: Kind, v: unknown): unknown {
   switch (kind) {
     case 'duration':
       return parseDuration(v as string);
     case 'duration-or-off':
       return isNoIdleTimeout(v) ? 0 : parseDuration(String(v));
+    case 'duration-or-never':
+      return isNoFence(v) ? null : parseDuration(v as string);
+    case 'texts':
+      return v === null ? [] : typeof v === 'string' ? [v] : [...(v as readonly string[])];
+    case 'statuses':
+      return typeof v === 'number' ? [v] : [...(v as readonly number[])];
     case 'integer':
     case 'number':
     case 'text-or-null':

@@ -3,6 +3,7 @@ import type { Checker } from './checker.js';
 import {
   DEFAULTS,
   HEALTH_DURATIONS,
+  isNoFence,
   isNoIdleTimeout,
   PROXY_DURATIONS,
   PROXY_OFFABLE,
@@ -28,6 +29,10 @@ export function checkDurations(c: Checker, mirrors: string[]): void {
     ...SHUTDOWN_OFFABLE.map((k) => `/shutdown/${k}`),
   ];
   for (const ptr of offable) if (!isNoIdleTimeout(c.get(ptr))) c.parse(ptr, parseDuration);
+  for (const s of ['', ...mirrors]) {
+    const fence = `${s}/health/fence_after`;
+    if (!isNoFence(c.get(fence))) c.parse(fence, parseDuration);
+  }
 }
 
 interface Effective {

@@ -12,7 +12,9 @@ export interface ProbeRunner {
     opts: {
       readonly timeoutMs: number;
       readonly expectStatus: number;
-      readonly expectBody: string | null;
+      readonly expectBody: string | readonly string[] | null;
+      readonly notPrimaryStatus?: number | readonly number[];
+      readonly notPrimaryBody?: string | readonly string[] | null;
       readonly maxBodyBytes: number;
       readonly checkSuperserver: boolean;
     },
@@ -200,6 +202,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     slot.inFlight = true;
     const h = this.config.health;
     const heldRole = slot.health.role;
+    const startedAt = this.clock.now();
     let result: ProbeResult;
     try {
       result = await this.prober.probe(
@@ -208,6 +211,8 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
           timeoutMs: h.timeoutMs,
           expectStatus: h.expectStatus,
           expectBody: h.expectBody,
+          notPrimaryStatus: h.notPrimaryStatus,
+          notPrimaryBody: h.notPrimaryBody,
           maxBodyBytes: h.maxBodyBytes,
           checkSuperserver: heldRole === 'primary' || heldRole === 'suspect',
         },
@@ -224,7 +229,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     slot.inFlight = false;
     if (this.state !== 'running') return;
     const prev = slot.health;
-    slot.health = nextHealth(prev, result, h, this.clock.now());
+    slot.health = nextHealth(prev, result, h, this.clock.now(), startedAt);
     this.emit('probe', slot.config.name, result, slot.health);
     const role: RoleChange | null =
       slot.health.role === prev.role
@@ -234,12 +239,34 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     if (role || decision) this.emit('change', { role, decision });
     // Whoever takes over is usually already answering: look at everyone now, not in one interval.
     if (role && prev.role === 'primary' && this.state === 'running') this.kickOthers(slot);
+    // A new claim while another member holds the role: check the old holder now. If it no longer
+    // says primary this was a takeover (an ordinary failover); only a "primary" from a check sent
+    // after the claim is a conflict (contract rule 6, choose.ts).
+    else if (role && role.to === 'primary' && this.state === 'running') this.kickHolders(slot);
     if (slot.again) {
       slot.again = false;
       void this.probe(slot);
       return;
     }
     this.schedule(slot);
+  }
+
+  private kickHolders(claimant: MemberSlot): void {
+    for (const s of this.slots.values()) {
+      if (s === claimant || (s.health.role !== 'primary' && s.health.role !== 'suspect')) continue;
+      this.probeNow(s);
+    }
+  }
+
+  /** Probe a member at once, or again right after the probe in flight (sent before now). */
+  private probeNow(s: MemberSlot): void {
+    if (s.inFlight) {
+      s.again = true;
+      return;
+    }
+    if (s.timer) this.clock.clearTimeout(s.timer);
+    s.timer = null;
+    void this.probe(s);
   }
 
   private kickOthers(except: MemberSlot): void {
@@ -266,8 +293,12 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   private nextDelay(slot: MemberSlot): number {
     const h = this.config.health;
     const now = this.clock.now();
+    // Contradicting URLs are re-probed at the fast interval until they agree (issue 10).
     const fast =
-      !this.current.accepting || now - this.lastChangeAt < h.fastWindowMs || slot.health.role === 'suspect';
+      !this.current.accepting ||
+      now - this.lastChangeAt < h.fastWindowMs ||
+      slot.health.role === 'suspect' ||
+      slot.health.contradicted;
     const base = fast ? h.fastIntervalMs : h.intervalMs;
     // Jitter only shortens the wait, so the interval stays an upper bound on detection time.
     return base * (1 - h.jitter * this.clock.random());

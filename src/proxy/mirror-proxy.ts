@@ -49,7 +49,9 @@ export class MirrorProxy {
   private config: MirrorConfig;
   private decision: Decision;
   private readonly server: net.Server;
-  private readonly held = new HoldQueue(() => this.updateHeld());
+  private readonly held = new HoldQueue(() => this.heldClientLeft());
+  /** Clients that disconnected while held since the last release (counted apart from the released). */
+  private leftWhileHeld = 0;
   /** Proxied sessions by member, with their counters and the idle timeout (sessions.ts). */
   private readonly sessions: SessionTable;
   /** Clients whose backend connect is under way, with the attempt that owns them. */
@@ -268,10 +270,9 @@ export class MirrorProxy {
   private hold(c: PendingClient, wakeInMs: number): void {
     if (this.state !== 'listening') return this.reject(c, 'shutdown');
     if (this.held.size >= this.config.proxy.maxHeld) return this.reject(c, 'hold_full');
-    this.held.add(c, wakeInMs, (woken) => this.wake(woken));
-    // A fast socket reads once into its early-bytes stash and stops (fastpath.ts), so a held
-    // client that resets or leaves is seen at once; a plain socket stays paused until linked.
-    if (isFastSocket(c.socket)) c.socket.resume();
+    // Both data paths watch a held socket, so a client that resets or leaves is seen at once
+    // (a fast socket reads once into its early-bytes stash; a plain one is read by the queue).
+    this.held.add(c, wakeInMs, (woken) => this.wake(woken), isFastSocket(c.socket) ? 'fast' : 'plain');
     this.updateHeld();
   }
 
@@ -339,13 +340,35 @@ export class MirrorProxy {
     this.sessions.open(member, c.socket, backend, performance.now());
   }
 
+  /**
+   * Releases the held clients still connected to `primary`; returns how many. A client whose
+   * socket is already gone (closed before its close event ran) is counted as one that left.
+   */
   private releaseHeld(primary: string): number {
-    const clients = this.held.release();
+    const all = this.held.release();
+    const clients = all.filter((c) => !c.socket.destroyed);
+    for (const c of all) if (c.socket.destroyed) this.countLeft();
     this.updateHeld();
-    if (clients.length > 0)
-      this.log.info({ member: primary, clients: clients.length }, 'held clients released');
+    const left = this.leftWhileHeld;
+    this.leftWhileHeld = 0;
+    if (clients.length > 0 || left > 0)
+      this.log.info(
+        { member: primary, clients: clients.length, left_while_held: left },
+        'held clients released',
+      );
     for (const c of clients) this.dial(c, primary);
     return clients.length;
+  }
+
+  /** A held client disconnected: it left the queue at once (hold.ts); count it, never as released. */
+  private heldClientLeft(): void {
+    this.countLeft();
+    this.updateHeld();
+  }
+
+  private countLeft(): void {
+    this.leftWhileHeld++;
+    this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: 'left_while_held' });
   }
 
   /**
