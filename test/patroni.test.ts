@@ -26,7 +26,7 @@
  * skips with one line without them (a failure under MIRRORLB_TEST_STRICT=1).
  */
 import { readFileSync } from 'node:fs';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import YAML from 'yaml';
 import { parseDuration } from '../src/config/duration.js';
 import {
@@ -89,10 +89,12 @@ if (why !== null) {
   if (STRICT) t.fail(`Patroni end-to-end test cannot run: ${why} (MIRRORLB_TEST_STRICT=1)`);
   else t.test(`Patroni end-to-end (${why})`, { skip: why }, () => undefined);
 } else {
-  await main();
+  // One async subtest: tap keeps it open until the promise settles (the root test would
+  // auto-end, and run its teardown, between two awaits).
+  t.test('Patroni end-to-end: switchover, SIGKILL, SIGSTOP of the leader', (tt) => main(tt));
 }
 
-async function main(): Promise<void> {
+async function main(t: Test): Promise<void> {
   warnIfStale(t);
   const started = Date.now();
   t.ok(
@@ -123,6 +125,8 @@ async function main(): Promise<void> {
   const all: Write[] = [];
   type Fault = 'switchover' | 'kill' | 'stop';
   const phase = async (fault: Fault, from: Node, to: Node): Promise<void> => {
+    // The candidate streams from the leader first: otherwise a crash loses what it never received.
+    await cluster.waitStreaming(to, from);
     const timeline = pollRest(cluster, [from, to]);
     const w = startWriters({ port: LB_PORT, short: 3, long: 3, tag: fault });
     const onNode = (n: Node, after = 0): Write[] =>
@@ -230,10 +234,17 @@ async function main(): Promise<void> {
     }
   };
 
-  await phase('switchover', pg1, pg2);
-  await phase('kill', pg2, pg1);
-  await cluster.rejoin(pg2, pg1);
-  await phase('stop', pg1, pg2);
+  try {
+    await phase('switchover', pg1, pg2);
+    await phase('kill', pg2, pg1);
+    await cluster.rejoin(pg2, pg1);
+    await phase('stop', pg1, pg2);
+  } catch (err) {
+    // The processes' own words, before teardown removes them.
+    for (const name of ['pg1', 'pg2', 'mirrorlb', 'etcd'])
+      t.comment(`--- ${name} log tail\n${cluster.tail(name)}`);
+    throw err;
+  }
 
   // Over the whole run: every acknowledged write but the kill's replication tail is on the last leader.
   const acked = all.filter((x) => x.ok);

@@ -243,9 +243,9 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
       await c.end().catch(() => undefined);
     }
   };
-  const tail = (name) => {
+  const tail = (name, chars = 3000) => {
     try {
-      return fs.readFileSync(path.join(dir, `${name}.log`), 'utf8').slice(-3000);
+      return fs.readFileSync(path.join(dir, `${name}.log`), 'utf8').slice(-chars);
     } catch {
       return '';
     }
