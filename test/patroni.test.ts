@@ -34,7 +34,7 @@ import {
   httpGet,
   LOOP_WAIT_S,
   patroniMissing,
-  roleOf,
+  pollRest,
   startCluster,
   TTL_S,
   waitFor,
@@ -267,58 +267,4 @@ async function idsOn(
 ): Promise<Set<number>> {
   const rows = await cluster.sql(n, 'SELECT id FROM writes WHERE id = ANY($1::bigint[])', [ids]);
   return new Set(rows.map((r) => Number(r.id)));
-}
-
-/**
- * Polls both nodes' /primary every 20 ms and keeps each change: when a node first said 200,
- * when its body first said it accepts writes, when it stopped doing so.
- */
-function pollRest(
-  cluster: { rest(n: Node, p?: string, ms?: number): Promise<{ status: number; body: string }> },
-  nodes: Node[],
-) {
-  const changes: Array<{
-    at: number;
-    node: string;
-    status: number;
-    role: string | null;
-    state: string | null;
-  }> = [];
-  const last = new Map<string, string>();
-  let on = true;
-  const loops = nodes.map(async (n) => {
-    while (on) {
-      const r = await cluster.rest(n, '/primary', 300);
-      let state: string | null = null;
-      try {
-        state = (JSON.parse(r.body) as { state?: string }).state ?? null;
-      } catch {
-        // not JSON: no answer
-      }
-      const role = roleOf(r.body) as string | null;
-      const key = `${r.status} ${role} ${state}`;
-      if (last.get(n.name) !== key) {
-        last.set(n.name, key);
-        changes.push({ at: Date.now(), node: n.name, status: r.status, role, state });
-      }
-      await new Promise((res) => setTimeout(res, 20));
-    }
-  });
-  const writable = (c: (typeof changes)[number]): boolean =>
-    c.status === 200 && (c.role === 'master' || c.role === 'primary') && c.state === 'running';
-  return {
-    writableAt: (n: Node): number | null => changes.find((c) => c.node === n.name && writable(c))?.at ?? null,
-    /** First 200 of `n` in this phase (it starts as a replica, so: when it took the lock). */
-    status200At: (n: Node): number | null =>
-      changes.find((c) => c.node === n.name && c.status === 200)?.at ?? null,
-    /** First time after `since` that `n` stopped being a writable primary. */
-    lostAt: (n: Node, since: number): number | null =>
-      changes.find((c) => c.node === n.name && c.at >= since && !writable(c))?.at ?? null,
-    describe: (t0: number): string =>
-      changes.map((c) => `${c.at - t0} ${c.node} ${c.status} ${c.role}/${c.state}`).join('; '),
-    stop: () => {
-      on = false;
-      return Promise.all(loops);
-    },
-  };
 }

@@ -484,3 +484,49 @@ function patroniConfig({ scope, prefix, node, etcdClient }) {
     2,
   )}\n`;
 }
+
+/**
+ * Polls each node's /primary every `everyMs` and keeps every change of (status, role,
+ * state): when a node first said 200 (it holds the leader lock), when its body first said
+ * it accepts writes, when it stopped doing so. `stop()` ends the polling.
+ */
+export function pollRest(cluster, nodes, everyMs = 20) {
+  const changes = [];
+  const last = new Map();
+  let on = true;
+  const loops = nodes.map(async (n) => {
+    while (on) {
+      const r = await cluster.rest(n, '/primary', 300);
+      let state = null;
+      try {
+        state = JSON.parse(r.body).state ?? null;
+      } catch {
+        // not JSON: no answer
+      }
+      const role = roleOf(r.body);
+      const key = `${r.status} ${role} ${state}`;
+      if (last.get(n.name) !== key) {
+        last.set(n.name, key);
+        changes.push({ at: Date.now(), node: n.name, status: r.status, role, state });
+      }
+      await sleep(everyMs);
+    }
+  });
+  const writable = (c) =>
+    c.status === 200 && (c.role === 'master' || c.role === 'primary') && c.state === 'running';
+  return {
+    changes,
+    /** First time `n` answered 200 with a body saying it accepts writes. */
+    writableAt: (n) => changes.find((c) => c.node === n.name && writable(c))?.at ?? null,
+    /** First 200 of `n` (it starts as a replica, so: when it took the lock). */
+    status200At: (n) => changes.find((c) => c.node === n.name && c.status === 200)?.at ?? null,
+    /** First time after `since` that `n` stopped being a writable primary. */
+    lostAt: (n, since) => changes.find((c) => c.node === n.name && c.at >= since && !writable(c))?.at ?? null,
+    describe: (t0) =>
+      changes.map((c) => `${c.at - t0} ${c.node} ${c.status} ${c.role}/${c.state}`).join('; '),
+    stop: () => {
+      on = false;
+      return Promise.all(loops);
+    },
+  };
+}

@@ -11,7 +11,7 @@
 // row says so too. Each write and each session is recorded with monotonic-ish wall times
 // (Date.now()) for the caller to judge afterwards:
 //
-//   writes:   { id, writer, kind, sentAt, doneAt, ok, port, error, errorKind }
+//   writes:   { id, writer, kind, sentAt, doneAt, ok, port, error, errorKind, code (SQLSTATE or errno) }
 //   sessions: { writer, kind, openedAt, port, closedAt }  (port: from its first answer)
 //
 // errorKind is one of: read-only (SQLSTATE 25006: the server was in recovery), refused
@@ -90,6 +90,7 @@ export function startWriters({
     } catch (err) {
       rec.error = String(err.message ?? err);
       rec.errorKind = errorKind(err);
+      rec.code = err.code ?? null;
     }
     rec.doneAt = Date.now();
     return rec;
@@ -107,6 +108,7 @@ export function startWriters({
       port: null,
       error: String(err.message ?? err),
       errorKind: errorKind(err),
+      code: err.code ?? null,
       connect: true,
     });
   };
