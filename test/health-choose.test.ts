@@ -9,7 +9,9 @@ function m(
   primarySince: number | null = role === 'primary' || role === 'suspect' ? 0 : null,
   admin: AdminState = 'enabled',
 ): MemberView {
-  return { name, admin, health: { ...INITIAL_HEALTH, role, primarySince } };
+  // Primaries here answered just now (after any claim): two of them are a real conflict.
+  const lastPrimaryAnswerAt = role === 'primary' ? 1000 : null;
+  return { name, admin, health: { ...INITIAL_HEALTH, role, primarySince, lastPrimaryAnswerAt } };
 }
 const d = (primary: string | null, accepting: boolean, conflict: string[] = []): Decision => ({
   primary,

@@ -8,9 +8,13 @@ import type { Decision, MemberView } from './types.js';
  *
  * - A disabled member never holds the role; a draining one keeps it but takes no new clients.
  * - One member answering primary: it is the primary.
- * - Several (a split brain or a takeover we saw half of): 'newest' gives the role to the one that
- *   became primary last (members list order breaks ties); 'hold' keeps the established
- *   primary, if any, without new clients.
+ * - Several: the one that became primary last is the newest claim. An older claimant whose
+ *   last "primary" answer is older than that claim is a takeover seen half-way (its next
+ *   check will no longer say primary): an ordinary failover, not a conflict. Only one that
+ *   answered primary *after* the newest claim is a conflict (contract rule 6). On a conflict,
+ *   'newest' gives the role to the newest claim (members list order breaks ties) and 'hold'
+ *   keeps the established primary, if any, without new clients; a takeover under 'hold'
+ *   waits, without new clients, for the old holder's next check.
  * - None answering primary, but a suspect one: it keeps the role (sessions stay), new clients wait.
  */
 export function choosePrimary(
@@ -29,16 +33,29 @@ export function choosePrimary(
     const only = claimants[0]!;
     return { primary: only.name, accepting: only.admin === 'enabled', conflict: [] };
   }
+  const winner = newest(claimants)!;
+  const contenders = claimants.filter((m) => m !== winner && answeredAfterClaim(m, winner));
   if (policy === 'hold') {
     const kept = claimants.find((m) => m.name === prev?.primary);
-    return { primary: kept?.name ?? null, accepting: false, conflict: claimants.map((m) => m.name) };
+    const conflict = contenders.length === 0 ? [] : claimants.map((m) => m.name);
+    return { primary: kept?.name ?? null, accepting: false, conflict };
   }
-  const winner = newest(claimants)!;
   return {
     primary: winner.name,
     accepting: winner.admin === 'enabled',
-    conflict: claimants.filter((m) => m !== winner).map((m) => m.name),
+    conflict: contenders.map((m) => m.name),
   };
+}
+
+/**
+ * Whether `m` said primary after `winner` claimed the role: a real conflict, not a takeover.
+ * Its answer is dated by when its probe was sent, so an answer already on its way at the
+ * claim never counts.
+ */
+export function answeredAfterClaim(m: MemberView, winner: MemberView): boolean {
+  const answered = m.health.lastPrimaryAnswerAt;
+  const claimed = winner.health.primarySince;
+  return answered !== null && claimed !== null && answered > claimed;
 }
 
 /** The member that became primary last; earlier in the list wins a tie. */

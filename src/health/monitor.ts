@@ -12,7 +12,9 @@ export interface ProbeRunner {
     opts: {
       readonly timeoutMs: number;
       readonly expectStatus: number;
-      readonly expectBody: string | null;
+      readonly expectBody: string | readonly string[] | null;
+      readonly notPrimaryStatus?: number | readonly number[];
+      readonly notPrimaryBody?: string | readonly string[] | null;
       readonly maxBodyBytes: number;
       readonly checkSuperserver: boolean;
     },
@@ -169,6 +171,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     slot.inFlight = true;
     const h = this.config.health;
     const role = slot.health.role;
+    const startedAt = this.now();
     let result: ProbeResult;
     try {
       result = await this.prober.probe(
@@ -177,6 +180,8 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
           timeoutMs: h.timeoutMs,
           expectStatus: h.expectStatus,
           expectBody: h.expectBody,
+          notPrimaryStatus: h.notPrimaryStatus,
+          notPrimaryBody: h.notPrimaryBody,
           maxBodyBytes: h.maxBodyBytes,
           checkSuperserver: role === 'primary' || role === 'suspect',
         },
@@ -194,7 +199,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     if (this.state !== 'running') return;
     this.emit('probe', slot.config.name, result);
     const prev = slot.health;
-    slot.health = nextHealth(prev, result, h, this.now());
+    slot.health = nextHealth(prev, result, h, this.now(), startedAt);
     if (slot.health.role !== prev.role) {
       this.emit('role', {
         member: slot.config.name,
