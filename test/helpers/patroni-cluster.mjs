@@ -104,6 +104,7 @@ export async function waitFor(what, cond, timeoutMs, everyMs = 50) {
   }
 }
 
+// sh is dash on Debian: its kill takes no `--`, and `kill -SIG -PGID` signals a group.
 const WATCHDOG = `
 parent=$1; dir=$2
 while kill -0 "$parent" 2>/dev/null && [ ! -e "$dir/.done" ]; do sleep 1; done
@@ -111,10 +112,10 @@ while kill -0 "$parent" 2>/dev/null && [ ! -e "$dir/.done" ]; do sleep 1; done
 for f in "$dir"/*/data/postmaster.pid; do
   [ -f "$f" ] || continue
   pm=$(head -1 "$f"); g=$(ps -o pgid= -p "$pm" 2>/dev/null | tr -d ' ')
-  [ -n "$g" ] && kill -CONT -- "-$g" 2>/dev/null; [ -n "$g" ] && kill -KILL -- "-$g" 2>/dev/null
+  [ -n "$g" ] && kill -CONT "-$g" 2>/dev/null; [ -n "$g" ] && kill -KILL "-$g" 2>/dev/null
 done
 if [ -f "$dir/pgids" ]; then
-  for g in $(cat "$dir/pgids"); do kill -CONT -- "-$g" 2>/dev/null; kill -KILL -- "-$g" 2>/dev/null; done
+  for g in $(cat "$dir/pgids"); do kill -CONT "-$g" 2>/dev/null; kill -KILL "-$g" 2>/dev/null; done
 fi
 sleep 1; rm -rf "$dir"
 `;
