@@ -27,8 +27,7 @@
  */
 import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
-import YAML from 'yaml';
-import { parseDuration } from '../src/config/duration.js';
+import { parseConfig } from '../src/config/load.js';
 import {
   EXAMPLE,
   httpGet,
@@ -36,10 +35,12 @@ import {
   patroniMissing,
   pollRest,
   startCluster,
+  type Cluster,
+  type PatroniNode,
   TTL_S,
   waitFor,
 } from './helpers/patroni-cluster.mjs';
-import { startWriters, TABLE_SQL } from './helpers/pg-writers.mjs';
+import { startWriters, TABLE_SQL, type WriteRecord } from './helpers/pg-writers.mjs';
 import { warnIfStale } from './faults/lib/suite.js';
 
 const STRICT = process.env.MIRRORLB_TEST_STRICT === '1';
@@ -51,38 +52,43 @@ const SLACK_MS = 1500;
 /** After a SIGKILL, asynchronous replication may lose what was acknowledged this close to the crash. */
 const ASYNC_TAIL_MS = 2000;
 
-interface Write {
-  id: number;
-  writer: string;
-  kind: string;
-  sentAt: number;
-  doneAt: number | null;
-  ok: boolean;
-  port: number | null;
-  error?: string;
-  errorKind?: string;
-}
-interface Session {
-  writer: string;
-  kind: string;
-  openedAt: number;
-  port: number | null;
-  closedAt: number | null;
-}
-interface Node {
-  name: string;
-  pgPort: number;
-  restPort: number;
-}
+type Write = WriteRecord;
+type Node = PatroniNode;
 
-const example = YAML.parse(readFileSync(EXAMPLE, 'utf8')) as {
-  mirrors: Array<{ health: Record<string, string | number | string[]> }>;
+/** The environment that fills examples/patroni.yml's ${VAR}s for this test's cluster. */
+const EXAMPLE_ENV = {
+  MLB_PG_LISTEN: `127.0.0.1:${LB_PORT}`,
+  MLB_ADMIN_LISTEN: `127.0.0.1:${ADMIN_PORT}`,
+  PG1_ADDRESS: `127.0.0.1:${BASE + 11}`,
+  PG1_REST: `127.0.0.1:${BASE + 12}`,
+  PG2_ADDRESS: `127.0.0.1:${BASE + 21}`,
+  PG2_REST: `127.0.0.1:${BASE + 22}`,
 };
-const health = example.mirrors[0]!.health;
-const FENCE_MS = parseDuration(String(health.fence_after));
-const TIMEOUT_MS = parseDuration(String(health.timeout));
-const INTERVAL_MS = parseDuration(String(health.interval));
+// The settings the daemon will run with, read the way it reads them.
+const example = parseConfig(readFileSync(EXAMPLE, 'utf8'), EXAMPLE, EXAMPLE_ENV).mirrors[0]!;
+const FENCE_MS = example.health.fenceAfterMs ?? Infinity;
+const TIMEOUT_MS = example.health.timeoutMs;
+const INTERVAL_MS = example.health.intervalMs;
 const BOUND_MS = FENCE_MS + TIMEOUT_MS + INTERVAL_MS;
+
+// Runs everywhere, also where the cluster cannot: the example users copy stays valid and safe.
+t.test(
+  'examples/patroni.yml: kind patroni, fencing below ttl - loop_wait, held clients outlast it',
+  async (t) => {
+    t.equal(example.kind, 'patroni');
+    t.ok(BOUND_MS < (TTL_S - LOOP_WAIT_S) * 1000, 'fence_after + timeout + interval < ttl - loop_wait');
+    t.ok(example.proxy.holdTimeoutMs > FENCE_MS, 'hold_timeout > fence_after');
+    t.same(example.health.expectBody, ['"role": "master"', '"role": "primary"']);
+    t.same([...example.health.notPrimaryStatus].sort(), [200, 503]);
+    t.same(
+      example.members.map((m) => [m.name, `${m.address.host}:${m.address.port}`, m.check[0]]),
+      [
+        ['pg1', EXAMPLE_ENV.PG1_ADDRESS, `http://${EXAMPLE_ENV.PG1_REST}/primary`],
+        ['pg2', EXAMPLE_ENV.PG2_ADDRESS, `http://${EXAMPLE_ENV.PG2_REST}/primary`],
+      ],
+    );
+  },
+);
 
 const why = await patroniMissing();
 if (why !== null) {
@@ -97,21 +103,11 @@ if (why !== null) {
 async function main(t: Test): Promise<void> {
   warnIfStale(t);
   const started = Date.now();
-  t.ok(
-    FENCE_MS + TIMEOUT_MS < (TTL_S - LOOP_WAIT_S) * 1000,
-    'examples/patroni.yml: fence_after + timeout < ttl - loop_wait',
-  );
-  const cluster = await startCluster({ prefix: 'pg11', base: BASE, log: (m: string) => t.comment(m) });
+  const cluster = await startCluster({ prefix: 'pg11', base: BASE, log: (m) => t.comment(m) });
   t.teardown(() => cluster.destroy());
-  const [pg1, pg2] = cluster.nodes as [Node, Node];
-  const lb = cluster.startMirrorlb(EXAMPLE, {
-    MLB_PG_LISTEN: `127.0.0.1:${LB_PORT}`,
-    MLB_ADMIN_LISTEN: `127.0.0.1:${ADMIN_PORT}`,
-    PG1_ADDRESS: `127.0.0.1:${pg1.pgPort}`,
-    PG1_REST: `127.0.0.1:${pg1.restPort}`,
-    PG2_ADDRESS: `127.0.0.1:${pg2.pgPort}`,
-    PG2_REST: `127.0.0.1:${pg2.restPort}`,
-  });
+  const [pg1, pg2] = cluster.nodes;
+  t.equal(EXAMPLE_ENV.PG2_REST, `127.0.0.1:${pg2.restPort}`, "the example's addresses are the cluster's");
+  const lb = cluster.startMirrorlb(EXAMPLE, EXAMPLE_ENV);
   await waitFor(
     'mirrorlb routing to a primary',
     async () => {
@@ -174,7 +170,7 @@ async function main(t: Test): Promise<void> {
         20_000,
       );
     }
-    const { writes, sessions } = (await w.stop()) as { writes: Write[]; sessions: Session[] };
+    const { writes, sessions } = await w.stop();
     timeline.stop();
     all.push(...writes);
 
@@ -260,11 +256,9 @@ async function main(t: Test): Promise<void> {
   t.comment(`Patroni end-to-end run time ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
-async function idsOn(
-  cluster: { sql(n: Node, q: string, p?: unknown[]): Promise<Array<{ id: string }>> },
-  n: Node,
-  ids: number[],
-): Promise<Set<number>> {
-  const rows = await cluster.sql(n, 'SELECT id FROM writes WHERE id = ANY($1::bigint[])', [ids]);
+async function idsOn(cluster: Cluster, n: Node, ids: number[]): Promise<Set<number>> {
+  const rows = await cluster.sql<{ id: string }>(n, 'SELECT id FROM writes WHERE id = ANY($1::bigint[])', [
+    ids,
+  ]);
   return new Set(rows.map((r) => Number(r.id)));
 }
