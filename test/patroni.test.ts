@@ -75,11 +75,19 @@ const BOUND_MS = FENCE_MS + TIMEOUT_MS + INTERVAL_MS;
 t.test(
   'examples/patroni.yml: kind patroni, fencing below ttl - loop_wait, held clients outlast it',
   async (t) => {
-    t.equal(example.kind, 'patroni');
+    t.equal(example.kind, 'patroni', 'kind: patroni');
     t.ok(BOUND_MS < (TTL_S - LOOP_WAIT_S) * 1000, 'fence_after + timeout + interval < ttl - loop_wait');
     t.ok(example.proxy.holdTimeoutMs > FENCE_MS, 'hold_timeout > fence_after');
-    t.same(example.health.expectBody, ['"role": "master"', '"role": "primary"']);
-    t.same([...example.health.notPrimaryStatus].sort(), [200, 503]);
+    t.same(
+      example.health.expectBody,
+      ['"role": "master"', '"role": "primary"'],
+      'primary only when the body says master/primary',
+    );
+    t.same(
+      [...example.health.notPrimaryStatus].sort(),
+      [200, 503],
+      'a 503 and a 200 saying replica are Patroni saying not primary',
+    );
     t.same(
       example.members.map((m) => [m.name, `${m.address.host}:${m.address.port}`, m.check[0]]),
       [
@@ -186,8 +194,11 @@ async function main(t: Test): Promise<void> {
     const lost = acked.filter((x) => !onLeader.has(x.id));
     const oldSessions = sessions.filter((s) => s.port === from.pgPort);
     const lateClose = oldSessions.map((s) => (s.closedAt ?? Infinity) - roleLostAt);
+    const firstOnTo = Math.min(
+      ...acked.filter((x) => x.port === to.pgPort && x.sentAt >= faultAt).map((x) => x.doneAt!),
+    );
     t.comment(
-      `${fault}: ${acked.length} acked, failed ${JSON.stringify(kinds)}, lost ${lost.length}; ` +
+      `${fault}: first write on ${to.name} ${firstOnTo - toUpAt} ms after its REST said master; ${acked.length} acked, failed ${JSON.stringify(kinds)}, lost ${lost.length}; ` +
         `${to.name} /primary 200 ${timeline.status200At(to)! - faultAt} ms after the fault, ` +
         `"role" master ${toUpAt - faultAt} ms; old-leader sessions closed at most ` +
         `${Math.max(...lateClose)} ms after it lost the role (bound ${BOUND_MS} + ${SLACK_MS} ms)`,
