@@ -38,6 +38,7 @@ export class Metrics {
   readonly connectionsActive: Gauge<'mirror' | 'member'>;
   readonly connectionsTotal: Counter<'mirror' | 'member'>;
   readonly connectionErrors: Counter<'mirror' | 'reason'>;
+  readonly connectRetries: Counter<'mirror' | 'member'>;
   readonly held: Gauge<'mirror'>;
   readonly bytes: Counter<'mirror' | 'member' | 'direction'>;
   readonly healthChecks: Counter<'mirror' | 'member' | 'result'>;
@@ -92,6 +93,12 @@ export class Metrics {
       name: 'mirrorlb_connection_errors_total',
       help: 'Client connections that failed, by reason',
       labelNames: ['mirror', 'reason'],
+      registers: r,
+    });
+    this.connectRetries = new Counter({
+      name: 'mirrorlb_connect_retries_total',
+      help: 'Backend connects that failed and were retried while the client was held (not client errors)',
+      labelNames: ['mirror', 'member'],
       registers: r,
     });
     this.held = new Gauge({
@@ -184,6 +191,7 @@ export class Metrics {
       const labels = { mirror, member };
       this.memberPrimary.inc(labels, 0);
       this.memberReachable.inc(labels, 0);
+      this.connectRetries.inc(labels, 0);
       this.connectionsActive.inc(labels, 0);
       this.connectionsTotal.inc(labels, 0);
       this.bytes.inc({ ...labels, direction: 'in' }, 0);

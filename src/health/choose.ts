@@ -1,5 +1,5 @@
 import type { ConflictPolicy } from '../config/types.js';
-import type { Decision, MemberView } from './types.js';
+import type { Decision, DemoteReason, MemberView } from './types.js';
 
 /**
  * The primary choice: where a mirror's new clients go, from its members' health and
@@ -15,13 +15,47 @@ import type { Decision, MemberView } from './types.js';
  *   'newest' gives the role to the newest claim (members list order breaks ties) and 'hold'
  *   keeps the established primary, if any, without new clients; a takeover under 'hold'
  *   waits, without new clients, for the old holder's next check.
- * - None answering primary, but a suspect one: it keeps the role (sessions stay), new clients wait.
+ * - None answering primary, but a suspect one: it keeps the role (sessions stay), new clients wait,
+ *   and it is the `fallback` of clients still held at their hold timeout (when admin enabled and
+ *   its URLs do not contradict each other; a fenced member holds no role at all).
  */
 export function choosePrimary(
   members: readonly MemberView[],
   policy: ConflictPolicy,
   prev: Decision | null,
 ): Decision {
+  const { primary, accepting, conflict } = route(members, policy, prev);
+  const holder = members.find((m) => m.name === primary);
+  // Rule 3: at the hold timeout a client goes to a merely suspect primary rather than nowhere.
+  const fallback =
+    !accepting &&
+    holder &&
+    holder.health.role === 'suspect' &&
+    !holder.health.contradicted &&
+    holder.admin === 'enabled'
+      ? holder.name
+      : null;
+  const cutReason: Record<string, DemoteReason> = {};
+  for (const m of members) {
+    if (m.name === primary) continue;
+    cutReason[m.name] = conflict.includes(m.name)
+      ? 'conflict'
+      : m.admin === 'disabled'
+        ? 'disabled'
+        : 'demoted';
+  }
+  return Object.freeze({
+    primary,
+    accepting,
+    conflict: Object.freeze(conflict),
+    fallback,
+    cutReason: Object.freeze(cutReason),
+  });
+}
+
+type Route = Pick<Decision, 'primary' | 'accepting'> & { conflict: string[] };
+
+function route(members: readonly MemberView[], policy: ConflictPolicy, prev: Decision | null): Route {
   const live = members.filter((m) => m.admin !== 'disabled');
   const claimants = live.filter((m) => m.health.role === 'primary');
 
@@ -72,11 +106,16 @@ function newest(ms: readonly MemberView[]): MemberView | undefined {
   return best;
 }
 
+/**
+ * Whether `b` routes like `a` (primary, accepting, conflict, fallback). Cut reasons are left
+ * out: they only matter when a change cuts, and then the new decision carries them.
+ */
 export function sameDecision(a: Decision | null, b: Decision): boolean {
   return (
     a !== null &&
     a.primary === b.primary &&
     a.accepting === b.accepting &&
+    a.fallback === b.fallback &&
     a.conflict.length === b.conflict.length &&
     a.conflict.every((n, i) => b.conflict[i] === n)
   );

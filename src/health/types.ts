@@ -121,14 +121,29 @@ export interface MemberView {
   readonly admin: AdminState;
 }
 
+/** Why the balancer cuts the sessions of a member that is not (or no longer) the primary. */
+export type DemoteReason = 'demoted' | 'disabled' | 'conflict';
+
 /**
  * Where a mirror's new clients go. `primary` is the member holding the role (also while
  * suspect or draining: its sessions are kept); `accepting` says whether new clients may
  * be sent to it now. primary=null: no primary, hold clients, cut every session.
+ *
+ * Everything the proxy needs to act is here (it never asks the monitor): where a held
+ * client goes at its hold timeout, and why each other member's sessions are cut.
+ * Made by choosePrimary (choose.ts), frozen.
  */
 export interface Decision {
   readonly primary: string | null;
   readonly accepting: boolean;
   /** Members that claim primary but lost a conflict (or all claimants under 'hold'). */
   readonly conflict: readonly string[];
+  /**
+   * Where a client still held at its hold timeout goes while nobody accepts (routing rule 5
+   * and rule 3's "to it at their hold timeout"): the suspect primary, admin enabled. null:
+   * the client is closed.
+   */
+  readonly fallback: string | null;
+  /** For every member but the primary: the reason its sessions are cut (metric label, log). */
+  readonly cutReason: Readonly<Record<string, DemoteReason>>;
 }
