@@ -171,6 +171,11 @@ async function main(t: Test): Promise<void> {
         },
         30_000,
       );
+      t.equal(
+        (await cluster.writableLeader())?.name,
+        to.name,
+        `${to.name} is still the leader after ${from.name} resumed`,
+      );
       const more = onNode(to).length;
       await waitFor(
         'writes go on after the old leader resumed',
@@ -225,7 +230,11 @@ async function main(t: Test): Promise<void> {
     }
     const late = writes.filter((x) => x.ok && x.port === from.pgPort && x.sentAt > toUpAt);
     t.equal(late.length, 0, `${fault}: nothing sent after ${to.name} was up was executed by ${from.name}`);
-    t.ok(oldSessions.length >= 3, `${fault}: long-lived sessions were open on ${from.name}`);
+    t.equal(
+      oldSessions.filter((s) => s.kind === 'long' && s.openedAt < faultAt).length,
+      3,
+      `${fault}: the 3 long-lived sessions were open on ${from.name} at the fault`,
+    );
     t.ok(
       Math.max(...lateClose) <= BOUND_MS + SLACK_MS,
       `${fault}: every session on ${from.name} closed within fence_after + timeout + interval of its loss of the role`,
