@@ -230,10 +230,9 @@ async function main(t: Test): Promise<void> {
     }
     const late = writes.filter((x) => x.ok && x.port === from.pgPort && x.sentAt > toUpAt);
     t.equal(late.length, 0, `${fault}: nothing sent after ${to.name} was up was executed by ${from.name}`);
-    t.equal(
-      oldSessions.filter((s) => s.kind === 'long' && s.openedAt < faultAt).length,
-      3,
-      `${fault}: the 3 long-lived sessions were open on ${from.name} at the fault`,
+    t.ok(
+      oldSessions.filter((s) => s.kind === 'long' && s.openedAt < faultAt).length >= 3,
+      `${fault}: the 3 long-lived writers had sessions on ${from.name} at the fault`,
     );
     t.ok(
       Math.max(...lateClose) <= BOUND_MS + SLACK_MS,
