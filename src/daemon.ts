@@ -31,6 +31,8 @@ interface MirrorRuntime {
    * it, so `now - previous` bounds how long the change went unseen.
    */
   readonly checks: Map<string, { previous: number | null; latest: number }>;
+  /** Last answer class per member and check URL (log once per change). */
+  readonly urlClass: Map<string, string>;
 }
 
 export interface DaemonDeps {
@@ -236,7 +238,7 @@ export class Daemon {
       onConnectFailed: () => rt?.monitor.kick(),
     });
     await proxy.listen();
-    rt = { config: m, monitor, proxy, log, lastAccepting: null, checks: new Map() };
+    rt = { config: m, monitor, proxy, log, lastAccepting: null, checks: new Map(), urlClass: new Map() };
     return rt;
   }
 
@@ -365,6 +367,48 @@ export class Daemon {
     this.metrics.healthChecks.inc({ ...labels, result: r.kind });
     this.metrics.healthCheckDuration.observe(labels, r.latencyMs / 1000);
     this.metrics.memberReachable.set(labels, health.reachable ? 1 : 0);
+    this.onUrlAnswers(rt, member, r);
+  }
+
+  /**
+   * Per check URL: counted by class, and logged once per change of class (an unexpected answer
+   * with its status: "one gateway is broken"); contradicting URLs are logged when they start.
+   */
+  private onUrlAnswers(rt: MirrorRuntime, member: string, r: ProbeResult): void {
+    for (const a of r.answers ?? []) {
+      if (a.outcome === 'skipped') continue;
+      const labels = { mirror: rt.config.name, member, url: a.url };
+      this.metrics.checkUrlAnswers.inc({ ...labels, answer: a.outcome });
+      this.metrics.checkUrlUnexpected.set(labels, a.outcome === 'unexpected' ? 1 : 0);
+      const key = `${member}\n${a.url}`;
+      const was = rt.urlClass.get(key);
+      rt.urlClass.set(key, a.outcome);
+      if (was === a.outcome || (was === undefined && a.outcome !== 'unexpected')) continue;
+      const fields = {
+        member,
+        url: a.url,
+        answer: a.outcome,
+        status: a.status,
+        code: a.code,
+        was: was ?? null,
+      };
+      if (a.outcome === 'unexpected')
+        rt.log.warn(fields, 'check URL answered unexpectedly (a failed check of that URL, not a demotion)');
+      else if (was === 'unexpected') rt.log.info(fields, 'check URL answers as expected again');
+    }
+    const contradicted = (r.kind === 'primary' || r.kind === 'not_primary') && r.contradicted === true;
+    const key = `${member}\ncontradicted`;
+    if (contradicted && rt.urlClass.get(key) !== 'yes') {
+      rt.log.warn(
+        {
+          member,
+          decided_by: r.kind === 'primary' || r.kind === 'not_primary' ? r.url : null,
+          answers: r.answers,
+        },
+        'check URLs contradict each other; no new clients for this member until they agree',
+      );
+    }
+    rt.urlClass.set(key, contradicted ? 'yes' : 'no');
   }
 
   /** One monitor step: the decision goes to the proxy first, then what it did is reported. */

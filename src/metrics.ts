@@ -22,7 +22,7 @@ const LINT_FAILING_DEFAULTS = [
   'nodejs_active_resources_total',
 ];
 
-const HEALTH_RESULTS = ['primary', 'not_primary', 'timeout', 'error'] as const;
+const HEALTH_RESULTS = ['primary', 'not_primary', 'unexpected', 'timeout', 'error'] as const;
 
 /**
  * Every Prometheus metric of the contract, registered on one injected Registry so tests
@@ -43,6 +43,8 @@ export class Metrics {
   readonly bytes: Counter<'mirror' | 'member' | 'direction'>;
   readonly healthChecks: Counter<'mirror' | 'member' | 'result'>;
   readonly healthCheckDuration: Histogram<'mirror' | 'member'>;
+  readonly checkUrlAnswers: Counter<'mirror' | 'member' | 'url' | 'answer'>;
+  readonly checkUrlUnexpected: Gauge<'mirror' | 'member' | 'url'>;
   readonly configReloads: Counter<'result'>;
   readonly primaryConflicts: Counter<'mirror'>;
   readonly sessionsCut: Counter<'mirror' | 'member' | 'reason'>;
@@ -115,7 +117,7 @@ export class Metrics {
     });
     this.healthChecks = new Counter({
       name: 'mirrorlb_health_checks_total',
-      help: 'Health checks by result (primary, not_primary, timeout, error)',
+      help: 'Health checks by result (primary, not_primary, unexpected, timeout, error)',
       labelNames: ['mirror', 'member', 'result'],
       registers: r,
     });
@@ -124,6 +126,20 @@ export class Metrics {
       help: 'Duration of health checks',
       labelNames: ['mirror', 'member'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: r,
+    });
+    // Per check URL (issue 10): one broken Web Gateway shows here while the member's own
+    // result stays primary. URLs are from the config, so the label set is bounded.
+    this.checkUrlAnswers = new Counter({
+      name: 'mirrorlb_check_url_answers_total',
+      help: 'Answers of each check URL by class (primary, not_primary, unexpected, error, timeout)',
+      labelNames: ['mirror', 'member', 'url', 'answer'],
+      registers: r,
+    });
+    this.checkUrlUnexpected = new Gauge({
+      name: 'mirrorlb_check_url_unexpected',
+      help: "1 while the check URL's last answer was unexpected (an error page, a redirect, a 404): a failed check, never a demotion",
+      labelNames: ['mirror', 'member', 'url'],
       registers: r,
     });
     this.configReloads = new Counter({

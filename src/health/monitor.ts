@@ -293,8 +293,12 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   private nextDelay(slot: MemberSlot): number {
     const h = this.config.health;
     const now = this.clock.now();
+    // Contradicting URLs are re-probed at the fast interval until they agree (issue 10).
     const fast =
-      !this.current.accepting || now - this.lastChangeAt < h.fastWindowMs || slot.health.role === 'suspect';
+      !this.current.accepting ||
+      now - this.lastChangeAt < h.fastWindowMs ||
+      slot.health.role === 'suspect' ||
+      slot.health.contradicted;
     const base = fast ? h.fastIntervalMs : h.intervalMs;
     // Jitter only shortens the wait, so the interval stays an upper bound on detection time.
     return base * (1 - h.jitter * this.clock.random());
