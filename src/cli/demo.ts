@@ -58,6 +58,8 @@ export async function runDemo(
     'mirrors:',
     ...['ap1', 'ap2'].flatMap((mirror) => [
       `  - name: ${mirror}`,
+      // The simulated members answer like IRIS (200 SUCCESS / 503 FAILED).
+      '    kind: iris',
       `    listen: "${mirror === 'ap1' ? ap1 : ap2}"`,
       '    members:',
       ...sims
