@@ -12,6 +12,7 @@ import { runDatapath } from './lib/datapath.js';
 import { runFailover } from './lib/failover.js';
 import { runStorm } from './lib/storm.js';
 import { runReplicas } from './lib/replicas.js';
+import { runPatroni } from './lib/patroni.js';
 import { describeMachine } from './lib/machine.js';
 import { has, interrupted, run, stopAll, warnings } from './lib/proc.js';
 import { markdown } from './lib/report.js';
@@ -22,13 +23,16 @@ import { log } from './lib/util.js';
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(benchDir, '..');
 const NOFILE = 65536;
+const ALL_PARTS = ['failover', 'datapath', 'replicas', 'storm', 'patroni'];
 
 const USAGE = `usage: npm run bench [-- options]
 
   --quick            smoke run: one repetition, short windows (CI); results go to bench/results/tmp/
-  --part P           failover | datapath | replicas | storm (repeat or comma-separate; default all)
+  --part P           failover | datapath | replicas | storm | patroni (repeat or comma-separate;
+                     default all; patroni only in a full run). A run of some parts only writes
+                     its <date>-<parts>.{json,md} and leaves latest.md and bench/README.md alone
   --scenario S       failover scenarios to run: switchover,killed,hung,blackholed (default all)
-  --reps N           repetitions per cell (default: failover 5, data path 3, storm 3; quick 1)
+  --reps N           repetitions per cell (default: failover 5, data path 3, storm 3, patroni 3; quick 1)
   --storm-clients N  clients in the reconnect storm (default 2000; quick 200)
   --out DIR          where results go (default bench/results, or bench/results/tmp with --quick)
   --no-install       never apt-get install a missing tool; skip what needs it
@@ -55,8 +59,8 @@ function parse() {
   });
   const list = (v) => (v ?? []).flatMap((x) => x.split(',')).filter(Boolean);
   const parts = list(values.part);
-  for (const p of parts)
-    if (!['failover', 'datapath', 'replicas', 'storm'].includes(p)) throw new Error(`unknown part ${p}`);
+  for (const p of parts) if (!ALL_PARTS.includes(p)) throw new Error(`unknown part ${p}`);
+  if (values.quick && parts.includes('patroni')) throw new Error('the patroni part runs in a full run only');
   const reps = values.reps === undefined ? null : Number(values.reps);
   if (reps !== null && !(Number.isInteger(reps) && reps > 0))
     throw new Error('--reps must be a positive integer');
@@ -65,7 +69,8 @@ function parse() {
     throw new Error('--storm-clients must be a positive integer');
   return {
     quick: values.quick,
-    parts: parts.length ? parts : ['failover', 'datapath', 'replicas', 'storm'],
+    parts: parts.length ? parts : values.quick ? ALL_PARTS.filter((p) => p !== 'patroni') : ALL_PARTS,
+    partial: parts.length > 0 && ALL_PARTS.some((p) => !parts.includes(p)),
     stormClients,
     scenarios: list(values.scenario),
     reps,
@@ -183,8 +188,12 @@ async function render(file) {
   const result = JSON.parse(fs.readFileSync(file, 'utf8'));
   const md = markdown(result);
   fs.writeFileSync(file.replace(/\.json$/, '.md'), md);
-  fs.writeFileSync(path.join(path.dirname(file), 'latest.md'), md);
-  if (result.mode === 'full' && path.resolve(path.dirname(file)) === path.join(benchDir, 'results')) {
+  if (!result.partial) fs.writeFileSync(path.join(path.dirname(file), 'latest.md'), md);
+  if (
+    result.mode === 'full' &&
+    !result.partial &&
+    path.resolve(path.dirname(file)) === path.join(benchDir, 'results')
+  ) {
     await updateReadme(md);
   }
   process.stdout.write(md);
@@ -227,6 +236,8 @@ async function main() {
   const result = {
     date: started.toISOString(),
     mode,
+    parts: opts.parts,
+    partial: opts.partial,
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     machine,
     pinning,
@@ -272,19 +283,20 @@ async function main() {
   if (opts.parts.includes('datapath')) result.datapath = await part('data path', () => runDatapath(ctx));
   if (opts.parts.includes('replicas')) result.replicas = await part('replicas', () => runReplicas(ctx));
   if (opts.parts.includes('storm')) result.storm = await part('reconnect storm', () => runStorm(ctx));
+  if (opts.parts.includes('patroni')) result.patroni = await part('patroni', () => runPatroni(ctx));
 
   const outDir = opts.out
     ? path.resolve(opts.out)
     : path.join(benchDir, 'results', ...(opts.quick ? ['tmp'] : []));
   fs.mkdirSync(outDir, { recursive: true });
-  const name = `${stamp(started)}${opts.quick ? '-quick' : ''}`;
+  const name = `${stamp(started)}${opts.quick ? '-quick' : ''}${opts.partial ? `-${opts.parts.join('-')}` : ''}`;
   const timelines = result.failover?.timelines;
   if (timelines && Object.keys(timelines).length) {
     const labels = Object.fromEntries(result.failover.balancers.map((b) => [b.id, b.label]));
     const svg = switchoverSvg(timelines, labels);
     fs.writeFileSync(path.join(outDir, 'switchover.svg'), svg);
     result.svg = 'switchover.svg';
-    if (!opts.quick && !opts.out) {
+    if (!opts.quick && !opts.out && !opts.partial) {
       fs.mkdirSync(path.join(repoRoot, 'docs'), { recursive: true });
       fs.writeFileSync(path.join(repoRoot, 'docs', 'switchover.svg'), svg);
     }
@@ -296,11 +308,11 @@ async function main() {
   const md = markdown(result);
   fs.writeFileSync(path.join(outDir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   fs.writeFileSync(path.join(outDir, `${name}.md`), md);
-  fs.writeFileSync(path.join(outDir, 'latest.md'), md);
-  if (!opts.quick && !opts.out) await updateReadme(md);
+  if (!opts.partial) fs.writeFileSync(path.join(outDir, 'latest.md'), md);
+  if (!opts.quick && !opts.out && !opts.partial) await updateReadme(md);
   process.stdout.write(md);
   log(
-    `bench: wrote ${path.relative(process.cwd(), path.join(outDir, `${name}.json`))}, ${name}.md and latest.md`,
+    `bench: wrote ${path.relative(process.cwd(), path.join(outDir, `${name}.json`))}, ${name}.md${opts.partial ? '' : ' and latest.md'}`,
   );
   if (failed || opts.keepLogs) log(`bench: logs kept in ${logDir}`);
   else fs.rmSync(logDir, { recursive: true, force: true });

@@ -111,6 +111,39 @@ function healthTable(hc, other = 'mirrorlb-4mirrors', head = '| test | 1 mirror 
   return lines.join('\n');
 }
 
+const PATRONI_FAULTS = {
+  switchover: '`patronictl switchover`',
+  kill: 'leader SIGKILL',
+  stop: 'leader SIGSTOP',
+};
+const PATRONI_LABELS = {
+  mirrorlb: 'mirrorlb',
+  'haproxy-patroni': "haproxy (Patroni's example)",
+  'haproxy-patroni-tuned': 'haproxy (tuned)',
+};
+
+export function patroniTable(p) {
+  const lines = [
+    '| fault | balancer | first write on the new leader, from the fault | … after its REST said 200 | failed writes (median) | failure kinds (all runs) | to the old leader after it lost the role | old-leader sessions open after it lost the role | acked writes lost (per run) |',
+    '| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
+  ];
+  for (const r of p.summary) {
+    const kinds = Object.entries(r.failures_all_runs)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${fmt(n)}`)
+      .join(', ');
+    const open =
+      r.old_sessions_left_open_runs > 0
+        ? `still open at end in ${r.old_sessions_left_open_runs} run(s)`
+        : ms(r.old_sessions_open_ms);
+    const lost = r.lost_per_run.reduce((a, b) => a + b, 0);
+    lines.push(
+      `| ${PATRONI_FAULTS[r.fault] ?? r.fault} | ${PATRONI_LABELS[r.balancer] ?? r.balancer} | ${ms(r.first_write_ms)} | ${ms(r.first_write_after_200_ms)} | ${fmt(r.failed)} | ${kinds || 'none'} | ${fmt(r.to_old_after_lost)} | ${open} | ${fmt(lost)} (${r.lost_per_run.join(', ')}) |`,
+    );
+  }
+  return lines.join('\n');
+}
+
 export function markdown(result) {
   const m = result.machine;
   const out = [];
@@ -120,7 +153,7 @@ export function markdown(result) {
     '',
     `Pinning: ${result.pinning}`,
     '',
-    `Load average (1/5/15 min) at start: ${m.loadavg_at_start.join(' / ')}${result.failover?.loadavg_at_end ? `; after failover: ${result.failover.loadavg_at_end.join(' / ')}` : ''}${result.datapath?.loadavg_at_end ? `; after data path: ${result.datapath.loadavg_at_end.join(' / ')}` : ''}${result.storm?.loadavg_at_end ? `; after storm: ${result.storm.loadavg_at_end.join(' / ')}` : ''}. Anything else running on the machine shows up in these figures.`,
+    `Load average (1/5/15 min) at start: ${m.loadavg_at_start.join(' / ')}${result.failover?.loadavg_at_end ? `; after failover: ${result.failover.loadavg_at_end.join(' / ')}` : ''}${result.datapath?.loadavg_at_end ? `; after data path: ${result.datapath.loadavg_at_end.join(' / ')}` : ''}${result.storm?.loadavg_at_end ? `; after storm: ${result.storm.loadavg_at_end.join(' / ')}` : ''}${result.patroni?.loadavg_at_end ? `; after Patroni: ${result.patroni.loadavg_at_end.join(' / ')}` : ''}. Anything else running on the machine shows up in these figures.`,
     '',
     `Command: \`${result.command}\``,
     '',
@@ -188,12 +221,30 @@ export function markdown(result) {
   else if (storm?.error) out.push('## Reconnect storm', '', `Failed: ${storm.error}`, '');
 
   out.push(...replicasMarkdown(result.replicas));
+
+  const p = result.patroni;
+  if (p && !p.error && p.summary) {
+    const s = p.settings;
+    out.push('## Patroni (PostgreSQL)', '');
+    out.push(
+      `A real cluster: ${s.dcs}, two Patroni nodes with PostgreSQL 15, ${s.replication} replication, ttl ${s.ttl_s} s, loop_wait ${s.loop_wait_s} s. All three balancers in front of it at once, each with its own clients (${s.clients_per_balancer}; node-postgres); every fault hits all three at the same moment. "First write" is the first acknowledged INSERT on the new leader, from the fault and from the moment the new leader's REST \`/primary\` first answered 200. "To the old leader after it lost the role": writes it executed, or refused as shutting down, that were sent after it stopped being a writable primary (switchover: its REST no longer said running master; kill, stop: the fault). "Lost": acknowledged writes missing on the new leader. Medians of ${s.reps} run(s); failure kinds and losses summed over all runs (losses per run in brackets).`,
+      '',
+      patroniTable(p),
+      '',
+      "Configs: mirrorlb with [`examples/patroni.yml`](../../examples/patroni.yml) (see [docs/patroni.md](../../docs/patroni.md)); haproxy as Patroni's example (`bench/haproxy-patroni-example.cfg`: `OPTIONS /primary`, `inter 3s fall 3 rise 2`, `on-marked-down shutdown-sessions`) and tuned (`bench/haproxy-patroni-tuned.cfg`: `inter 1s fall 2 rise 1`).",
+      '',
+    );
+  } else if (p?.error) {
+    out.push('## Patroni (PostgreSQL)', '', `Failed: ${p.error}`, '');
+  }
+
   const skipped = [
     ...(result.skipped ?? []),
     ...(f?.skipped ?? []),
     ...(d?.skipped ?? []),
     ...(storm?.skipped ?? []),
     ...(result.replicas?.skipped ?? []),
+    ...(p?.skipped ?? []),
   ];
   if (skipped.length) {
     out.push('## Skipped', '', ...skipped.map((s) => `- ${s.what}: ${s.reason}`), '');
