@@ -1,21 +1,38 @@
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Config, MirrorConfig } from './config/types.js';
 import { formatHostPort } from './config/types.js';
 import { EventLog } from './events.js';
-import { MirrorMonitor, type ProbeRunner } from './health/monitor.js';
-import type { AdminState, Decision, MemberHealth } from './health/types.js';
+import {
+  MirrorMonitor,
+  type DecisionChange,
+  type MonitorChange,
+  type ProbeRunner,
+  type RoleChange,
+} from './health/monitor.js';
+import type { AdminState, Decision, MemberHealth, ProbeResult } from './health/types.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
-import { MirrorProxy } from './proxy/mirror-proxy.js';
+import { fastPathDefault } from './proxy/fastpath.js';
+import { MirrorProxy, type ProxyEffect } from './proxy/mirror-proxy.js';
 import { Resolver } from './proxy/resolver.js';
+import { freezeSnapshot, type MirrorSnapshot } from './snapshot.js';
 
-/** One mirror at run time: its config, its health loop and its listener. */
+/** One mirror at run time: its config, its health loop and its listener. Daemon-private. */
 interface MirrorRuntime {
   config: MirrorConfig;
   monitor: MirrorMonitor;
   readonly proxy: MirrorProxy;
+  readonly log: Logger;
   /** The last member that accepted clients (to count failovers, not every suspicion). */
   lastAccepting: string | null;
+  /**
+   * Per member: when the check before the latest one ended. A role change happened after
+   * it, so `now - previous` bounds how long the change went unseen.
+   */
+  readonly checks: Map<string, { previous: number | null; latest: number }>;
+  /** Last answer class per member and check URL (log once per change). */
+  readonly urlClass: Map<string, string>;
 }
 
 export interface DaemonDeps {
@@ -26,9 +43,13 @@ export interface DaemonDeps {
 
 export type AdminAction = 'drain' | 'disable' | 'enable';
 
+const NO_EFFECT: ProxyEffect = Object.freeze({ cut: 0, cutBy: Object.freeze({}), moved: 0, released: 0 });
+
 /**
  * The balancer: one MirrorRuntime per configured mirror, wired to metrics, logs and the
- * transitions log. Lifecycle: start() once, reload() any number of times, stop() idempotent.
+ * transitions log. It is the one subscriber of each monitor: a decision goes from the
+ * monitor to `proxy.apply`, and what the proxy did goes to logs and events.
+ * Lifecycle: start() once, reload() any number of times, stop() idempotent.
  * The admin HTTP server (src/admin/) is a client of this class, not part of it.
  */
 export class Daemon {
@@ -56,43 +77,53 @@ export class Daemon {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`daemon already ${this.state}`);
     this.state = 'running';
-    for (const m of this.config.mirrors) await this.addMirror(m);
+    for (const m of this.config.mirrors) this.attach(await this.bind(m));
+    this.logDataPath();
   }
 
   /**
    * Applies a new, already validated config: mirrors added, removed, or updated in place.
    * An unchanged mirror is not touched at all; a changed one keeps its listener when the
    * listen address is the same, and its members' health where member and checks are the same.
+   *
+   * Atomic: every new listener is bound before anything changes. If one cannot be bound
+   * (EADDRINUSE), the ones bound are closed and the error is thrown, with the running
+   * mirrors, config and metric series exactly as they were.
    */
   async reload(next: Config): Promise<void> {
     if (this.state !== 'running') throw new Error(`cannot reload a daemon that is ${this.state}`);
     const old = this.config;
-    this.config = next;
     const wanted = new Map(next.mirrors.map((m) => [m.name, m]));
-    for (const [name, rt] of [...this.mirrors]) {
-      const m = wanted.get(name);
-      if (!m || formatHostPort(m.listen) !== formatHostPort(rt.config.listen)) await this.removeMirror(name);
+    const replaced = [...this.mirrors.values()].filter((rt) => {
+      const m = wanted.get(rt.config.name);
+      return !m || formatHostPort(m.listen) !== formatHostPort(rt.config.listen);
+    });
+    const added = next.mirrors.filter(
+      (m) => !this.mirrors.has(m.name) || replaced.some((r) => r.config.name === m.name),
+    );
+    // A new listener on the very address of one being removed can only be bound after it.
+    const freed = new Set(
+      replaced.filter((r) => r.config.listen.port !== 0).map((r) => formatHostPort(r.config.listen)),
+    );
+    const late = added.filter((m) => freed.has(formatHostPort(m.listen)));
+    const bound: MirrorRuntime[] = [];
+    try {
+      for (const m of added) if (!late.includes(m)) bound.push(await this.bind(m));
+    } catch (err) {
+      for (const rt of bound) rt.proxy.close();
+      throw err;
     }
+    // Commit: nothing below can be refused.
+    this.config = next;
+    let cut = 0;
+    for (const rt of replaced) cut += this.removeMirror(rt.config.name);
     for (const m of next.mirrors) {
       const rt = this.mirrors.get(m.name);
-      if (!rt) await this.addMirror(m);
-      else if (JSON.stringify(rt.config) !== JSON.stringify(m)) this.updateMirror(rt, m);
+      if (rt && JSON.stringify(rt.config) !== JSON.stringify(m)) cut += this.updateMirror(rt, m).cut;
     }
-    this.log.info(
-      { mirrors: next.mirrors.map((m) => m.name), from: old.source, to: next.source },
-      'config reloaded',
-    );
-    this.metrics.configReloads.inc({ result: 'ok' });
-    this.events.push({
-      kind: 'reload',
-      mirror: '*',
-      member: null,
-      from: null,
-      to: null,
-      detectionMs: null,
-      heldClients: 0,
-      cutSessions: 0,
-    });
+    for (const rt of bound) this.attach(rt);
+    for (const m of late) await this.bindLate(m);
+    this.reloaded(old, next, cut);
   }
 
   /** Counts and logs a refused reload; the running config stays. */
@@ -126,26 +157,60 @@ export class Daemon {
   /** Maintenance through the admin API. Returns false for an unknown mirror or member. */
   adminAction(mirror: string, member: string, action: AdminAction): boolean {
     const rt = this.mirrors.get(mirror);
-    if (!rt || !rt.config.members.some((m) => m.name === member)) return false;
-    const admin: AdminState = action === 'drain' ? 'draining' : action === 'disable' ? 'disabled' : 'enabled';
-    rt.monitor.setAdmin(member, admin);
-    this.log.warn({ mirror, member, action }, 'admin action');
+    const slot = rt?.monitor.members().find((m) => m.config.name === member);
+    if (!rt || !slot) return false;
+    const from = slot.admin;
+    const to: AdminState = action === 'drain' ? 'draining' : action === 'disable' ? 'disabled' : 'enabled';
+    const decision = rt.monitor.setAdmin(member, to);
+    const effect = decision ? rt.proxy.apply(decision.next) : NO_EFFECT;
+    const cutSessions = effect.cut;
+    this.log.warn({ mirror, member, action, from, to, cut: cutSessions }, 'admin action');
     this.events.push({
       kind: 'admin',
       mirror,
       member,
-      from: null,
-      to: admin,
+      from,
+      to,
       detectionMs: null,
       heldClients: rt.proxy.heldCount(),
-      cutSessions: 0,
+      cutSessions,
       detail: action,
     });
+    if (decision) this.onDecision(rt, decision, effect);
     return true;
   }
 
-  runtimes(): ReadonlyMap<string, MirrorRuntime> {
-    return this.mirrors;
+  /** Probes every member of `mirror` now (as a failed connect does). False: no such mirror. */
+  probeNow(mirror: string): boolean {
+    const rt = this.mirrors.get(mirror);
+    rt?.monitor.kick();
+    return rt !== undefined;
+  }
+
+  /** A read-only snapshot of every mirror, taken now (see MirrorSnapshot). */
+  runtimes(): ReadonlyMap<string, MirrorSnapshot> {
+    const out = new Map<string, MirrorSnapshot>();
+    for (const [name, rt] of this.mirrors) {
+      const a = rt.proxy.address();
+      out.set(
+        name,
+        freezeSnapshot({
+          config: rt.config,
+          decision: rt.monitor.decision,
+          listen: a && { host: a.address, port: a.port },
+          sessions: rt.proxy.sessionCount(),
+          held: rt.proxy.heldCount(),
+          members: rt.monitor.members().map((m) => ({
+            config: m.config,
+            health: m.health,
+            admin: m.admin,
+            sessions: rt.proxy.sessionCount(m.config.name),
+            address: this.resolver.state(m.config.address),
+          })),
+        }),
+      );
+    }
+    return out;
   }
 
   /** Every mirror has a primary accepting clients (GET /readyz). */
@@ -160,17 +225,47 @@ export class Daemon {
     for (const rt of this.mirrors.values()) rt.proxy.flushBytes();
   }
 
-  private async addMirror(m: MirrorConfig): Promise<void> {
+  /** A runtime for `m` with its listener bound, not yet serving (no probes, no metric series). */
+  private async bind(m: MirrorConfig): Promise<MirrorRuntime> {
     const log = this.log.child({ mirror: m.name });
     const monitor = new MirrorMonitor(m, this.prober);
-    const proxy = new MirrorProxy(m, monitor, this.metrics, this.resolver, log);
-    const rt: MirrorRuntime = { config: m, monitor, proxy, lastAccepting: null };
+    let rt: MirrorRuntime | null = null;
+    const proxy = new MirrorProxy(m, monitor.decision, {
+      metrics: this.metrics,
+      resolver: this.resolver,
+      log,
+      // The runtime's monitor at the time of the failure (a reload may have replaced it).
+      onConnectFailed: () => rt?.monitor.kick(),
+    });
     await proxy.listen();
-    this.mirrors.set(m.name, rt);
-    this.run(rt, log);
+    rt = { config: m, monitor, proxy, log, lastAccepting: null, checks: new Map(), urlClass: new Map() };
+    return rt;
   }
 
-  private updateMirror(rt: MirrorRuntime, m: MirrorConfig): void {
+  /** Serves a bound runtime: it becomes one of the daemon's mirrors and starts probing. */
+  private attach(rt: MirrorRuntime): void {
+    this.mirrors.set(rt.config.name, rt);
+    const a = rt.proxy.address();
+    rt.log.info(
+      { listen: formatHostPort(a ? { host: rt.config.listen.host, port: a.port } : rt.config.listen) },
+      'listening',
+    );
+    this.run(rt);
+  }
+
+  /** A listener that took over the address of a removed mirror (bound after it closed). */
+  private async bindLate(m: MirrorConfig): Promise<void> {
+    try {
+      this.attach(await this.bind(m));
+    } catch (err) {
+      this.log.error(
+        { mirror: m.name, listen: formatHostPort(m.listen), err: (err as Error).message },
+        'mirror not started: its listen address was taken when the old listener closed',
+      );
+    }
+  }
+
+  private updateMirror(rt: MirrorRuntime, m: MirrorConfig): ProxyEffect {
     const seed = new Map<string, { health: MemberHealth; admin: AdminState }>();
     // Same name at the same address is the same member, even when its check URLs changed (a Web
     // Gateway added): it keeps its role until the new checks say otherwise, so no session is cut.
@@ -180,130 +275,243 @@ export class Daemon {
         seed.set(s.config.name, { health: s.health, admin: s.admin });
     }
     rt.monitor.stop();
-    const monitor = new MirrorMonitor(m, this.prober, seed);
+    rt.monitor.removeAllListeners();
+    rt.monitor = new MirrorMonitor(m, this.prober, { seed });
     rt.config = m;
-    rt.monitor = monitor;
-    rt.proxy.setMonitor(m, monitor);
-    this.run(rt, this.log.child({ mirror: m.name }));
+    const effect = rt.proxy.update(m, rt.monitor.decision);
+    this.run(rt);
+    return effect;
   }
 
   /** Metric series, resolved addresses and event wiring for a runtime's (new) monitor, then its first probes. */
-  private run(rt: MirrorRuntime, log: Logger): void {
+  private run(rt: MirrorRuntime): void {
     const m = rt.config;
     this.metrics.seedMirror(
       m.name,
       m.members.map((x) => x.name),
     );
     for (const mem of m.members) void this.resolver.refresh(mem.address);
-    this.watch(rt, log);
+    rt.monitor.on('probe', (member, r, health) => this.onProbe(rt, member, r, health));
+    rt.monitor.on('change', (c) => this.onChange(rt, c));
+    this.publishDecision(rt, rt.monitor.decision);
     rt.monitor.start();
   }
 
-  private async removeMirror(name: string): Promise<void> {
+  /** Stops a mirror: listener closed, sessions cut, its metric series gone. Returns sessions cut. */
+  private removeMirror(name: string): number {
     const rt = this.mirrors.get(name);
-    if (!rt) return;
+    if (!rt) return 0;
     this.mirrors.delete(name);
     rt.monitor.stop();
+    rt.monitor.removeAllListeners();
     rt.proxy.close();
-    for (const m of rt.config.members) rt.proxy.cut(m.name, 'removed');
+    const cut = rt.proxy.cutAll('removed');
     for (const m of rt.config.members) this.metrics.memberPrimary.remove({ mirror: name, member: m.name });
     this.metrics.mirrorHasPrimary.remove({ mirror: name });
+    return cut;
   }
 
-  /** Turns monitor events into logs, metrics and transition events. */
-  private watch(rt: MirrorRuntime, log: Logger): void {
+  private reloaded(old: Config, next: Config, cutSessions: number): void {
+    const before = new Map(old.mirrors.map((m) => [m.name, JSON.stringify(m)]));
+    const after = new Map(next.mirrors.map((m) => [m.name, JSON.stringify(m)]));
+    const added = [...after.keys()].filter((n) => !before.has(n));
+    const removed = [...before.keys()].filter((n) => !after.has(n));
+    const changed = [...after].filter(([n, s]) => before.has(n) && before.get(n) !== s).map(([n]) => n);
+    const from = digest(old);
+    const to = digest(next);
+    this.log.info(
+      { source: next.source, from, to, added, removed, changed, cut_sessions: cutSessions },
+      'config reloaded',
+    );
+    this.metrics.configReloads.inc({ result: 'ok' });
+    const what = [
+      added.length ? `added ${added.join(', ')}` : '',
+      removed.length ? `removed ${removed.join(', ')}` : '',
+      changed.length ? `changed ${changed.join(', ')}` : '',
+    ].filter(Boolean);
+    this.events.push({
+      kind: 'reload',
+      mirror: '*',
+      member: null,
+      from,
+      to,
+      detectionMs: null,
+      heldClients: 0,
+      cutSessions,
+      detail: what.length ? what.join('; ') : 'no mirror changed',
+    });
+  }
+
+  /** Once at start: which data path sockets take (src/proxy/fastpath.ts), since it changes what to expect of CPU. */
+  private logDataPath(): void {
+    const connect = fastPathDefault();
+    const accept = [...this.mirrors.values()].every((rt) => rt.proxy.fastAccept === true);
+    this.log.info(
+      {
+        data_path: connect && accept ? 'fast' : 'plain',
+        accept: accept ? 'fast' : 'plain',
+        connect: connect ? 'fast' : 'plain',
+        reason: connect
+          ? accept
+            ? null
+            : 'server internals of this Node.js not as expected'
+          : 'MIRRORLB_DATAPATH=plain',
+      },
+      'data path',
+    );
+  }
+
+  private onProbe(rt: MirrorRuntime, member: string, r: ProbeResult, health: MemberHealth): void {
+    rt.checks.set(member, { previous: rt.checks.get(member)?.latest ?? null, latest: performance.now() });
+    const labels = { mirror: rt.config.name, member };
+    this.metrics.healthChecks.inc({ ...labels, result: r.kind });
+    this.metrics.healthCheckDuration.observe(labels, r.latencyMs / 1000);
+    this.metrics.memberReachable.set(labels, health.reachable ? 1 : 0);
+    this.onUrlAnswers(rt, member, r);
+  }
+
+  /**
+   * Per check URL: counted by class, and logged once per change of class (an unexpected answer
+   * with its status: "one gateway is broken"); contradicting URLs are logged when they start.
+   */
+  private onUrlAnswers(rt: MirrorRuntime, member: string, r: ProbeResult): void {
+    for (const a of r.answers ?? []) {
+      if (a.outcome === 'skipped') continue;
+      const labels = { mirror: rt.config.name, member, url: a.url };
+      this.metrics.checkUrlAnswers.inc({ ...labels, answer: a.outcome });
+      this.metrics.checkUrlUnexpected.set(labels, a.outcome === 'unexpected' ? 1 : 0);
+      const key = `${member}\n${a.url}`;
+      const was = rt.urlClass.get(key);
+      rt.urlClass.set(key, a.outcome);
+      if (was === a.outcome || (was === undefined && a.outcome !== 'unexpected')) continue;
+      const fields = {
+        member,
+        url: a.url,
+        answer: a.outcome,
+        status: a.status,
+        code: a.code,
+        was: was ?? null,
+      };
+      if (a.outcome === 'unexpected')
+        rt.log.warn(fields, 'check URL answered unexpectedly (a failed check of that URL, not a demotion)');
+      else if (was === 'unexpected') rt.log.info(fields, 'check URL answers as expected again');
+    }
+    const contradicted = (r.kind === 'primary' || r.kind === 'not_primary') && r.contradicted === true;
+    const key = `${member}\ncontradicted`;
+    if (contradicted && rt.urlClass.get(key) !== 'yes') {
+      rt.log.warn(
+        {
+          member,
+          decided_by: r.kind === 'primary' || r.kind === 'not_primary' ? r.url : null,
+          answers: r.answers,
+        },
+        'check URLs contradict each other; no new clients for this member until they agree',
+      );
+    }
+    rt.urlClass.set(key, contradicted ? 'yes' : 'no');
+  }
+
+  /** One monitor step: the decision goes to the proxy first, then what it did is reported. */
+  private onChange(rt: MirrorRuntime, c: MonitorChange): void {
+    const effect = c.decision ? rt.proxy.apply(c.decision.next) : NO_EFFECT;
+    if (c.role) this.onRole(rt, c.role, effect);
+    if (c.decision) this.onDecision(rt, c.decision, effect);
+  }
+
+  private onRole(rt: MirrorRuntime, c: RoleChange, effect: ProxyEffect): void {
+    const prevCheck = rt.checks.get(c.member)?.previous ?? null;
+    const level = c.from === 'primary' || c.from === 'suspect' || c.to === 'suspect' ? 'warn' : 'info';
+    const what =
+      c.to === 'primary'
+        ? 'member promoted'
+        : c.from === 'primary'
+          ? 'member demoted'
+          : 'member role changed';
+    rt.log[level]({ member: c.member, from: c.from, to: c.to, check: c.result }, what);
+    this.events.push({
+      kind: 'role',
+      mirror: rt.config.name,
+      member: c.member,
+      from: c.from,
+      to: c.to,
+      detectionMs: prevCheck === null ? null : Math.round(performance.now() - prevCheck),
+      heldClients: rt.proxy.heldCount(),
+      // What this step's cut did (a promotion cuts the loser's sessions), never a prediction.
+      cutSessions: effect.cut,
+      detail: c.result ?? undefined,
+    });
+  }
+
+  private onDecision(rt: MirrorRuntime, change: DecisionChange, effect: ProxyEffect): void {
+    const { prev, next } = change;
+    this.publishDecision(rt, next);
+    if (next.conflict.length > 0 && prev.conflict.length === 0) this.onConflict(rt, next);
+    if (!next.accepting && prev.accepting) {
+      rt.log.warn(
+        { primary: next.primary, reason: next.primary ? 'suspect, draining or conflict' : 'no primary' },
+        'mirror not accepting: holding new clients',
+      );
+    }
+    if (next.accepting && next.primary !== null && next.primary !== rt.lastAccepting) {
+      this.onNewPrimary(rt, next.primary, change.withoutPrimaryMs, effect);
+    } else if (next.accepting && change.withoutPrimaryMs !== null) {
+      rt.log.info(
+        {
+          primary: next.primary,
+          without_primary_ms: Math.round(change.withoutPrimaryMs),
+          released: effect.released,
+        },
+        'primary accepting again',
+      );
+    }
+  }
+
+  private onConflict(rt: MirrorRuntime, next: Decision): void {
+    this.metrics.primaryConflicts.inc({ mirror: rt.config.name });
+    rt.log.error(
+      {
+        claimants: [next.primary, ...next.conflict].filter(Boolean),
+        kept: next.primary,
+        policy: rt.config.onConflict,
+      },
+      'two members claim primary',
+    );
+  }
+
+  /** A member other than the last one accepts clients: the first primary found, or a failover. */
+  private onNewPrimary(
+    rt: MirrorRuntime,
+    primary: string,
+    withoutPrimaryMs: number | null,
+    effect: ProxyEffect,
+  ): void {
     const mirror = rt.config.name;
-    const { monitor } = rt;
-    // Per member: when the check before the latest one ended. A role change happened after it,
-    // so `now - previous` bounds how long the change went unseen.
-    const checks = new Map<string, { previous: number | null; latest: number }>();
-    monitor.on('probe', (member, r) => {
-      checks.set(member, { previous: checks.get(member)?.latest ?? null, latest: performance.now() });
-      const labels = { mirror, member };
-      this.metrics.healthChecks.inc({ ...labels, result: r.kind });
-      this.metrics.healthCheckDuration.observe(labels, r.latencyMs / 1000);
-      this.metrics.memberReachable.set(labels, r.kind === 'primary' || r.kind === 'not_primary' ? 1 : 0);
+    const from = rt.lastAccepting;
+    rt.lastAccepting = primary;
+    if (from !== null) this.metrics.failovers.inc({ mirror });
+    if (withoutPrimaryMs !== null) this.metrics.noPrimarySeconds.observe({ mirror }, withoutPrimaryMs / 1000);
+    const ms = withoutPrimaryMs === null ? null : Math.round(withoutPrimaryMs);
+    rt.log[from === null ? 'info' : 'warn'](
+      {
+        from,
+        to: primary,
+        without_primary_ms: ms,
+        released: effect.released,
+        cut: effect.cut,
+        moved: effect.moved,
+      },
+      from === null ? 'primary found' : 'failover',
+    );
+    this.events.push({
+      kind: 'failover',
+      mirror,
+      member: primary,
+      from,
+      to: primary,
+      detectionMs: ms,
+      heldClients: effect.released,
+      cutSessions: effect.cut,
     });
-    monitor.on('role', (c) => {
-      const now = performance.now();
-      const prevCheck = checks.get(c.member)?.previous ?? null;
-      const level = c.from === 'primary' || c.from === 'suspect' || c.to === 'suspect' ? 'warn' : 'info';
-      const what =
-        c.to === 'primary'
-          ? 'member promoted'
-          : c.from === 'primary'
-            ? 'member demoted'
-            : 'member role changed';
-      log[level]({ member: c.member, from: c.from, to: c.to, check: c.result }, what);
-      this.events.push({
-        kind: 'role',
-        mirror,
-        member: c.member,
-        from: c.from,
-        to: c.to,
-        detectionMs: prevCheck === null ? null : Math.round(now - prevCheck),
-        heldClients: rt.proxy.heldCount(),
-        cutSessions: c.from === 'primary' || c.from === 'suspect' ? rt.proxy.sessionCount(c.member) : 0,
-        detail: c.result ?? undefined,
-      });
-    });
-    monitor.on('decision', ({ prev, next, withoutPrimaryMs }) => {
-      this.publishDecision(rt, next);
-      if (next.conflict.length > 0 && prev.conflict.length === 0) {
-        this.metrics.primaryConflicts.inc({ mirror });
-        log.error(
-          {
-            claimants: [next.primary, ...next.conflict].filter(Boolean),
-            kept: next.primary,
-            policy: rt.config.onConflict,
-          },
-          'two members claim primary',
-        );
-      }
-      if (!next.accepting && prev.accepting) {
-        log.warn(
-          { primary: next.primary, reason: next.primary ? 'suspect, draining or conflict' : 'no primary' },
-          'mirror not accepting: holding new clients',
-        );
-      }
-      if (next.accepting && next.primary !== null && next.primary !== rt.lastAccepting) {
-        const from = rt.lastAccepting;
-        rt.lastAccepting = next.primary;
-        if (from !== null) this.metrics.failovers.inc({ mirror });
-        if (withoutPrimaryMs !== null)
-          this.metrics.noPrimarySeconds.observe({ mirror }, withoutPrimaryMs / 1000);
-        log[from === null ? 'info' : 'warn'](
-          {
-            from,
-            to: next.primary,
-            without_primary_ms: withoutPrimaryMs === null ? null : Math.round(withoutPrimaryMs),
-            released: rt.proxy.lastEffect.released,
-            cut: rt.proxy.lastEffect.cut,
-          },
-          from === null ? 'primary found' : 'failover',
-        );
-        this.events.push({
-          kind: 'failover',
-          mirror,
-          member: next.primary,
-          from,
-          to: next.primary,
-          detectionMs: withoutPrimaryMs === null ? null : Math.round(withoutPrimaryMs),
-          heldClients: rt.proxy.lastEffect.released,
-          cutSessions: rt.proxy.lastEffect.cut,
-        });
-      } else if (next.accepting && withoutPrimaryMs !== null) {
-        log.info(
-          {
-            primary: next.primary,
-            without_primary_ms: Math.round(withoutPrimaryMs),
-            released: rt.proxy.lastEffect.released,
-          },
-          'primary accepting again',
-        );
-      }
-    });
-    this.publishDecision(rt, monitor.decision);
   }
 
   private publishDecision(rt: MirrorRuntime, d: Decision): void {
@@ -312,4 +520,10 @@ export class Daemon {
     for (const m of rt.config.members)
       this.metrics.memberPrimary.set({ mirror, member: m.name }, d.primary === m.name ? 1 : 0);
   }
+}
+
+/** A short fingerprint of a config (its source path left out), so a reload log says from what to what. */
+function digest(c: Config): string {
+  const { source: _source, ...rest } = c;
+  return `sha256:${createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12)}`;
 }

@@ -22,7 +22,7 @@ const LINT_FAILING_DEFAULTS = [
   'nodejs_active_resources_total',
 ];
 
-const HEALTH_RESULTS = ['primary', 'not_primary', 'timeout', 'error'] as const;
+const HEALTH_RESULTS = ['primary', 'not_primary', 'unexpected', 'timeout', 'error'] as const;
 
 /**
  * Every Prometheus metric of the contract, registered on one injected Registry so tests
@@ -38,10 +38,13 @@ export class Metrics {
   readonly connectionsActive: Gauge<'mirror' | 'member'>;
   readonly connectionsTotal: Counter<'mirror' | 'member'>;
   readonly connectionErrors: Counter<'mirror' | 'reason'>;
+  readonly connectRetries: Counter<'mirror' | 'member'>;
   readonly held: Gauge<'mirror'>;
   readonly bytes: Counter<'mirror' | 'member' | 'direction'>;
   readonly healthChecks: Counter<'mirror' | 'member' | 'result'>;
   readonly healthCheckDuration: Histogram<'mirror' | 'member'>;
+  readonly checkUrlAnswers: Counter<'mirror' | 'member' | 'url' | 'answer'>;
+  readonly checkUrlUnexpected: Gauge<'mirror' | 'member' | 'url'>;
   readonly configReloads: Counter<'result'>;
   readonly primaryConflicts: Counter<'mirror'>;
   readonly sessionsCut: Counter<'mirror' | 'member' | 'reason'>;
@@ -94,6 +97,12 @@ export class Metrics {
       labelNames: ['mirror', 'reason'],
       registers: r,
     });
+    this.connectRetries = new Counter({
+      name: 'mirrorlb_connect_retries_total',
+      help: 'Backend connects that failed and were retried while the client was held (not client errors)',
+      labelNames: ['mirror', 'member'],
+      registers: r,
+    });
     this.held = new Gauge({
       name: 'mirrorlb_held_connections',
       help: 'Clients held while the mirror has no primary accepting them',
@@ -108,7 +117,7 @@ export class Metrics {
     });
     this.healthChecks = new Counter({
       name: 'mirrorlb_health_checks_total',
-      help: 'Health checks by result (primary, not_primary, timeout, error)',
+      help: 'Health checks by result (primary, not_primary, unexpected, timeout, error)',
       labelNames: ['mirror', 'member', 'result'],
       registers: r,
     });
@@ -117,6 +126,20 @@ export class Metrics {
       help: 'Duration of health checks',
       labelNames: ['mirror', 'member'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: r,
+    });
+    // Per check URL (issue 10): one broken Web Gateway shows here while the member's own
+    // result stays primary. URLs are from the config, so the label set is bounded.
+    this.checkUrlAnswers = new Counter({
+      name: 'mirrorlb_check_url_answers_total',
+      help: 'Answers of each check URL by class (primary, not_primary, unexpected, error, timeout)',
+      labelNames: ['mirror', 'member', 'url', 'answer'],
+      registers: r,
+    });
+    this.checkUrlUnexpected = new Gauge({
+      name: 'mirrorlb_check_url_unexpected',
+      help: "1 while the check URL's last answer was unexpected (an error page, a redirect, a 404): a failed check, never a demotion",
+      labelNames: ['mirror', 'member', 'url'],
       registers: r,
     });
     this.configReloads = new Counter({
@@ -184,6 +207,7 @@ export class Metrics {
       const labels = { mirror, member };
       this.memberPrimary.inc(labels, 0);
       this.memberReachable.inc(labels, 0);
+      this.connectRetries.inc(labels, 0);
       this.connectionsActive.inc(labels, 0);
       this.connectionsTotal.inc(labels, 0);
       this.bytes.inc({ ...labels, direction: 'in' }, 0);

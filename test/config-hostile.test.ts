@@ -51,7 +51,8 @@ const EXPECT: Record<string, RegExp> = {
   'env-bad-syntax.yml': /unterminated "\$\{"/,
   'env-into-number.yml': /health\.rise: must be an integer >= 1, got "3" \(a value from \$\{VAR\} is text/,
   'env-unset.yml': /environment variable MLB_TEST_UNSET_HOST is not set/,
-  'expect-body-empty.yml': /health\.expect_body: must be a non-empty string or null/,
+  'expect-body-empty.yml':
+    /health\.expect_body: must be a non-empty string, a list of 1 to 8 non-empty strings, or null/,
   'fast-interval-longer.yml': /health\.fast_interval 1s is longer than health\.interval 100ms/,
   'html-document.yml': /the top level must be a mapping/,
   'ipv6-bad-brackets.yml': /"\[nothex\]" is not an IPv6 address/,

@@ -96,9 +96,11 @@ t.test('the defaults documented in the schema are the ones the loader fills in',
     );
   }
   t.equal(documented('mirrors[].on_conflict'), DEFAULTS.onConflict);
+  t.equal(documented('kind'), DEFAULTS.kind);
+  t.equal(documented('mirrors[].kind'), undefined, 'a mirror without kind inherits the top-level one');
   const overrides = [...byPath.keys()].filter((p) => /^mirrors\[\]\.(health|proxy)\./.test(p));
   t.ok(
-    overrides.length === 15 && overrides.every((p) => documented(p) === undefined),
+    overrides.length === 18 && overrides.every((p) => documented(p) === undefined),
     'per-mirror overrides have no default: they inherit',
   );
 });

@@ -48,7 +48,10 @@ const DEFAULT_HEALTH: HealthConfig = {
   rise: 1,
   fall: 2,
   expectStatus: 200,
-  expectBody: null,
+  expectBody: [],
+  notPrimaryStatus: [503],
+  notPrimaryBody: [],
+  fenceAfterMs: 10_000,
   maxBodyBytes: 4096,
   jitter: 0.1,
 };
@@ -68,6 +71,7 @@ t.test('the minimal file from the contract loads with every default filled', asy
     mirrors: [
       {
         name: 'ap1',
+        kind: 'generic',
         listen: { host: '0.0.0.0', port: 1972 },
         members: [
           {
@@ -107,7 +111,7 @@ t.test('every key, with per-mirror overrides inheriting the rest from the top le
     fastWindowMs: 5000,
     timeoutMs: 300,
   };
-  const top = { ...topHealth, fall: 3, expectBody: 'SUCCESS', maxBodyBytes: 1024, jitter: 0.2 };
+  const top = { ...topHealth, fall: 3, expectBody: ['SUCCESS'], maxBodyBytes: 1024, jitter: 0.2 };
   t.strictSame(ap1.health, { ...top, intervalMs: 500, rise: 2 });
   t.strictSame(ap2.health, top);
   const topProxy = {
@@ -183,7 +187,7 @@ t.test('environment substitution', async (t) => {
   t.strictSame(m?.listen, { host: '0.0.0.0', port: 1972 });
   t.strictSame(m?.members[0]?.address, { host: 'db1', port: 1972 });
   t.strictSame(m?.members[0]?.check, ['http://gw/fallback/$x/end']);
-  t.equal(m?.health.expectBody, 'x\n  - evil: [1', 'substituted text is never parsed as YAML');
+  t.strictSame(m?.health.expectBody, ['x\n  - evil: [1'], 'substituted text is never parsed as YAML');
   t.equal(c.admin.token, 'pa$word-${HOST}', 'a lone $ stays, $$ is a literal $');
 
   t.strictSame(problemsOf(withBase('admin:', '  token: ${SECRET}')), [

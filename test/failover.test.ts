@@ -85,6 +85,15 @@ t.test('planned switchover: new clients follow, none fail, old sessions are cut'
   const end = await readUpTo(old.socket!, 1, 5000);
   t.ok(end.ended, 'the session on the demoted member was closed');
   t.ok(lb.logs.messages().includes('failover'), 'a failover line is logged');
+  // Whichever probe came first (a's demotion or b's claim), the step that cut says how many.
+  const onA = 1 + seen.filter((m) => m === 'ap1a').length;
+  const roles = lb.daemon.events.list().filter((e) => e.kind === 'role');
+  t.equal(
+    roles.reduce((n, e) => n + e.cutSessions, 0),
+    onA,
+    `the role events count the ${onA} sessions cut, once`,
+    { roles },
+  );
   t.equal(
     lb.daemon.metrics.failovers.hashMap?.['mirror:ap1']?.value ??
       (await lb.daemon.metrics.failovers.get()).values[0]?.value,
@@ -117,19 +126,22 @@ t.test('primary hung: new clients are not sent into it; its sessions are cut at 
   t.equal(old.member, 'ap1a');
   await a.setRole('hang');
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.monitor.decision.accepting === false, 5000),
+    await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.accepting === false, 5000),
     'hung primary becomes suspect',
   );
+  const suspect = lb.daemon.events.list().find((e) => e.kind === 'role' && e.to === 'suspect');
+  t.equal(suspect?.cutSessions, 0, 'turning suspect cuts nothing, and its event says so');
   // A client arriving now is held, not sent into the hung member.
   const held = whoAnswers(port);
-  t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.heldCount() === 1, 10000),
-    'the new client is held',
-  );
+  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.held === 1, 10000), 'the new client is held');
   await b.setRole('primary');
   t.equal((await held).member, 'ap1b', 'the held client reaches the new primary');
   const end = await readUpTo(old.socket!, 1, 5000);
   t.ok(end.ended, 'the session on the hung member was closed');
+  const takeover = lb.daemon.events
+    .list()
+    .find((e) => e.kind === 'role' && e.member === 'ap1b' && e.to === 'primary');
+  t.equal(takeover?.cutSessions, 1, "the takeover's event counts the hung member's session it cut");
   (await held).socket?.destroy();
 });
 
@@ -144,7 +156,7 @@ t.test('status page down, SuperServer up: the primary keeps its sessions and cli
   const echo = await readUpTo(s.socket!, 12, 3000);
   t.equal(echo.data.toString(), 'still there?', 'the open session still works');
   t.equal((await whoAnswers(port)).member, 'ap1a', 'new clients still reach it');
-  const d = lb.daemon.runtimes().get('ap1')!.monitor.decision;
+  const d = lb.daemon.runtimes().get('ap1')!.decision;
   t.same([d.primary, d.accepting], ['ap1a', true]);
   s.socket!.destroy();
 });
@@ -155,7 +167,7 @@ t.test(
     const { b, lb, port } = await pair(t, 'backup', 'backup');
     const clients = Array.from({ length: 20 }, () => whoAnswers(port));
     t.ok(
-      await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.heldCount() === 20, 10000),
+      await eventually(() => lb.daemon.runtimes().get('ap1')!.held === 20, 10000),
       'all 20 held while no member is primary',
     );
     await b.setRole('primary');
@@ -181,8 +193,10 @@ t.test(
       'new clients reach the newer primary',
     );
     t.ok((await readUpTo(old.socket!, 1, 5000)).ended, 'the older primary’s session was closed');
-    const conflicts = await lb.daemon.metrics.primaryConflicts.get();
-    t.equal(conflicts.values[0]?.value, 1);
+    // A conflict, not a takeover: ap1a answers primary again after ap1b's claim.
+    const conflicts = async (): Promise<number> =>
+      (await lb.daemon.metrics.primaryConflicts.get()).values[0]?.value ?? 0;
+    t.ok(await eventually(async () => (await conflicts()) === 1, 5000), 'the conflict is counted');
   },
 );
 
@@ -193,12 +207,9 @@ t.test('hold policy: two primaries hold new clients until one steps down', async
   const port = lb.port('ap1');
   t.equal((await whoAnswers(port)).member, 'ap1a');
   await b.setRole('primary');
-  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.monitor.decision.conflict.length === 2, 5000));
+  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.conflict.length === 2, 5000));
   const held = whoAnswers(port);
-  t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.heldCount() === 1, 10000),
-    'the new client is held',
-  );
+  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.held === 1, 10000), 'the new client is held');
   await a.setRole('backup');
   t.equal((await held).member, 'ap1b');
   (await held).socket?.destroy();
@@ -222,7 +233,7 @@ t.test('admin drain, disable, enable', async (t) => {
   t.ok(lb.daemon.adminAction('ap1', 'ap1a', 'drain'));
   const held = whoAnswers(port, 8000);
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.heldCount() === 1, 10000),
+    await eventually(() => lb.daemon.runtimes().get('ap1')!.held === 1, 10000),
     'draining: new clients wait',
   );
   s.socket!.write('x');
@@ -231,6 +242,16 @@ t.test('admin drain, disable, enable', async (t) => {
   t.ok((await readUpTo(s.socket!, 1, 2000)).ended, 'disabled: sessions cut');
   t.ok(lb.daemon.adminAction('ap1', 'ap1a', 'enable'));
   t.equal((await held).member, 'ap1a', 'enabled: the held client goes through');
+  const admin = lb.daemon.events.list().filter((e) => e.kind === 'admin');
+  t.same(
+    admin.map((e) => [e.detail, e.from, e.to, e.cutSessions]),
+    [
+      ['drain', 'enabled', 'draining', 0],
+      ['disable', 'draining', 'disabled', 1],
+      ['enable', 'disabled', 'enabled', 0],
+    ],
+    'admin events carry the previous admin state and the sessions really cut',
+  );
   (await held).socket?.destroy();
   t.notOk(lb.daemon.adminAction('ap1', 'nope', 'drain'));
   t.notOk(lb.daemon.adminAction('nope', 'ap1a', 'drain'));
@@ -253,7 +274,7 @@ t.test(
     c.write('server');
     t.ok(await eventually(() => a.accepted.length === 2, 5000), 'the client reached the hung member');
     await b.setRole('primary');
-    lb.daemon.runtimes().get('ap1')!.monitor.kick();
+    lb.daemon.probeNow('ap1');
     const got = await readUpTo(c, 'ap1b\nhello, server'.length, 8000);
     t.equal(
       got.data.toString(),
@@ -261,13 +282,32 @@ t.test(
       'greeted by the new primary, which echoed the replayed bytes',
     );
     t.ok(
-      await eventually(() => lb.daemon.runtimes().get('ap1')!.proxy.sessionCount('ap1a') === 0, 5000),
+      await eventually(
+        () =>
+          lb.daemon
+            .runtimes()
+            .get('ap1')!
+            .members.find((m) => m.config.name === 'ap1a')!.sessions === 0,
+        5000,
+      ),
       'the session to the hung member was closed',
     );
     const moved = (await lb.daemon.metrics.sessionsRedispatched.get()).values.find(
       (v) => v.labels.member === 'ap1a',
     );
     t.equal(moved?.value, 1, 'counted as redispatched, not cut');
+    const events = lb.daemon.events.list().filter((e) => e.kind !== 'admin');
+    t.ok(
+      events.some((e) => e.kind === 'failover' && e.from === 'ap1a'),
+      'a failover from ap1a',
+      { events },
+    );
+    t.same(
+      events.map((e) => e.cutSessions),
+      events.map(() => 0),
+      'no event counts the moved session as cut',
+      { events },
+    );
     c.write('!');
     t.equal((await readUpTo(c, 1, 3000)).data.toString(), '!', 'the moved session carries on');
     c.destroy();

@@ -9,13 +9,16 @@ function m(
   primarySince: number | null = role === 'primary' || role === 'suspect' ? 0 : null,
   admin: AdminState = 'enabled',
 ): MemberView {
-  return { name, admin, health: { ...INITIAL_HEALTH, role, primarySince } };
+  // Primaries here answered just now (after any claim): two of them are a real conflict.
+  const lastPrimaryAnswerAt = role === 'primary' ? 1000 : null;
+  return { name, admin, health: { ...INITIAL_HEALTH, role, primarySince, lastPrimaryAnswerAt } };
 }
-const d = (primary: string | null, accepting: boolean, conflict: string[] = []): Decision => ({
-  primary,
-  accepting,
-  conflict,
-});
+const d = (
+  primary: string | null,
+  accepting: boolean,
+  conflict: string[] = [],
+  fallback: string | null = null,
+): Decision => ({ primary, accepting, conflict, fallback, cutReason: {} });
 
 // [name, members, policy, previous decision, expected]
 const table: Array<[string, MemberView[], 'newest' | 'hold', Decision | null, Decision]> = [
@@ -123,8 +126,83 @@ const table: Array<[string, MemberView[], 'newest' | 'hold', Decision | null, De
 ];
 
 for (const [name, members, policy, prev, want] of table) {
-  t.same(choosePrimary(members, policy, prev), want, name);
+  const { primary, accepting, conflict } = choosePrimary(members, policy, prev);
+  t.same(
+    { primary, accepting, conflict },
+    { primary: want.primary, accepting: want.accepting, conflict: want.conflict },
+    name,
+  );
 }
+
+// Fallback at the hold timeout and cut reasons: [name, members, policy, fallback, cutReason]
+const acting: Array<[string, MemberView[], 'newest' | 'hold', string | null, Record<string, string>]> = [
+  [
+    'an accepting primary needs no fallback',
+    [m('a', 'primary'), m('b', 'backup')],
+    'newest',
+    null,
+    { b: 'demoted' },
+  ],
+  [
+    'a suspect primary is the fallback',
+    [m('a', 'suspect'), m('b', 'backup')],
+    'newest',
+    'a',
+    { b: 'demoted' },
+  ],
+  [
+    'a draining suspect primary is no fallback',
+    [m('a', 'suspect', 0, 'draining'), m('b', 'backup')],
+    'newest',
+    null,
+    { b: 'demoted' },
+  ],
+  [
+    'a draining primary is no fallback',
+    [m('a', 'primary', 0, 'draining'), m('b', 'backup')],
+    'newest',
+    null,
+    { b: 'demoted' },
+  ],
+  [
+    'no primary: no fallback',
+    [m('a', 'backup'), m('b', 'unreachable')],
+    'newest',
+    null,
+    { a: 'demoted', b: 'demoted' },
+  ],
+  [
+    'a disabled primary is cut as disabled',
+    [m('a', 'primary', 0, 'disabled'), m('b', 'backup')],
+    'newest',
+    null,
+    { a: 'disabled', b: 'demoted' },
+  ],
+  [
+    'the loser of a conflict is cut as conflict',
+    [m('a', 'primary', 10), m('b', 'primary', 20)],
+    'newest',
+    null,
+    { a: 'conflict' },
+  ],
+  [
+    'hold policy: every claimant but the kept one is cut as conflict, no fallback',
+    [m('a', 'primary', 10), m('b', 'primary', 20), m('c', 'backup')],
+    'hold',
+    null,
+    { b: 'conflict', c: 'demoted' },
+  ],
+];
+
+for (const [name, members, policy, fallback, cutReason] of acting) {
+  const got = choosePrimary(members, policy, d('a', true));
+  t.same({ fallback: got.fallback, cutReason: got.cutReason }, { fallback, cutReason }, name);
+}
+
+t.test('a decision is frozen data', async (t) => {
+  const got = choosePrimary([m('a', 'primary', 10), m('b', 'primary', 20)], 'newest', null);
+  t.ok(Object.isFrozen(got) && Object.isFrozen(got.conflict) && Object.isFrozen(got.cutReason));
+});
 
 t.test('sameDecision', async (t) => {
   t.ok(sameDecision(d('a', true), d('a', true)));
@@ -132,4 +210,9 @@ t.test('sameDecision', async (t) => {
   t.notOk(sameDecision(d('a', true), d('a', false)));
   t.notOk(sameDecision(d('a', true), d('b', true)));
   t.notOk(sameDecision(d('a', true, ['b']), d('a', true)));
+  t.notOk(sameDecision(d('a', false, [], 'a'), d('a', false)), 'a changed fallback is a change');
+  t.ok(
+    sameDecision(d('a', true), { ...d('a', true), cutReason: { b: 'disabled' } }),
+    'cut reasons alone do not change routing',
+  );
 });

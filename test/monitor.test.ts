@@ -1,23 +1,76 @@
 import t from 'tap';
 import type { MirrorConfig } from '../src/config/types.js';
-import { MirrorMonitor, type ProbeRunner } from '../src/health/monitor.js';
+import { MirrorMonitor, type Clock, type MonitorChange, type ProbeRunner } from '../src/health/monitor.js';
 import type { ProbeResult } from '../src/health/types.js';
 
-/** A prober whose answers the test sets per member; counts probes and overlap. */
+/**
+ * A fake scheduler: time moves only when the test says so, and timers fire in order. After
+ * each timer the probes it started are let finish (the fake prober answers at once), so a
+ * test reads as "at this time, this happened" with no wall-clock sleep.
+ */
+class FakeClock implements Clock {
+  private t = 0;
+  private seq = 0;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.t + ms, fn });
+    return id;
+  }
+  clearTimeout(id: unknown): void {
+    this.timers.delete(id as number);
+  }
+  random(): number {
+    return 0.5;
+  }
+  /** Fires the earliest timer (moving time to it); false when none is pending. */
+  async fireNext(): Promise<boolean> {
+    let next: [number, { at: number; fn: () => void }] | undefined;
+    for (const e of this.timers) if (!next || e[1].at < next[1].at) next = e;
+    if (!next) return false;
+    this.timers.delete(next[0]);
+    this.t = Math.max(this.t, next[1].at);
+    next[1].fn();
+    await settle();
+    return true;
+  }
+  /** Moves time forward by `ms`, firing every timer due on the way. */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      let due = Infinity;
+      for (const e of this.timers.values()) due = Math.min(due, e.at);
+      if (due > end) break;
+      await this.fireNext();
+    }
+    this.t = end;
+  }
+  pending(): number {
+    return this.timers.size;
+  }
+}
+
+/** Lets every probe already answered run to its end (promise callbacks, then one more turn). */
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** A prober whose answers the test sets per member; counts probes and overlap; `gate` holds answers back. */
 class FakeProber implements ProbeRunner {
   answers = new Map<string, ProbeResult['kind']>();
   probes = new Map<string, number>();
   inFlight = new Map<string, number>();
   maxOverlap = 0;
-  delayMs = 2;
+  gate: Promise<void> | null = null;
   async probe(target: { urls: readonly string[] }): Promise<ProbeResult> {
     const name = new URL(target.urls[0]!).hostname;
     this.probes.set(name, (this.probes.get(name) ?? 0) + 1);
     const n = (this.inFlight.get(name) ?? 0) + 1;
     this.inFlight.set(name, n);
     this.maxOverlap = Math.max(this.maxOverlap, n);
-    await new Promise((r) => setTimeout(r, this.delayMs));
-    this.inFlight.set(name, n - 1);
+    if (this.gate) await this.gate;
+    this.inFlight.set(name, (this.inFlight.get(name) ?? 1) - 1);
     const kind = this.answers.get(name) ?? 'not_primary';
     switch (kind) {
       case 'primary':
@@ -61,74 +114,147 @@ function mirror(intervalMs: number, fastIntervalMs: number, fastWindowMs = 0): M
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-t.test('no decision before the first answers; then the primary; never overlapping probes', async (t) => {
+function setup(t: Tap.Test, cfg: MirrorConfig) {
+  const clock = new FakeClock();
   const p = new FakeProber();
-  p.answers.set('a', 'primary');
-  const m = new MirrorMonitor(mirror(40, 10), p);
+  const m = new MirrorMonitor(cfg, p, { clock });
+  const changes: MonitorChange[] = [];
+  m.on('change', (c) => changes.push(c));
   t.teardown(() => m.stop());
-  t.same(m.decision, { primary: null, accepting: false, conflict: [] }, 'fresh: nothing routable');
-  const decisions: Array<string | null> = [];
-  m.on('decision', (c) => decisions.push(c.next.primary));
+  return { clock, p, m, changes };
+}
+
+t.test('no decision before the first answers; then the primary, in one change with its role', async (t) => {
+  const { p, m, changes } = setup(t, mirror(40, 10));
+  p.answers.set('a', 'primary');
+  t.same(
+    m.decision,
+    {
+      primary: null,
+      accepting: false,
+      conflict: [],
+      fallback: null,
+      cutReason: { a: 'demoted', b: 'demoted' },
+    },
+    'fresh: nothing routable',
+  );
   m.start();
   t.throws(() => m.start(), 'start twice is an error');
-  await sleep(300);
-  t.same(decisions, ['a']);
-  t.equal(p.maxOverlap, 1, 'probes of one member never overlap');
+  await settle();
+  t.equal(changes.length, 2, 'a: unknown -> primary (with the decision), b: unknown -> backup');
+  t.same(changes[0]?.role, { member: 'a', from: 'unknown', to: 'primary', result: 'primary' });
+  t.equal(changes[0]?.decision?.next.primary, 'a', 'the decision comes in the same change as the role');
+  t.same(changes[1]?.role?.to, 'backup');
+  t.equal(changes[1]?.decision, null, 'b turning backup changes no routing');
   m.stop();
   m.stop();
+});
+
+t.test('probes of one member never overlap: a kick during a probe probes again after it', async (t) => {
+  const { p, m, clock } = setup(t, mirror(10_000, 10_000));
+  let open!: () => void;
+  p.gate = new Promise((r) => (open = r));
+  m.start();
+  await settle();
+  t.equal(p.count('a'), 1, 'first probe under way');
+  m.kick();
+  await settle();
+  t.equal(p.count('a'), 1, 'no second probe while the first is in flight');
+  p.gate = null;
+  open();
+  await settle();
+  await settle();
+  t.equal(p.count('a'), 2, 'the kick is served once the probe ended');
+  t.equal(p.maxOverlap, 1, 'never two probes of one member at once');
+  t.ok(clock.pending() >= 2, 'each member has its next probe scheduled');
 });
 
 t.test('fast interval while there is no primary, steady once there is one', async (t) => {
-  const p = new FakeProber();
-  const m = new MirrorMonitor(mirror(300, 10), p);
-  t.teardown(() => m.stop());
+  const { p, m, clock } = setup(t, mirror(300, 10));
   m.start();
-  await sleep(300);
-  const fastCount = p.count('a');
-  t.ok(fastCount >= 8, `probed fast with no primary (${fastCount} probes in 300 ms)`);
+  await settle();
+  await clock.advance(300);
+  // 10 ms less 5% jitter (random() is 0.5, jitter 0.1): a probe every 9.5 ms.
+  t.equal(p.count('a'), 1 + Math.floor(300 / 9.5), 'probed at the fast interval with no primary');
   p.answers.set('a', 'primary');
-  await sleep(100);
+  await clock.advance(10);
+  t.equal(m.decision.primary, 'a');
   const before = p.count('a');
-  await sleep(400);
-  const steadyCount = p.count('a') - before;
-  t.ok(steadyCount <= 3, `probed at the steady interval with a primary (${steadyCount} in 400 ms)`);
+  await clock.advance(1000);
+  t.equal(
+    p.count('a') - before,
+    Math.floor(1000 / 285),
+    'probed at the steady interval (285 ms) with a primary',
+  );
 });
 
-t.test('a demoted primary makes the others be probed at once, and kick() probes everyone', async (t) => {
-  const p = new FakeProber();
+t.test('a demoted primary makes the others be probed at once', async (t) => {
+  const { p, m, clock } = setup(t, mirror(10_000, 10_000));
   p.answers.set('a', 'primary');
-  const m = new MirrorMonitor(mirror(10_000, 10_000), p);
-  t.teardown(() => m.stop());
   m.start();
-  await sleep(50);
+  await settle();
   t.equal(m.decision.primary, 'a');
   const b0 = p.count('b');
-  m.kick();
-  await sleep(50);
-  t.equal(p.count('b'), b0 + 1, 'kick probed b immediately despite a 10 s interval');
-  const roles: string[] = [];
-  m.on('role', (c) => roles.push(`${c.member}:${c.from}->${c.to}`));
   p.answers.set('a', 'not_primary');
   p.answers.set('b', 'primary');
-  m.kick();
-  await sleep(20);
-  m.kick(); // a second kick right away is coalesced, not a probe storm
-  await sleep(80);
-  t.ok(roles.includes('a:primary->backup'));
-  t.ok(roles.includes('b:backup->primary'));
+  // Only a's timer fires (it was scheduled first); b's would be due 9.5 s from now.
+  await clock.fireNext();
+  t.equal(p.count('b'), b0 + 1, 'b probed as soon as a stopped being primary');
   t.equal(m.decision.primary, 'b');
 });
 
-t.test('seeded health survives a rebuild: the decision in force stays in force', async (t) => {
-  const p = new FakeProber();
+t.test('kick() probes everyone; a second kick right away is coalesced', async (t) => {
+  const { p, m, clock } = setup(t, mirror(10_000, 10_000));
   p.answers.set('a', 'primary');
-  const m1 = new MirrorMonitor(mirror(20, 10), p);
-  m1.start();
-  await sleep(60);
-  m1.stop();
-  const seed = new Map(m1.members().map((s) => [s.config.name, { health: s.health, admin: s.admin }]));
-  const m2 = new MirrorMonitor(mirror(20, 10), p, seed);
-  t.same(m2.decision, { primary: 'a', accepting: true, conflict: [] }, 'routable from the first instant');
+  m.start();
+  await settle();
+  const [a0, b0] = [p.count('a'), p.count('b')];
+  m.kick();
+  await settle();
+  t.same([p.count('a'), p.count('b')], [a0 + 1, b0 + 1], 'kick probed both despite a 10 s interval');
+  m.kick();
+  await settle();
+  t.same([p.count('a'), p.count('b')], [a0 + 1, b0 + 1], 'a second kick at the same instant probes nothing');
+  await clock.advance(5);
+  m.kick();
+  await settle();
+  t.same(
+    [p.count('a'), p.count('b')],
+    [a0 + 1, b0 + 1],
+    'nor one 5 ms later (kicks closer than 10 ms are one)',
+  );
+  await clock.advance(5);
+  m.kick();
+  await settle();
+  t.same([p.count('a'), p.count('b')], [a0 + 2, b0 + 2], 'a kick 10 ms after the first probes again');
+});
+
+t.test('setAdmin returns the decision change and does not emit it', async (t) => {
+  const { p, m, changes } = setup(t, mirror(10_000, 10_000));
+  p.answers.set('a', 'primary');
+  m.start();
+  await settle();
+  const seen = changes.length;
+  const c = m.setAdmin('a', 'disabled');
+  t.equal(c?.prev.primary, 'a');
+  t.equal(c?.next.primary, null);
+  t.equal(c?.next.cutReason.a, 'disabled', 'the decision says why a is cut');
+  t.equal(changes.length, seen, 'not emitted: the caller applies it');
+  t.equal(m.setAdmin('b', 'draining'), null, 'a backup draining changes no routing');
+  t.equal(m.setAdmin('nope', 'disabled'), null);
+});
+
+t.test('seeded health survives a rebuild: the decision in force stays in force', async (t) => {
+  const { p, m } = setup(t, mirror(20, 10));
+  p.answers.set('a', 'primary');
+  m.start();
+  await settle();
+  m.stop();
+  const seed = new Map(m.members().map((s) => [s.config.name, { health: s.health, admin: s.admin }]));
+  const m2 = new MirrorMonitor(mirror(20, 10), p, { seed, clock: new FakeClock() });
+  t.same(
+    m2.decision,
+    { primary: 'a', accepting: true, conflict: [], fallback: null, cutReason: { b: 'demoted' } },
+    'routable from the first instant',
+  );
 });

@@ -63,9 +63,9 @@ t.test('status answers', async (t) => {
     t.match(await probe(prober, [srv.url()]), { kind: 'not_primary', status: 503, url: srv.url() });
   });
 
-  t.test('200 without the expected text is not primary', async (t) => {
+  t.test('200 without the expected text is unexpected', async (t) => {
     const srv = await withHttpServer(t, answer(200, 'FAILED'));
-    t.match(await probe(prober, [srv.url()]), { kind: 'not_primary', status: 200 });
+    t.match(await probe(prober, [srv.url()]), { kind: 'unexpected', status: 200 });
   });
 
   t.test('expectBody null: the status alone decides', async (t) => {
@@ -92,7 +92,7 @@ t.test('status answers', async (t) => {
       res.writeHead(302, { location: '/target' });
       res.end();
     });
-    t.match(await probe(prober, [srv.url('/start')]), { kind: 'not_primary', status: 302 });
+    t.match(await probe(prober, [srv.url('/start')]), { kind: 'unexpected', status: 302 });
     t.equal(targetHits, 0, 'redirect target never requested');
   });
 
@@ -113,7 +113,7 @@ t.test('bodies are read only as far as needed', async (t) => {
   t.test('endless body without the text: decided from the capped prefix', async (t) => {
     const srv = await withHttpServer(t, endless('FAILED'));
     const start = performance.now();
-    t.match(await probe(prober, [srv.url()], opts), { kind: 'not_primary', status: 200 });
+    t.match(await probe(prober, [srv.url()], opts), { kind: 'unexpected', status: 200 });
     t.ok(performance.now() - start < opts.timeoutMs / 2, 'well before the timeout');
     await within(srv.closedConnections(1), 5000, 'server sees the connection closed');
   });
@@ -129,7 +129,7 @@ t.test('bodies are read only as far as needed', async (t) => {
       res.writeHead(200);
       res.end('x'.repeat(10_000) + 'SUCCESS');
     });
-    t.match(await probe(prober, [srv.url()], opts), { kind: 'not_primary', status: 200 });
+    t.match(await probe(prober, [srv.url()], opts), { kind: 'unexpected', status: 200 });
     t.match(await probe(prober, [srv.url()], { ...opts, maxBodyBytes: 20_000 }), { kind: 'primary' });
   });
 
@@ -165,7 +165,7 @@ t.test('bodies are read only as far as needed', async (t) => {
       const { handler, result } = huge('SUCCESS');
       const srv = await withHttpServer(t, handler);
       const r = await probe(prober, [srv.url()], { ...opts, expectBody });
-      t.match(r, { kind: expectBody === 'NEVER-THERE' ? 'not_primary' : 'primary', status: 200 });
+      t.match(r, { kind: expectBody === 'NEVER-THERE' ? 'unexpected' : 'primary', status: 200 });
       await within(srv.closedConnections(1), 5000, 'server sees the connection closed');
       t.notOk(result.finished, 'the body was never completely sent');
       t.ok(result.sent < HUGE / 2, `server got rid of ${result.sent} bytes only`);
@@ -255,18 +255,73 @@ t.test('failures', async (t) => {
   });
 });
 
-t.test('several URLs: the first to answer decides', async (t) => {
+t.test('several URLs: the first authoritative answer decides', async (t) => {
   const prober = withProber(t);
 
-  t.test('first hangs, second answers: decided by the second, at once', async (t) => {
+  t.test('first hangs, second answers not primary: decided by the second, at once', async (t) => {
     const hung = await withTcpServer(t);
-    const good = await withHttpServer(t, answer(200, 'SUCCESS'));
+    const good = await withHttpServer(t, answer(503, 'FAILED'));
     const timeoutMs = 8000;
     const start = performance.now();
     const r = await probe(prober, [hung.url(), good.url()], { timeoutMs });
-    t.match(r, { kind: 'primary', status: 200, url: good.url() });
+    t.match(r, { kind: 'not_primary', status: 503, url: good.url() });
     t.ok(performance.now() - start < timeoutMs / 2, 'did not wait for the hung URL');
+    t.match(r.answers, [
+      { url: hung.url(), outcome: 'skipped' },
+      { url: good.url(), outcome: 'not_primary' },
+    ]);
     await within(hung.closedConnections(1), 5000, 'request to the hung URL aborted');
+  });
+
+  t.test(
+    'first hangs, second answers primary: decided by the second, the round waits for the first',
+    async (t) => {
+      // A primary answer is trusted only once no other URL says otherwise (contradiction).
+      const hung = await withTcpServer(t);
+      const good = await withHttpServer(t, answer(200, 'SUCCESS'));
+      const r = await probe(prober, [hung.url(), good.url()], { timeoutMs: 300 });
+      t.match(r, { kind: 'primary', status: 200, url: good.url(), contradicted: false });
+      t.match(r.answers, [
+        { url: hung.url(), outcome: 'timeout' },
+        { url: good.url(), outcome: 'primary', status: 200 },
+      ]);
+    },
+  );
+
+  t.test('an unexpected answer never decides; the other URL does', async (t) => {
+    const broken = await withHttpServer(t, answer(500, '<html>CSP Gateway error</html>'));
+    const good = await withHttpServer(t, answer(200, 'SUCCESS'));
+    const r = await probe(prober, [broken.url(), good.url()]);
+    t.match(r, { kind: 'primary', url: good.url() });
+    t.match(r.answers, [{ outcome: 'unexpected', status: 500 }, { outcome: 'primary' }]);
+  });
+
+  t.test('every URL unexpected: unexpected, with the SuperServer checked', async (t) => {
+    const a = await withHttpServer(t, answer(500, 'oops'));
+    const b = await withHttpServer(t, answer(503, '<html>Service Unavailable</html>'));
+    const ss = await withTcpServer(t);
+    const r = await probe(
+      prober,
+      [a.url(), b.url()],
+      { notPrimaryBody: 'FAILED', checkSuperserver: true },
+      ss.port,
+    );
+    t.match(r, { kind: 'unexpected', status: 500, url: a.url(), superserver: true });
+    t.match(r.answers, [
+      { outcome: 'unexpected', status: 500 },
+      { outcome: 'unexpected', status: 503 },
+    ]);
+  });
+
+  t.test('URLs that contradict each other: the first authoritative one decides, contradicted', async (t) => {
+    const yes = await withHttpServer(t, answer(200, 'SUCCESS'));
+    const no = await withHttpServer(t, (_req, res) => {
+      // Later than the primary answer, so the primary one is first.
+      setTimeout(() => answer(503, 'FAILED')(_req, res), 50);
+    });
+    const r = await probe(prober, [yes.url(), no.url()]);
+    t.match(r, { kind: 'primary', url: yes.url(), contradicted: true });
+    t.match(r.answers, [{ outcome: 'primary' }, { outcome: 'not_primary' }]);
   });
 
   t.test('first refused, second answers: decided by the second', async (t) => {

@@ -1,8 +1,8 @@
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
 import type { TransitionEvent } from '../events.js';
+import type { MemberHealth } from '../health/types.js';
 
 /** Member state as the contract names it: health role, overridden by maintenance. */
 export type MemberState =
@@ -22,10 +22,32 @@ export interface MemberStatus {
     readonly result: string | null;
   } | null;
   readonly sessions: number;
+  /**
+   * Each check URL's last answer and its class, and which one decided, so that one broken
+   * Web Gateway is visible at a glance (issue 10). One entry per configured URL.
+   */
+  readonly checks: readonly CheckStatus[];
+  /** Its URLs contradicted each other in the last round: no new clients until they agree. */
+  readonly contradicted: boolean;
+  /** It lost the role to fencing (no authoritative answer for fence_after). */
+  readonly fenced: boolean;
+}
+
+export interface CheckStatus {
+  readonly url: string;
+  /** primary, not_primary, unexpected (authoritative or not), error, timeout, skipped; null: not probed yet. */
+  readonly outcome: string | null;
+  readonly status: number | null;
+  readonly code: string | null;
+  readonly latencyMs: number | null;
+  /** This URL's answer decided the last round. */
+  readonly decided: boolean;
 }
 
 export interface MirrorStatus {
   readonly name: string;
+  /** iris, patroni or generic: what the check answers are read as. */
+  readonly kind: string;
   readonly listen: string;
   readonly primary: string | null;
   readonly accepting: boolean;
@@ -53,19 +75,20 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
   const events = daemon.events.list();
   const mirrors: MirrorStatus[] = [];
   for (const rt of daemon.runtimes().values()) {
-    const d = rt.monitor.decision;
+    const d = rt.decision;
     mirrors.push({
       name: rt.config.name,
+      kind: rt.config.kind,
       listen: formatHostPort({
         host: rt.config.listen.host,
-        port: boundPort(rt.proxy) ?? rt.config.listen.port,
+        port: rt.listen?.port ?? rt.config.listen.port,
       }),
       primary: d.primary,
       accepting: d.accepting,
       conflict: d.conflict,
-      heldClients: rt.proxy.heldCount(),
-      sessions: rt.proxy.sessionCount(),
-      members: rt.monitor.members().map((m) => ({
+      heldClients: rt.held,
+      sessions: rt.sessions,
+      members: rt.members.map((m) => ({
         name: m.config.name,
         address: formatHostPort(m.config.address),
         check: m.config.check,
@@ -82,7 +105,10 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
                   m.health.lastLatencyMs === null ? null : Math.round(m.health.lastLatencyMs * 10) / 10,
                 result: m.health.lastResult,
               },
-        sessions: rt.proxy.sessionCount(m.config.name),
+        sessions: m.sessions,
+        checks: checkStatus(m.config.check, m.health),
+        contradicted: m.health.contradicted,
+        fenced: m.health.fenced,
       })),
       lastFailover: lastFailover(events, rt.config.name),
     });
@@ -97,6 +123,20 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
   };
 }
 
+function checkStatus(urls: readonly string[], h: MemberHealth): CheckStatus[] {
+  return urls.map((url) => {
+    const a = h.lastAnswers.find((x) => x.url === url);
+    return {
+      url,
+      outcome: a?.outcome ?? null,
+      status: a?.status ?? null,
+      code: a?.code ?? null,
+      latencyMs: a?.latencyMs == null ? null : Math.round(a.latencyMs * 10) / 10,
+      decided: h.decidedBy === url,
+    };
+  });
+}
+
 /** lib is ES2022, without Array.prototype.findLast. */
 function lastFailover(events: readonly TransitionEvent[], mirror: string): TransitionEvent | null {
   for (let i = events.length - 1; i >= 0; i--) {
@@ -104,10 +144,4 @@ function lastFailover(events: readonly TransitionEvent[], mirror: string): Trans
     if (e.kind === 'failover' && e.mirror === mirror && e.from !== null) return e;
   }
   return null;
-}
-
-/** The port really bound (differs from the config for port 0); null while not listening. */
-function boundPort(proxy: { address(): AddressInfo | null }): number | null {
-  const a = proxy.address();
-  return a && typeof a === 'object' ? a.port : null;
 }

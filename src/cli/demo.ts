@@ -1,4 +1,5 @@
 import { parseConfig } from '../config/load.js';
+import { formatHostPort } from '../config/types.js';
 import { SimMember } from '../sim/member.js';
 import { createLogger } from '../log.js';
 import { startBalancer } from './run.js';
@@ -82,10 +83,7 @@ export async function runDemo(
   }
   const web = (name: string): number => sims.find((s) => s.name === name)!.webPort;
   // Print the bound addresses: port 0 (any free port) is allowed on every listener.
-  const bound = (mirror: string): string => {
-    const a = running.daemon.runtimes().get(mirror)!.proxy.address();
-    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-  };
+  const bound = (mirror: string): string => formatHostPort(running.daemon.runtimes().get(mirror)!.listen!);
   const adminAddr = running.admin.address();
   const [host1, port1] = splitHostPort(bound('ap1'));
   out.write(

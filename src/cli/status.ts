@@ -1,5 +1,5 @@
 /** `mirrorlb status [--admin URL] [--json]`: the admin API's /status as a terminal table. */
-import type { MemberState, MirrorStatus, StatusDoc } from '../admin/status.js';
+import type { CheckStatus, MemberState, MirrorStatus, StatusDoc } from '../admin/status.js';
 import type { TransitionEvent } from '../events.js';
 import { parseFlags } from './flags.js';
 
@@ -183,7 +183,51 @@ function mirrorLines(m: MirrorStatus, p: typeof PAINT): string[] {
         `  ${p.dim(`last failover ${m.lastFailover.time}: ${m.lastFailover.from} -> ${m.lastFailover.to}, ${m.lastFailover.detectionMs === null ? 'no time' : duration(m.lastFailover.detectionMs)} without primary`)}`,
       ]
     : [];
-  return [head, ...table(rows).map((l, i) => `  ${i === 0 ? p.dim(l) : l}`), ...lastFailover];
+  return [
+    head,
+    ...table(rows).map((l, i) => `  ${i === 0 ? p.dim(l) : l}`),
+    ...checkLines(m, p),
+    ...lastFailover,
+  ];
+}
+
+/**
+ * Each check URL's last answer and class, and which one decided: one broken Web Gateway
+ * shows as one `unexpected` line next to a `primary` one (issue 10).
+ */
+function checkLines(m: MirrorStatus, p: typeof PAINT): string[] {
+  const rows: string[][] = [['CHECK', 'URL', 'LAST ANSWER', 'DECIDED']];
+  for (const x of m.members) {
+    // A daemon older than the per-URL answers sends none.
+    (x.checks ?? []).forEach((c, i) => {
+      rows.push([i === 0 ? x.name : '', c.url, paintAnswer(c, p), c.decided ? 'decided' : '']);
+    });
+    if (x.contradicted)
+      rows.push(['', p.red('URLs contradict each other: no new clients until they agree'), '', '']);
+    if (x.fenced) rows.push(['', p.red('fenced: no authoritative answer for fence_after'), '', '']);
+  }
+  if (rows.length === 1) return [];
+  return table(rows).map((l, i) => `  ${i === 0 ? p.dim(l) : l}`);
+}
+
+function paintAnswer(c: CheckStatus, p: typeof PAINT): string {
+  const status = c.status === null ? '' : `${c.status} `;
+  switch (c.outcome) {
+    case null:
+      return '-';
+    case 'primary':
+      return p.green(`${status}primary`);
+    case 'not_primary':
+      return `${status}not primary`;
+    case 'unexpected':
+      return p.red(`${status}unexpected`);
+    case 'error':
+      return p.red(`error ${c.code ?? ''}`.trim());
+    case 'timeout':
+      return p.yellow('timeout');
+    default:
+      return c.outcome;
+  }
 }
 
 function paintState(s: MemberState, p: typeof PAINT): string {

@@ -1,6 +1,7 @@
 /** Fills defaults and turns a checked file (snake_case, strings) into the typed Config (camelCase, ms). */
 import {
   DEFAULTS,
+  isNoFence,
   isNoIdleTimeout,
   type RawFile,
   type RawHealth,
@@ -9,14 +10,15 @@ import {
 } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
-import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
+import { KIND_HEALTH } from './kinds.js';
+import type { Config, HealthConfig, MirrorConfig, MirrorKind, ProxyConfig } from './types.js';
 
 export function buildConfig(raw: RawFile, source: string): Config {
-  const health = { ...DEFAULTS.health, ...raw.health };
   const proxy = { ...DEFAULTS.proxy, ...raw.proxy };
+  const topKind = raw.kind ?? DEFAULTS.kind;
   return {
     source,
-    mirrors: raw.mirrors.map((m) => buildMirror(m, health, proxy)),
+    mirrors: raw.mirrors.map((m) => buildMirror(m, m.kind ?? topKind, raw.health ?? {}, proxy)),
     admin: {
       listen: parseListenAddress(raw.admin?.listen ?? DEFAULTS.admin.listen),
       token: raw.admin?.token ?? DEFAULTS.admin.token,
@@ -29,16 +31,22 @@ export function buildConfig(raw: RawFile, source: string): Config {
   };
 }
 
-function buildMirror(m: RawMirror, health: RawHealth, proxy: RawProxy): MirrorConfig {
+function buildMirror(
+  m: RawMirror,
+  kind: MirrorKind,
+  topHealth: Partial<RawHealth>,
+  proxy: RawProxy,
+): MirrorConfig {
   return {
     name: m.name,
+    kind,
     listen: parseListenAddress(m.listen),
     members: m.members.map((member) => ({
       name: member.name,
       address: parseHostPort(member.address),
       check: typeof member.check === 'string' ? [member.check] : [...member.check],
     })),
-    health: buildHealth({ ...health, ...m.health }),
+    health: buildHealth({ ...DEFAULTS.health, ...KIND_HEALTH[kind], ...topHealth, ...m.health }),
     proxy: buildProxy({ ...proxy, ...m.proxy }),
     onConflict: m.on_conflict ?? DEFAULTS.onConflict,
   };
@@ -53,10 +61,18 @@ function buildHealth(h: RawHealth): HealthConfig {
     rise: h.rise,
     fall: h.fall,
     expectStatus: h.expect_status,
-    expectBody: h.expect_body,
+    expectBody: texts(h.expect_body),
+    notPrimaryStatus:
+      typeof h.not_primary_status === 'number' ? [h.not_primary_status] : [...h.not_primary_status],
+    notPrimaryBody: texts(h.not_primary_body),
+    fenceAfterMs: isNoFence(h.fence_after) ? null : parseDuration(h.fence_after),
     maxBodyBytes: h.max_body,
     jitter: h.jitter,
   };
+}
+
+function texts(v: string | readonly string[] | null): string[] {
+  return v === null ? [] : typeof v === 'string' ? [v] : [...v];
 }
 
 function buildProxy(p: RawProxy): ProxyConfig {

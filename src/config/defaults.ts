@@ -2,7 +2,7 @@
  * The file's defaults in the file's own units, and the shape of a file that passed the
  * schema. The schema documents the same defaults (`default`); a test keeps the two equal.
  */
-import type { ConflictPolicy, LogLevel } from './types.js';
+import type { ConflictPolicy, LogLevel, MirrorKind } from './types.js';
 
 export interface RawHealth {
   readonly interval: string;
@@ -12,7 +12,12 @@ export interface RawHealth {
   readonly rise: number;
   readonly fall: number;
   readonly expect_status: number;
-  readonly expect_body: string | null;
+  /** One text, or a list of which any one found means primary; null: the status alone. */
+  readonly expect_body: string | readonly string[] | null;
+  readonly not_primary_status: number | readonly number[];
+  readonly not_primary_body: string | readonly string[] | null;
+  /** A duration, or "off". */
+  readonly fence_after: string;
   readonly max_body: number;
   readonly jitter: number;
 }
@@ -33,6 +38,7 @@ export interface RawAdmin {
 
 interface Defaults {
   readonly onConflict: ConflictPolicy;
+  readonly kind: MirrorKind;
   readonly health: RawHealth;
   readonly proxy: RawProxy;
   readonly admin: RawAdmin;
@@ -41,8 +47,13 @@ interface Defaults {
   readonly metrics: { readonly enabled: boolean };
 }
 
+/**
+ * The generic kind's values; `kind: iris` / `kind: patroni` change some of them
+ * (src/config/kinds.ts). The schema documents these.
+ */
 export const DEFAULTS: Defaults = {
   onConflict: 'newest',
+  kind: 'generic',
   health: {
     interval: '200ms',
     fast_interval: '50ms',
@@ -52,6 +63,9 @@ export const DEFAULTS: Defaults = {
     fall: 2,
     expect_status: 200,
     expect_body: null,
+    not_primary_status: 503,
+    not_primary_body: null,
+    fence_after: '10s',
     max_body: 4096,
     jitter: 0.1,
   },
@@ -77,6 +91,7 @@ export interface RawMember {
 export interface RawMirror {
   readonly name: string;
   readonly listen: string;
+  readonly kind?: MirrorKind;
   readonly on_conflict?: ConflictPolicy;
   readonly health?: Partial<RawHealth>;
   readonly proxy?: Partial<RawProxy>;
@@ -86,6 +101,7 @@ export interface RawMirror {
 /** A file after env substitution that passed the schema and the semantic checks. */
 export interface RawFile {
   readonly mirrors: readonly RawMirror[];
+  readonly kind?: MirrorKind;
   readonly health?: Partial<RawHealth>;
   readonly proxy?: Partial<RawProxy>;
   readonly admin?: Partial<RawAdmin>;
@@ -96,6 +112,11 @@ export interface RawFile {
 
 export const HEALTH_DURATIONS = ['interval', 'fast_interval', 'fast_window', 'timeout'] as const;
 export const PROXY_DURATIONS = ['connect_timeout', 'hold_timeout'] as const;
+
+/** `fence_after: off`: never fence. */
+export function isNoFence(v: unknown): boolean {
+  return v === 'off';
+}
 
 /** `idle_timeout`: 0, "0" and "off" mean no idle timeout. */
 export function isNoIdleTimeout(v: unknown): boolean {

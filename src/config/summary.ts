@@ -35,17 +35,21 @@ function mirrorLines(m: MirrorConfig): string[] {
       ),
     ),
     `  health  ${healthLine(m.health)}`,
+    `  kind    ${m.kind}`,
     `  proxy   ${proxyLine(m.proxy)}`,
     '',
   ];
 }
 
 function healthLine(h: HealthConfig): string {
-  const body = h.expectBody === null ? '' : ` with ${JSON.stringify(h.expectBody)}`;
+  const body = (b: readonly string[]): string =>
+    b.length === 0 ? '' : ` with ${b.map((x) => JSON.stringify(x)).join(' or ')}`;
+  const fence = h.fenceAfterMs === null ? 'off' : formatDuration(h.fenceAfterMs);
   return (
     `every ${formatDuration(h.intervalMs)} (${formatDuration(h.fastIntervalMs)} for ` +
     `${formatDuration(h.fastWindowMs)} after a change), timeout ${formatDuration(h.timeoutMs)}, ` +
-    `rise ${h.rise}, fall ${h.fall}, primary = ${h.expectStatus}${body}`
+    `rise ${h.rise}, fall ${h.fall}, primary = ${h.expectStatus}${body(h.expectBody)}, ` +
+    `not primary = ${h.notPrimaryStatus.join(' or ')}${body(h.notPrimaryBody)}, fence after ${fence}`
   );
 }
 

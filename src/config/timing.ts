@@ -1,6 +1,6 @@
 /** Duration checks: each value parses, and the fast interval is never the slower one. */
 import type { Checker } from './checker.js';
-import { DEFAULTS, HEALTH_DURATIONS, isNoIdleTimeout, PROXY_DURATIONS } from './defaults.js';
+import { DEFAULTS, HEALTH_DURATIONS, isNoFence, isNoIdleTimeout, PROXY_DURATIONS } from './defaults.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { displayPath } from './positions.js';
 
@@ -18,6 +18,8 @@ export function checkDurations(c: Checker, mirrors: string[]): void {
   for (const s of ['', ...mirrors]) {
     const ptr = `${s}/proxy/idle_timeout`;
     if (!isNoIdleTimeout(c.get(ptr))) c.parse(ptr, parseDuration);
+    const fence = `${s}/health/fence_after`;
+    if (!isNoFence(c.get(fence))) c.parse(fence, parseDuration);
   }
 }
 

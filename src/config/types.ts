@@ -11,6 +11,13 @@ export interface HostPort {
 /** How a mirror reacts when two members claim primary at once (contract rule 6). */
 export type ConflictPolicy = 'newest' | 'hold';
 
+/**
+ * What the user says the mirror is. It picks the defaults of the answer classification,
+ * `fence_after` and promotion confirmation (src/config/kinds.ts, docs/configuration.md);
+ * an explicit health key always wins over the kind.
+ */
+export type MirrorKind = 'iris' | 'patroni' | 'generic';
+
 export interface HealthConfig {
   /** Probe interval while the mirror has a primary that accepts clients. */
   readonly intervalMs: number;
@@ -24,10 +31,19 @@ export interface HealthConfig {
   readonly rise: number;
   /** Consecutive failed checks (with the SuperServer port failing too) before a primary loses the role. */
   readonly fall: number;
-  /** Status that means "primary"; any other answered status means "not primary". */
+  /** Status that, with `expectBody`, means "primary". */
   readonly expectStatus: number;
-  /** Optional text the body must contain to mean "primary". */
-  readonly expectBody: string | null;
+  /** Texts of which the body must contain one to mean "primary" (empty: the status alone decides). */
+  readonly expectBody: readonly string[];
+  /** Statuses that, with `notPrimaryBody`, are the member's own "not primary" answer. */
+  readonly notPrimaryStatus: readonly number[];
+  /** Texts of which a not-primary body must contain one (empty: the status alone decides). */
+  readonly notPrimaryBody: readonly string[];
+  /**
+   * A primary with no authoritative "primary" answer for this long loses the role for
+   * routing even while its port accepts (contract rule 3, fencing). null: never.
+   */
+  readonly fenceAfterMs: number | null;
   /** Bytes of the body read at most. */
   readonly maxBodyBytes: number;
   /** Fraction of the interval used as random jitter (0..0.5). */
@@ -57,6 +73,7 @@ export interface MemberConfig {
 
 export interface MirrorConfig {
   readonly name: string;
+  readonly kind: MirrorKind;
   readonly listen: HostPort;
   readonly members: readonly MemberConfig[];
   readonly health: HealthConfig;

@@ -12,7 +12,9 @@ export interface ProbeRunner {
     opts: {
       readonly timeoutMs: number;
       readonly expectStatus: number;
-      readonly expectBody: string | null;
+      readonly expectBody: string | readonly string[] | null;
+      readonly notPrimaryStatus?: number | readonly number[];
+      readonly notPrimaryBody?: string | readonly string[] | null;
       readonly maxBodyBytes: number;
       readonly checkSuperserver: boolean;
     },
@@ -33,6 +35,41 @@ export interface DecisionChange {
   readonly withoutPrimaryMs: number | null;
 }
 
+/**
+ * One step of the monitor: what one probe result changed (a member's role, the decision,
+ * or both). Emitted once per step, so the one subscriber (the daemon) applies the decision
+ * and then reports the role change with what the cut really did.
+ */
+export interface MonitorChange {
+  readonly role: RoleChange | null;
+  readonly decision: DecisionChange | null;
+}
+
+/** Time and timers the monitor runs on; tests pass a fake scheduler (monotonic ms). */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(timer: unknown): void;
+  /** In [0, 1): the jitter draw. */
+  random(): number;
+}
+
+export const REAL_CLOCK: Clock = Object.freeze({
+  now: () => performance.now(),
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+  clearTimeout: (t: unknown): void => clearTimeout(t as NodeJS.Timeout),
+  random: () => Math.random(),
+});
+
+export interface MonitorOptions {
+  /**
+   * Member health carried over a reload, so an unchanged member keeps its role and the
+   * decision in force stays in force (no sessions cut, no clients held by a reload).
+   */
+  readonly seed?: ReadonlyMap<string, { health: MemberHealth; admin: AdminState }>;
+  readonly clock?: Clock;
+}
+
 /** Kicks closer together than this are one kick (a burst of failed connects). */
 const KICK_GAP_MS = 10;
 
@@ -40,7 +77,7 @@ interface MemberSlot {
   readonly config: MemberConfig;
   health: MemberHealth;
   admin: AdminState;
-  timer: NodeJS.Timeout | null;
+  timer: unknown;
   /** When the pending timer fires (monotonic ms). */
   dueAt: number;
   inFlight: boolean;
@@ -49,42 +86,35 @@ interface MemberSlot {
 }
 
 export interface MonitorEvents {
-  role: [RoleChange];
-  decision: [DecisionChange];
-  probe: [string, ProbeResult];
+  change: [MonitorChange];
+  /** Every probe: the member, what it saw, and the member's health after it. */
+  probe: [string, ProbeResult, MemberHealth];
 }
 
 /**
  * The health-check loop of one mirror: probes each member on its own timer (never two
  * probes of one member at once), feeds results through the pure reducer and primary
- * choice, and emits 'role' and 'decision' events. It owns no sockets of the data path;
- * the proxy listens to 'decision' and calls `kick()` when a connect to the primary fails.
+ * choice, and emits a 'change' per step that changed a role or the decision. It owns no
+ * sockets and knows no proxy: the daemon subscribes, hands decisions to the proxy, and
+ * calls `kick()` when the proxy reports a failed connect.
  */
 export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   readonly config: MirrorConfig;
   private readonly slots: Map<string, MemberSlot>;
   private readonly prober: ProbeRunner;
-  private readonly now: () => number;
-  private current: Decision = { primary: null, accepting: false, conflict: [] };
+  private readonly clock: Clock;
+  private current: Decision;
   private lastChangeAt: number;
   private noPrimarySince: number | null;
   private state: 'new' | 'running' | 'stopped' = 'new';
   private lastKickAt = -Infinity;
 
-  /**
-   * `seed` carries member health over a reload, so an unchanged member keeps its role and
-   * the decision in force stays in force (no sessions cut, no clients held by a reload).
-   */
-  constructor(
-    config: MirrorConfig,
-    prober: ProbeRunner,
-    seed: ReadonlyMap<string, { health: MemberHealth; admin: AdminState }> = new Map(),
-    now: () => number = () => performance.now(),
-  ) {
+  constructor(config: MirrorConfig, prober: ProbeRunner, opts: MonitorOptions = {}) {
     super();
     this.config = config;
     this.prober = prober;
-    this.now = now;
+    this.clock = opts.clock ?? REAL_CLOCK;
+    const seed = opts.seed ?? new Map();
     this.slots = new Map(
       config.members.map((m) => {
         const s = seed.get(m.name);
@@ -102,7 +132,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
         ];
       }),
     );
-    this.lastChangeAt = now();
+    this.lastChangeAt = this.clock.now();
     this.current = choosePrimary(this.views(), config.onConflict, null);
     this.noPrimarySince = this.current.accepting ? null : this.lastChangeAt;
   }
@@ -128,7 +158,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   stop(): void {
     this.state = 'stopped';
     for (const slot of this.slots.values()) {
-      if (slot.timer) clearTimeout(slot.timer);
+      if (slot.timer) this.clock.clearTimeout(slot.timer);
       slot.timer = null;
     }
   }
@@ -139,7 +169,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
    */
   kick(): void {
     if (this.state !== 'running') return;
-    const now = this.now();
+    const now = this.clock.now();
     if (now - this.lastKickAt < Math.min(KICK_GAP_MS, this.config.health.fastIntervalMs / 5)) return;
     this.lastKickAt = now;
     for (const slot of this.slots.values()) {
@@ -147,18 +177,21 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
         slot.again = true;
         continue;
       }
-      if (slot.timer) clearTimeout(slot.timer);
+      if (slot.timer) this.clock.clearTimeout(slot.timer);
       slot.timer = null;
       void this.probe(slot);
     }
   }
 
-  setAdmin(member: string, admin: AdminState): boolean {
+  /**
+   * Sets a member's maintenance state. Returns the decision change it made (null: none, or
+   * no such member); it is not emitted: the caller (the daemon's admin action) applies it.
+   */
+  setAdmin(member: string, admin: AdminState): DecisionChange | null {
     const slot = this.slots.get(member);
-    if (!slot) return false;
+    if (!slot) return null;
     slot.admin = admin;
-    this.decide();
-    return true;
+    return this.decide();
   }
 
   private views(): MemberView[] {
@@ -168,7 +201,8 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   private async probe(slot: MemberSlot): Promise<void> {
     slot.inFlight = true;
     const h = this.config.health;
-    const role = slot.health.role;
+    const heldRole = slot.health.role;
+    const startedAt = this.clock.now();
     let result: ProbeResult;
     try {
       result = await this.prober.probe(
@@ -177,8 +211,10 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
           timeoutMs: h.timeoutMs,
           expectStatus: h.expectStatus,
           expectBody: h.expectBody,
+          notPrimaryStatus: h.notPrimaryStatus,
+          notPrimaryBody: h.notPrimaryBody,
           maxBodyBytes: h.maxBodyBytes,
-          checkSuperserver: role === 'primary' || role === 'suspect',
+          checkSuperserver: heldRole === 'primary' || heldRole === 'suspect',
         },
       );
     } catch (err) {
@@ -192,20 +228,21 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     }
     slot.inFlight = false;
     if (this.state !== 'running') return;
-    this.emit('probe', slot.config.name, result);
     const prev = slot.health;
-    slot.health = nextHealth(prev, result, h, this.now());
-    if (slot.health.role !== prev.role) {
-      this.emit('role', {
-        member: slot.config.name,
-        from: prev.role,
-        to: slot.health.role,
-        result: slot.health.lastResult,
-      });
-      // Whoever takes over is usually already answering: look at everyone now, not in one interval.
-      if (prev.role === 'primary') this.kickOthers(slot);
-    }
-    this.decide();
+    slot.health = nextHealth(prev, result, h, this.clock.now(), startedAt);
+    this.emit('probe', slot.config.name, result, slot.health);
+    const role: RoleChange | null =
+      slot.health.role === prev.role
+        ? null
+        : { member: slot.config.name, from: prev.role, to: slot.health.role, result: slot.health.lastResult };
+    const decision = this.decide();
+    if (role || decision) this.emit('change', { role, decision });
+    // Whoever takes over is usually already answering: look at everyone now, not in one interval.
+    if (role && prev.role === 'primary' && this.state === 'running') this.kickOthers(slot);
+    // A new claim while another member holds the role: check the old holder now. If it no longer
+    // says primary this was a takeover (an ordinary failover); only a "primary" from a check sent
+    // after the claim is a conflict (contract rule 6, choose.ts).
+    else if (role && role.to === 'primary' && this.state === 'running') this.kickHolders(slot);
     if (slot.again) {
       slot.again = false;
       void this.probe(slot);
@@ -214,12 +251,30 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     this.schedule(slot);
   }
 
+  private kickHolders(claimant: MemberSlot): void {
+    for (const s of this.slots.values()) {
+      if (s === claimant || (s.health.role !== 'primary' && s.health.role !== 'suspect')) continue;
+      this.probeNow(s);
+    }
+  }
+
+  /** Probe a member at once, or again right after the probe in flight (sent before now). */
+  private probeNow(s: MemberSlot): void {
+    if (s.inFlight) {
+      s.again = true;
+      return;
+    }
+    if (s.timer) this.clock.clearTimeout(s.timer);
+    s.timer = null;
+    void this.probe(s);
+  }
+
   private kickOthers(except: MemberSlot): void {
     for (const s of this.slots.values()) {
       if (s === except) continue;
       if (s.inFlight) s.again = true;
       else {
-        if (s.timer) clearTimeout(s.timer);
+        if (s.timer) this.clock.clearTimeout(s.timer);
         s.timer = null;
         void this.probe(s);
       }
@@ -228,8 +283,8 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
 
   private schedule(slot: MemberSlot): void {
     const delay = this.nextDelay(slot);
-    slot.dueAt = this.now() + delay;
-    slot.timer = setTimeout(() => {
+    slot.dueAt = this.clock.now() + delay;
+    slot.timer = this.clock.setTimeout(() => {
       slot.timer = null;
       void this.probe(slot);
     }, delay);
@@ -237,19 +292,28 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
 
   private nextDelay(slot: MemberSlot): number {
     const h = this.config.health;
-    const now = this.now();
+    const now = this.clock.now();
+    // Contradicting URLs are re-probed at the fast interval until they agree (issue 10).
     const fast =
-      !this.current.accepting || now - this.lastChangeAt < h.fastWindowMs || slot.health.role === 'suspect';
+      !this.current.accepting ||
+      now - this.lastChangeAt < h.fastWindowMs ||
+      slot.health.role === 'suspect' ||
+      slot.health.contradicted;
     const base = fast ? h.fastIntervalMs : h.intervalMs;
     // Jitter only shortens the wait, so the interval stays an upper bound on detection time.
-    return base * (1 - h.jitter * Math.random());
+    return base * (1 - h.jitter * this.clock.random());
   }
 
-  private decide(): void {
+  /** Recomputes the decision; returns the change, or null when it routes as before. */
+  private decide(): DecisionChange | null {
     const next = choosePrimary(this.views(), this.config.onConflict, this.current);
-    if (sameDecision(this.current, next)) return;
+    if (sameDecision(this.current, next)) {
+      // Same routing; keep the newest cut reasons (a backup disabled) without a change.
+      this.current = next;
+      return null;
+    }
     const prev = this.current;
-    const now = this.now();
+    const now = this.clock.now();
     this.current = next;
     this.lastChangeAt = now;
     let withoutPrimaryMs: number | null = null;
@@ -259,13 +323,13 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     } else if (!next.accepting && this.noPrimarySince === null) {
       this.noPrimarySince = now;
     }
-    this.emit('decision', { prev, next, withoutPrimaryMs });
     // The decision changed: speed up every member's loop from now on (fast window).
     for (const s of this.slots.values()) {
       if (s.timer && !s.inFlight && now + this.nextDelay(s) < s.dueAt) {
-        clearTimeout(s.timer);
+        this.clock.clearTimeout(s.timer);
         this.schedule(s);
       }
     }
+    return { prev, next, withoutPrimaryMs };
   }
 }

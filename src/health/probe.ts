@@ -6,7 +6,7 @@ import fetch, { type Response } from 'node-fetch';
 import type { HostPort } from '../config/types.js';
 import { VERSION } from '../version.js';
 import { checkSuperserver } from './superserver.js';
-import type { ProbeResult } from './types.js';
+import type { AnswerClass, ProbeResult, UrlAnswer } from './types.js';
 
 export { checkSuperserver } from './superserver.js';
 
@@ -20,8 +20,12 @@ export interface ProbeOptions {
   /** Budget of the whole HTTP part: every URL, headers and body. */
   readonly timeoutMs: number;
   readonly expectStatus: number;
-  /** Text the body must contain (within maxBodyBytes) for the answer to mean primary. */
-  readonly expectBody: string | null;
+  /** Text(s) of which the body must contain one (within maxBodyBytes) for the answer to mean primary. */
+  readonly expectBody: string | readonly string[] | null;
+  /** Status(es) of the member's own "not primary" answer (default 503). */
+  readonly notPrimaryStatus?: number | readonly number[];
+  /** Text(s) of which a not-primary body must contain one (default: none needed). */
+  readonly notPrimaryBody?: string | readonly string[] | null;
   readonly maxBodyBytes: number;
   /** When no URL answered, also try a TCP connect to the SuperServer. */
   readonly checkSuperserver: boolean;
@@ -75,26 +79,67 @@ export function probeErrorCode(err: unknown): string {
 }
 
 /** What the HTTP part of one probe came to, before any SuperServer check. */
-type HttpOutcome =
-  | {
-      readonly kind: 'answer';
-      readonly primary: boolean;
-      readonly status: number;
-      readonly url: string;
-      readonly latencyMs: number;
-    }
-  | {
-      readonly kind: 'failed';
-      readonly code: string;
-      readonly timedOut: boolean;
-      readonly closed: boolean;
-      readonly latencyMs: number;
-    };
+interface HttpOutcome {
+  readonly answers: UrlAnswer[];
+  /** Index of the first authoritative answer, -1 when none. */
+  readonly decided: number;
+  readonly timedOut: boolean;
+  readonly closed: boolean;
+}
 
-interface BodyVerdict {
-  /** The needle was seen (always true when there was none to look for). */
-  readonly found: boolean;
-  readonly decidedAt: number;
+/** The answer rules of one probe, normalised once. */
+export interface AnswerRules {
+  readonly expectStatus: number;
+  readonly expectBody: readonly Buffer[];
+  readonly notPrimaryStatus: readonly number[];
+  readonly notPrimaryBody: readonly Buffer[];
+}
+
+function toList<T>(v: T | readonly T[] | null | undefined, fallback: readonly T[]): readonly T[] {
+  if (v === undefined) return fallback;
+  if (v === null) return [];
+  return Array.isArray(v) ? (v as readonly T[]) : [v as T];
+}
+
+export function answerRules(opts: ProbeOptions): AnswerRules {
+  const bufs = (v: readonly string[]): Buffer[] =>
+    v.filter((x) => x !== '').map((x) => Buffer.from(x, 'utf8'));
+  return {
+    expectStatus: opts.expectStatus,
+    expectBody: bufs(toList(opts.expectBody, [])),
+    notPrimaryStatus: toList(opts.notPrimaryStatus, [503]),
+    notPrimaryBody: bufs(toList(opts.notPrimaryBody, [])),
+  };
+}
+
+/**
+ * The classification of one answer (contract, "Configuration"). Pure. `found(i)` says whether
+ * needle i of `needles(rules, status)` was seen; `complete` whether the body was read to its
+ * end or cap. Null: not decidable yet (a needle may still come).
+ */
+export function classifyAnswer(
+  rules: AnswerRules,
+  status: number,
+  found: (needle: Buffer) => boolean,
+  complete: boolean,
+): AnswerClass | null {
+  const asPrimary = status === rules.expectStatus;
+  const asNotPrimary = rules.notPrimaryStatus.includes(status);
+  const any = (list: readonly Buffer[]): boolean => list.length === 0 || list.some(found);
+  if (asPrimary && any(rules.expectBody)) return 'primary';
+  // A primary needle may still come: only the whole body can say it is not there.
+  if (asPrimary && !complete) return null;
+  if (asNotPrimary && any(rules.notPrimaryBody)) return 'not_primary';
+  if (asNotPrimary && !complete) return null;
+  return 'unexpected';
+}
+
+/** The needles worth looking for in an answer with this status. */
+function needlesFor(rules: AnswerRules, status: number): Buffer[] {
+  return [
+    ...(status === rules.expectStatus ? rules.expectBody : []),
+    ...(rules.notPrimaryStatus.includes(status) ? rules.notPrimaryBody : []),
+  ];
 }
 
 const ignore = (): void => {};
@@ -142,96 +187,138 @@ export class Prober {
 
   private async run(target: ProbeTarget, opts: ProbeOptions, started: number): Promise<ProbeResult> {
     if (this.closing.signal.aborted) return closedResult(0);
-    const out = await this.race(target.urls, opts, started);
-    if (out.kind === 'answer') {
-      const { status, url, latencyMs } = out;
-      return out.primary
-        ? { kind: 'primary', status, latencyMs, url }
-        : { kind: 'not_primary', status, latencyMs, url };
+    const out = await this.race(target.urls, answerRules(opts), opts, started);
+    const { answers } = out;
+    if (out.closed) return { ...closedResult(0), answers };
+    const first = answers[out.decided];
+    if (first !== undefined && (first.outcome === 'primary' || first.outcome === 'not_primary')) {
+      const other = first.outcome === 'primary' ? 'not_primary' : 'primary';
+      return {
+        kind: first.outcome,
+        status: first.status ?? 0,
+        latencyMs: first.latencyMs ?? 0,
+        url: first.url,
+        contradicted: answers.some((a) => a.outcome === other),
+        answers,
+      };
     }
-    if (out.closed) return closedResult(out.latencyMs);
+    const latencyMs = performance.now() - started;
     const superserver = opts.checkSuperserver
       ? await checkSuperserver(target.superserver, opts.timeoutMs, this.closing.signal)
       : null;
     // A check cut by close() says nothing about the member.
-    if (this.closing.signal.aborted) return closedResult(out.latencyMs);
-    return out.timedOut
-      ? { kind: 'timeout', latencyMs: out.latencyMs, superserver }
-      : { kind: 'error', code: out.code, latencyMs: out.latencyMs, superserver };
+    if (this.closing.signal.aborted) return { ...closedResult(latencyMs), answers };
+    // A silent URL says more about the member (it may be hung) than a gateway's error page.
+    if (out.timedOut) return { kind: 'timeout', latencyMs, superserver, answers };
+    const odd = answers.find((a) => a.outcome === 'unexpected');
+    if (odd !== undefined) {
+      return { kind: 'unexpected', status: odd.status ?? 0, url: odd.url, latencyMs, superserver, answers };
+    }
+    const code = answers.find((a) => a.code !== null)?.code ?? 'MLB_ERR_PROBE_FAILED';
+    return { kind: 'error', code, latencyMs, superserver, answers };
   }
 
   /**
-   * Requests every URL at once. The first response with any status decides and the other
-   * requests are aborted; failures decide nothing unless all URLs fail. One timer bounds
-   * it all, body included.
+   * Requests every URL at once and classifies each answer. A "not primary" answer decides at
+   * once (and the rest are aborted): demoting is never the unsafe direction. A "primary"
+   * answer decides too, but the round waits for the other URLs (up to the timeout) so that a
+   * URL saying otherwise is seen as a contradiction. Unexpected answers and failures decide
+   * nothing. One timer bounds it all, bodies included.
    */
-  private race(urls: readonly string[], opts: ProbeOptions, started: number): Promise<HttpOutcome> {
+  private race(
+    urls: readonly string[],
+    rules: AnswerRules,
+    opts: ProbeOptions,
+    started: number,
+  ): Promise<HttpOutcome> {
     if (urls.length === 0) {
-      return Promise.resolve({
-        kind: 'failed',
+      const none: UrlAnswer = {
+        url: '',
+        outcome: 'error',
+        status: null,
         code: 'MLB_ERR_NO_CHECK_URL',
-        timedOut: false,
-        closed: false,
         latencyMs: 0,
-      });
+      };
+      return Promise.resolve({ answers: [none], decided: -1, timedOut: false, closed: false });
     }
     return new Promise((resolve) => {
       const attempts = urls.map(() => new AbortController());
+      const answers: (UrlAnswer | null)[] = urls.map(() => null);
       const deadline = new AbortController();
       let timedOut = false;
       let closed = false;
-      let decided = false;
-      let failures = 0;
-      let firstCode: string | null = null;
+      let finished = false;
+      let decided = -1;
       const stop = (): void => {
         deadline.abort();
         for (const a of attempts) a.abort();
       };
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        this.running.delete(cancel);
+        stop();
+        const outcome: UrlAnswer['outcome'] = timedOut ? 'timeout' : 'skipped';
+        const all = answers.map(
+          (a, i) => a ?? { url: urls[i] ?? '', outcome, status: null, code: null, latencyMs: null },
+        );
+        resolve({
+          answers: all,
+          decided,
+          timedOut: timedOut && all.some((a) => a.outcome === 'timeout'),
+          closed,
+        });
+      };
       const timer = setTimeout(() => {
         timedOut = true;
-        stop();
+        finish();
       }, opts.timeoutMs);
       const cancel = (): void => {
         closed = true;
-        stop();
+        finish();
       };
       this.running.add(cancel);
-      const finish = (out: HttpOutcome): void => {
-        clearTimeout(timer);
-        this.running.delete(cancel);
-        resolve(out);
+      const settle = (i: number, a: UrlAnswer): void => {
+        if (finished || answers[i] !== null) return;
+        answers[i] = a;
+        const authoritative = a.outcome === 'primary' || a.outcome === 'not_primary';
+        if (authoritative && decided === -1) decided = i;
+        if (a.outcome === 'not_primary' && decided === i) finish();
+        else if (answers.every((x) => x !== null)) finish();
       };
-      const mayRetry = (): boolean => !decided && !deadline.signal.aborted;
+      const mayRetry = (): boolean => !finished;
 
       urls.forEach((url, i) => {
-        const attempt = attempts[i];
+        const attempt = attempts[i]!;
         this.fetchWithRetry(url, attempt.signal, mayRetry).then(
           (res) => {
-            if (decided) {
+            if (finished) {
               discard(res, attempt);
               return;
             }
-            decided = true;
-            attempts.forEach((other) => other !== attempt && other.abort());
-            void judge(res, opts, deadline.signal, this.drainGraceMs).then((v) => {
+            void judge(res, rules, opts.maxBodyBytes, deadline.signal, this.drainGraceMs).then((v) => {
               if (v !== null) {
-                const { primary, decidedAt } = v;
-                finish({ kind: 'answer', primary, status: res.status, url, latencyMs: decidedAt - started });
+                settle(i, {
+                  url,
+                  outcome: v.cls,
+                  status: res.status,
+                  code: null,
+                  latencyMs: v.decidedAt - started,
+                });
                 return;
               }
               // Cut short before the body could be judged: an unfinished answer is no answer.
-              const code = closed ? 'MLB_ERR_PROBER_CLOSED' : 'MLB_ERR_INCOMPLETE_BODY';
-              finish({ kind: 'failed', code, timedOut, closed, latencyMs: performance.now() - started });
+              if (finished) return;
+              const latencyMs = performance.now() - started;
+              settle(i, { url, outcome: 'error', status: null, code: 'MLB_ERR_INCOMPLETE_BODY', latencyMs });
             });
           },
           (err: unknown) => {
-            if (decided) return;
-            // Requests cut by our own timer or close() are not failures of their own.
-            const ours = (timedOut || closed) && attempt.signal.aborted;
-            if (!ours) firstCode ??= probeErrorCode(err);
-            if (++failures < urls.length) return;
-            const code = closed ? 'MLB_ERR_PROBER_CLOSED' : (firstCode ?? 'MLB_ERR_PROBE_FAILED');
-            finish({ kind: 'failed', code, timedOut, closed, latencyMs: performance.now() - started });
+            // Requests cut by our own timer, close() or a decided round are not failures of their own.
+            if (finished) return;
+            const latencyMs = performance.now() - started;
+            settle(i, { url, outcome: 'error', status: null, code: probeErrorCode(err), latencyMs });
           },
         );
       });
@@ -278,51 +365,53 @@ function discard(res: Response, attempt: AbortController): void {
 }
 
 /**
- * Decides what the deciding response says: the status, then (if asked) the body.
+ * Classifies one response: the status, then (where the class depends on it) the body.
  * Null: the body was cut short (deadline, close, broken connection) before it could be judged.
  */
 async function judge(
   res: Response,
-  opts: ProbeOptions,
+  rules: AnswerRules,
+  maxBodyBytes: number,
   deadline: AbortSignal,
   graceMs: number,
-): Promise<{ primary: boolean; decidedAt: number } | null> {
-  const statusOk = res.status === opts.expectStatus;
-  const needle = statusOk && opts.expectBody !== null ? Buffer.from(opts.expectBody, 'utf8') : null;
+): Promise<{ cls: AnswerClass; decidedAt: number } | null> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
-  const verdict = await readBody(
+  return readBody(
     res.body as Readable | null,
-    needle,
-    opts.maxBodyBytes,
+    needlesFor(rules, res.status),
+    (found, complete) => classifyAnswer(rules, res.status, found, complete),
+    maxBodyBytes,
     declared,
     deadline,
     graceMs,
   );
-  return verdict && { primary: statusOk && verdict.found, decidedAt: verdict.decidedAt };
 }
 
 /**
- * Reads a body at most `maxBytes` far, looking for `needle` (null: nothing to look for,
- * the answer is decided already). Decides when the needle is seen, the cap is reached or
- * the body ends; resolves null when `deadline` aborts or the body breaks first. After
- * deciding it lets a small remainder drain for `graceMs` so the socket can be reused,
- * and otherwise destroys the response. Holds one chunk plus needle.length bytes at most;
- * resolves once the body is settled.
+ * Reads a body at most `maxBytes` far, looking for `needles`, until `classify` can decide:
+ * when a needle settles it, the cap is reached or the body ends. Resolves null when
+ * `deadline` aborts or the body breaks first. After deciding it lets a small remainder
+ * drain for `graceMs` so the socket can be reused, and otherwise destroys the response.
+ * Holds one chunk plus the longest needle's length at most; resolves once the body is settled.
  */
 function readBody(
   body: Readable | null,
-  needle: Buffer | null,
+  needles: readonly Buffer[],
+  classify: (found: (n: Buffer) => boolean, complete: boolean) => AnswerClass | null,
   maxBytes: number,
   declaredLength: number,
   deadline: AbortSignal,
   graceMs: number,
-): Promise<BodyVerdict | null> {
+): Promise<{ cls: AnswerClass; decidedAt: number } | null> {
   return new Promise((resolve) => {
-    let verdict: BodyVerdict | null = null;
+    let verdict: { cls: AnswerClass; decidedAt: number } | null = null;
     let settled = false;
     let bytes = 0;
     let tail = Buffer.alloc(0);
     let grace: NodeJS.Timeout | undefined;
+    const seen = new Set<Buffer>();
+    const found = (n: Buffer): boolean => seen.has(n);
+    const keep = Math.max(0, ...needles.map((n) => n.length - 1));
 
     const settle = (complete: boolean): void => {
       if (settled) return;
@@ -335,37 +424,41 @@ function readBody(
       }
       resolve(verdict);
     };
-    const decide = (found: boolean): void => {
-      verdict = { found, decidedAt: performance.now() };
-      grace = setTimeout(() => settle(false), graceMs);
+    const tryDecide = (complete: boolean): void => {
+      if (verdict !== null) return;
+      const cls = classify(found, complete);
+      if (cls === null) return;
+      verdict = { cls, decidedAt: performance.now() };
+      if (!complete || body !== null) grace = setTimeout(() => settle(false), graceMs);
     };
     const onData = (chunk: Buffer): void => {
       const room = maxBytes - bytes;
       const part = chunk.length > room ? chunk.subarray(0, Math.max(0, room)) : chunk;
       bytes += part.length;
-      if (verdict === null && needle !== null) {
+      if (verdict === null && needles.length > 0) {
         const window = tail.length > 0 ? Buffer.concat([tail, part]) : part;
-        if (window.includes(needle)) decide(true);
+        for (const n of needles) if (!seen.has(n) && window.includes(n)) seen.add(n);
+        tryDecide(false);
         // Keep just enough to find a needle split across two chunks.
-        else tail = Buffer.from(window.subarray(Math.max(0, window.length - (needle.length - 1))));
+        tail = Buffer.from(window.subarray(Math.max(0, window.length - keep)));
       }
-      if (verdict === null && bytes >= maxBytes) decide(false);
+      if (bytes >= maxBytes) tryDecide(true);
       if (chunk.length > room) settle(false);
     };
     const onEnd = (): void => {
-      if (verdict === null) decide(false);
+      tryDecide(true);
       settle(true);
     };
     const onClose = (): void => settle(false);
     const onAbort = (): void => settle(false);
 
-    const nothingToFind = needle === null || needle.length === 0;
-    if (nothingToFind) decide(true);
+    tryDecide(false);
     if (body === null) {
+      tryDecide(true);
       settle(true);
       return;
     }
-    if (deadline.aborted || (nothingToFind && declaredLength > maxBytes)) {
+    if (deadline.aborted || (verdict !== null && declaredLength > maxBytes)) {
       settle(false);
       return;
     }

@@ -15,34 +15,56 @@ export interface PendingClient {
   readonly replay?: readonly Buffer[];
 }
 
+/**
+ * How a held client's socket is watched so that a client that leaves is seen at once:
+ * `fast` sockets read once into their early-bytes stash and stop (fastpath.ts), so the
+ * caller only resumes them; `plain` sockets are read here, their bytes kept (up to
+ * PLAIN_STASH_MAX, then reading stops) and handed back as `replay` when the client leaves
+ * the queue, so they are sent to the member first and in order.
+ */
+export type HoldWatch = 'fast' | 'plain';
+
+/** Bytes read from a held plain socket at most; beyond it the socket is paused again. */
+export const PLAIN_STASH_MAX = 64 * 1024;
+
 interface Entry {
-  readonly client: PendingClient;
+  client: PendingClient;
   readonly timer: NodeJS.Timeout;
   readonly onClose: () => void;
+  readonly onData: ((b: Buffer) => void) | null;
+  readonly stash: Buffer[];
 }
 
 /**
  * The hold queue of one mirror: bounded in count (the caller checks `size` against
  * max_held) and in time (each entry wakes at its own time). Released in arrival order.
+ * A client that disconnects while held leaves the queue at once and is never released.
  */
 export class HoldQueue {
   private readonly entries = new Set<Entry>();
 
-  /** `onGone` runs when a held client leaves by itself (closed, reset), for the held gauge. */
-  constructor(private readonly onGone: () => void = () => {}) {}
+  /** `onGone` runs when a held client leaves by itself (closed, reset): the held gauge and the count of clients that left. */
+  constructor(private readonly onGone: (c: PendingClient) => void = () => {}) {}
 
   get size(): number {
     return this.entries.size;
   }
 
   /** Holds `client` until `release()` or until `wakeInMs`, then calls `onWake`. */
-  add(client: PendingClient, wakeInMs: number, onWake: (c: PendingClient) => void): void {
+  add(
+    client: PendingClient,
+    wakeInMs: number,
+    onWake: (c: PendingClient) => void,
+    watch: HoldWatch = 'fast',
+  ): void {
+    const stash: Buffer[] = [];
+    let stashed = 0;
     const entry: Entry = {
       client,
+      stash,
       timer: setTimeout(
         () => {
-          this.remove(entry);
-          onWake(client);
+          onWake(this.remove(entry));
         },
         Math.max(0, wakeInMs),
       ),
@@ -50,30 +72,42 @@ export class HoldQueue {
       // ('end' can only come first when nothing was read) is a client that left: close it too.
       onClose: () => {
         if (!this.entries.has(entry)) return;
-        this.remove(entry);
-        client.socket.destroy();
-        this.onGone();
+        const c = this.remove(entry);
+        c.socket.destroy();
+        this.onGone(c);
       },
+      onData:
+        watch === 'plain'
+          ? (b: Buffer) => {
+              stash.push(b);
+              stashed += b.length;
+              if (stashed >= PLAIN_STASH_MAX) client.socket.pause();
+            }
+          : null,
     };
     client.socket.once('close', entry.onClose);
     client.socket.once('end', entry.onClose);
+    if (entry.onData) client.socket.on('data', entry.onData).resume();
+    else client.socket.resume();
     this.entries.add(entry);
   }
 
-  private remove(e: Entry): void {
+  /** Takes an entry out; a plain socket is paused again and its bytes read so far become replay. */
+  private remove(e: Entry): PendingClient {
     this.entries.delete(e);
     clearTimeout(e.timer);
     e.client.socket.off('close', e.onClose);
     e.client.socket.off('end', e.onClose);
+    if (e.onData) {
+      e.client.socket.off('data', e.onData);
+      e.client.socket.pause();
+      if (e.stash.length > 0) e.client = { ...e.client, replay: [...(e.client.replay ?? []), ...e.stash] };
+    }
+    return e.client;
   }
 
   /** Removes and returns every held client, oldest first. */
   release(): PendingClient[] {
-    const out: PendingClient[] = [];
-    for (const e of [...this.entries]) {
-      this.remove(e);
-      out.push(e.client);
-    }
-    return out;
+    return [...this.entries].map((e) => this.remove(e));
   }
 }

@@ -1,8 +1,9 @@
+import { once } from 'node:events';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { MirrorConfig } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
-import type { DecisionChange, MirrorMonitor } from '../health/monitor.js';
+import type { Decision, DemoteReason } from '../health/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { HoldQueue, type PendingClient } from './hold.js';
@@ -19,96 +20,159 @@ interface Session {
   countedOut: number;
 }
 
-export type CutReason = 'demoted' | 'disabled' | 'removed' | 'shutdown' | 'conflict';
+export type CutReason = DemoteReason | 'removed' | 'shutdown';
+
+/** What one decision (or reload) did to the data path: returned by `apply` and `update`. */
+export interface ProxyEffect {
+  /** Sessions closed, in all and per member. */
+  readonly cut: number;
+  readonly cutBy: Readonly<Record<string, number>>;
+  /** Sessions the old member never answered, sent on to where new clients go (not cut). */
+  readonly moved: number;
+  /** Held clients released to the primary. */
+  readonly released: number;
+}
+
+export interface ProxyDeps {
+  readonly metrics: Metrics;
+  readonly resolver: Resolver;
+  readonly log: Logger;
+  /** A backend connect failed: the daemon probes the mirror now (monitor.kick). */
+  readonly onConnectFailed: (member: string) => void;
+}
 
 /** Retry backoff for failed backend connects while the hold timeout lasts. */
 const RETRY_MIN_MS = 20;
 const RETRY_MAX_MS = 250;
 
 /**
- * The TCP front of one mirror: accepts clients, sends each to the member the monitor
- * holds as primary, holds them while there is none, and cuts every session of a member
- * the moment it stops being primary (one step per decision, contract rule 4).
+ * The TCP front of one mirror: accepts clients, sends each to the primary of the decision
+ * in force, holds them while there is none, and cuts every session of a member the moment
+ * it stops being primary (one step per decision, docs/routing.md).
  *
- * Owned by the daemon; `setMonitor` swaps the monitor on a reload that keeps the listener.
+ * Owned by the daemon, which hands it every decision through `apply` (and a reload through
+ * `update`) and gets back what was done. It never asks the health monitor anything.
  */
 export class MirrorProxy {
   private config: MirrorConfig;
-  private monitor: MirrorMonitor;
+  private decision: Decision;
   private readonly server: net.Server;
-  private readonly held = new HoldQueue(() => this.updateHeld());
+  private readonly held = new HoldQueue(() => this.heldClientLeft());
+  /** Clients that disconnected while held since the last release (counted apart from the released). */
+  private leftWhileHeld = 0;
   private readonly sessions = new Map<string, Set<Session>>();
   /** Clients whose backend connect is under way, with the attempt that owns them. */
   private readonly connecting = new Map<PendingClient, { readonly member: string }>();
   /** When a connect failure was last logged per member (a crash fails hundreds at once). */
   private readonly failLoggedAt = new Map<string, number>();
   private state: 'new' | 'listening' | 'closed' = 'new';
-  /** What the last decision did: sessions cut and held clients released (for logs and events). */
-  lastEffect = { cut: 0, released: 0 };
-  private readonly onDecision = (c: DecisionChange): void => this.applyDecision(c);
+  /** Resolves drain() when the last session closes. */
+  private onIdle: (() => void) | null = null;
+  private readonly metrics: Metrics;
+  private readonly resolver: Resolver;
+  private readonly log: Logger;
+  private readonly onConnectFailed: (member: string) => void;
+  /** Whether accepted sockets take the fast data path (null until listening). */
+  fastAccept: boolean | null = null;
 
-  constructor(
-    config: MirrorConfig,
-    monitor: MirrorMonitor,
-    private readonly metrics: Metrics,
-    private readonly resolver: Resolver,
-    private readonly log: Logger,
-  ) {
+  constructor(config: MirrorConfig, decision: Decision, deps: ProxyDeps) {
     this.config = config;
-    this.monitor = monitor;
-    this.server = createProxyServer((socket) => this.accept(socket));
-    this.server.on('error', (err: NodeJS.ErrnoException) => {
-      // Accept errors (EMFILE, ENFILE) must never kill the daemon; libuv keeps listening.
-      this.metrics.connectionErrors.inc({
-        mirror: this.config.name,
-        reason: `accept_${err.code ?? 'error'}`,
-      });
-      this.log.error({ err: err.message, code: err.code }, 'accept failed');
+    this.decision = decision;
+    this.metrics = deps.metrics;
+    this.resolver = deps.resolver;
+    this.log = deps.log;
+    this.onConnectFailed = deps.onConnectFailed;
+    this.server = createProxyServer((socket) => this.accept(socket), {
+      onListening: (fast) => (this.fastAccept = fast),
     });
-    monitor.on('decision', this.onDecision);
   }
 
   get name(): string {
     return this.config.name;
   }
 
+  /**
+   * Binds the listener. A bind error (EADDRINUSE) rejects and leaves no trace: nothing is
+   * counted or logged here, the proxy is closed, and the caller decides (a refused reload).
+   */
   async listen(): Promise<void> {
     if (this.state !== 'new') throw new Error(`proxy ${this.config.name} already ${this.state}`);
     const { host, port } = this.config.listen;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
-        this.server.off('error', onError);
-        resolve();
+    this.server.listen({ host, port, backlog: 4096 });
+    try {
+      await once(this.server, 'listening');
+    } catch (err) {
+      this.state = 'closed';
+      throw err;
+    }
+    // Accept errors (EMFILE, ENFILE) must never kill the daemon; libuv keeps listening.
+    this.server.on('error', (err: NodeJS.ErrnoException) => {
+      this.metrics.connectionErrors.inc({
+        mirror: this.config.name,
+        reason: `accept_${err.code ?? 'error'}`,
       });
+      this.log.error({ err: err.message, code: err.code }, 'accept failed');
     });
-    this.state = 'listening';
-    this.log.info({ listen: formatHostPort(this.config.listen) }, 'listening');
+    // close() may have come while the bind was under way: then the listener goes at once.
+    if ((this.state as MirrorProxy['state']) === 'closed') this.server.close();
+    else this.state = 'listening';
   }
 
-  /** The bound address (port 0 in tests becomes a real port). */
-  address(): net.AddressInfo {
-    return this.server.address() as net.AddressInfo;
+  /** The bound address (port 0 in tests becomes a real port); null while not listening. */
+  address(): net.AddressInfo | null {
+    const a = this.server.address();
+    return a !== null && typeof a === 'object' ? a : null;
   }
 
   /**
-   * Reload: the same listener serves a new monitor (and maybe new members). Sessions on
-   * members that are gone or whose address changed are cut; others stay untouched.
+   * One decision, acted on in one step: sessions of every member but the new primary are cut
+   * (or moved, when their member never answered), connects under way to such a member are
+   * abandoned, and held clients are released once a primary accepts.
    */
-  setMonitor(config: MirrorConfig, monitor: MirrorMonitor): void {
-    this.monitor.off('decision', this.onDecision);
+  apply(next: Decision): ProxyEffect {
+    const prev = this.decision;
+    this.decision = next;
+    const effect = newEffect();
+    for (const member of [...this.sessions.keys()]) {
+      if (member === next.primary) continue;
+      this.cut(member, next.cutReason[member] ?? 'removed', true, effect);
+    }
+    // Connects still under way to a member that lost the role (a blackholed primary never
+    // answers the SYN) are abandoned: their clients go where new clients go, now.
+    for (const [c, attempt] of [...this.connecting]) {
+      if (attempt.member === next.primary) continue;
+      this.connecting.delete(c);
+      this.route(c);
+    }
+    if (next.primary !== null && next.accepting && !(prev.primary === next.primary && prev.accepting)) {
+      effect.released = this.releaseHeld(next.primary);
+    }
+    return effect;
+  }
+
+  /**
+   * Reload: the same listener serves a new config and its decision. Sessions on members that
+   * are gone or whose address changed are cut; others stay untouched.
+   */
+  update(config: MirrorConfig, decision: Decision): ProxyEffect {
     const old = this.config;
     this.config = config;
-    this.monitor = monitor;
-    monitor.on('decision', this.onDecision);
+    this.decision = decision;
+    const effect = newEffect();
     for (const m of old.members) {
       const now = config.members.find((n) => n.name === m.name);
-      if (!now || formatHostPort(now.address) !== formatHostPort(m.address)) this.cut(m.name, 'removed');
+      if (!now || formatHostPort(now.address) !== formatHostPort(m.address))
+        this.cut(m.name, 'removed', false, effect);
     }
-    const d = monitor.decision;
-    for (const member of this.sessions.keys()) if (member !== d.primary) this.cut(member, 'removed');
-    if (d.primary && d.accepting) this.releaseHeld(d.primary);
+    for (const member of [...this.sessions.keys()])
+      if (member !== decision.primary) this.cut(member, 'removed', false, effect);
+    for (const [c, attempt] of [...this.connecting]) {
+      if (attempt.member === decision.primary) continue;
+      this.connecting.delete(c);
+      this.route(c);
+    }
+    if (decision.primary && decision.accepting) effect.released = this.releaseHeld(decision.primary);
+    return effect;
   }
 
   /** Stops accepting at once; held and connecting clients are closed; sessions are left to drain. */
@@ -116,7 +180,6 @@ export class MirrorProxy {
     if (this.state === 'closed') return;
     const wasListening = this.state === 'listening';
     this.state = 'closed';
-    this.monitor.off('decision', this.onDecision);
     for (const c of this.held.release()) this.reject(c, 'shutdown');
     for (const c of [...this.connecting.keys()]) this.reject(c, 'shutdown');
     this.connecting.clear();
@@ -125,13 +188,25 @@ export class MirrorProxy {
     if (wasListening) this.server.close();
   }
 
-  /** Waits up to `timeoutMs` for open sessions to end, then cuts the rest. */
+  /** Waits up to `timeoutMs` for open sessions to end (the last close resolves it), then cuts the rest. */
   async drain(timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (this.sessionCount() > 0 && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 25));
+    if (this.sessionCount() > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (this.onIdle = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      this.onIdle = null;
     }
-    for (const member of [...this.sessions.keys()]) this.cut(member, 'shutdown');
+    this.cutAll('shutdown');
+  }
+
+  /** Cuts every session (the mirror is removed, or the drain timed out). */
+  cutAll(reason: 'removed' | 'shutdown'): number {
+    const effect = newEffect();
+    for (const member of [...this.sessions.keys()]) this.cut(member, reason, false, effect);
+    return effect.cut;
   }
 
   sessionCount(member?: string): number {
@@ -169,7 +244,7 @@ export class MirrorProxy {
 
   private route(c: PendingClient): void {
     if (c.socket.destroyed) return;
-    const d = this.monitor.decision;
+    const d = this.decision;
     if (d.primary !== null && d.accepting) this.dial(c, d.primary);
     else this.hold(c, c.deadline - performance.now());
   }
@@ -177,10 +252,9 @@ export class MirrorProxy {
   private hold(c: PendingClient, wakeInMs: number): void {
     if (this.state !== 'listening') return this.reject(c, 'shutdown');
     if (this.held.size >= this.config.proxy.maxHeld) return this.reject(c, 'hold_full');
-    this.held.add(c, wakeInMs, (woken) => this.wake(woken));
-    // A fast socket reads once into its early-bytes stash and stops (fastpath.ts), so a held
-    // client that resets or leaves is seen at once; a plain socket stays paused until linked.
-    if (isFastSocket(c.socket)) c.socket.resume();
+    // Both data paths watch a held socket, so a client that resets or leaves is seen at once
+    // (a fast socket reads once into its early-bytes stash; a plain one is read by the queue).
+    this.held.add(c, wakeInMs, (woken) => this.wake(woken), isFastSocket(c.socket) ? 'fast' : 'plain');
     this.updateHeld();
   }
 
@@ -188,12 +262,10 @@ export class MirrorProxy {
   private wake(c: PendingClient): void {
     this.updateHeld();
     if (performance.now() < c.deadline) return this.route(c);
-    const d = this.monitor.decision;
-    if (d.accepting && d.primary) return this.dial(c, d.primary);
-    // Rule 3: at the hold timeout a client goes to a merely suspect primary rather than nowhere.
-    const slot = this.monitor.members().find((m) => m.config.name === d.primary);
-    if (slot && slot.health.role === 'suspect' && slot.admin === 'enabled')
-      return this.dial(c, slot.config.name);
+    // At the hold timeout: the accepting primary, else the decision's fallback, else closed.
+    const d = this.decision;
+    const to = d.accepting ? d.primary : d.fallback;
+    if (to !== null) return this.dial(c, to);
     this.reject(c, 'hold_timeout');
   }
 
@@ -209,8 +281,8 @@ export class MirrorProxy {
         if (!owns()) return void backend.destroy();
         this.connecting.delete(c);
         if (c.socket.destroyed || this.state === 'closed') return void backend.destroy();
-        const d = this.monitor.decision;
-        if (d.primary !== member) {
+        const d = this.decision;
+        if (member !== d.primary && member !== d.fallback) {
           // The primary changed while we were connecting: never hand the client to a demoted member.
           backend.destroy();
           return this.route(c);
@@ -222,12 +294,13 @@ export class MirrorProxy {
       (err: ConnectError) => {
         if (!owns()) return;
         this.connecting.delete(c);
-        this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: connectReason(err.code) });
         this.logConnectFailure(member, err.code);
-        this.monitor.kick();
+        this.onConnectFailed(member);
         void this.resolver.refresh(cfg.address);
         const left = c.deadline - performance.now();
+        // A client is counted as failed once, when it is given up (reject counts it).
         if (left <= 0 || c.socket.destroyed) return this.reject(c, connectReason(err.code));
+        this.metrics.connectRetries.inc({ mirror: this.config.name, member });
         const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** c.attempts++);
         this.hold(c, Math.min(backoff, left));
       },
@@ -258,6 +331,7 @@ export class MirrorProxy {
           set.delete(session);
           this.countBytes(session);
           this.metrics.connectionsActive.dec(labels);
+          if (this.onIdle !== null && this.sessionCount() === 0) this.onIdle();
         },
       }),
     };
@@ -284,50 +358,53 @@ export class MirrorProxy {
     s.countedOut = s.link.bytesOut;
   }
 
-  private applyDecision({ prev, next }: DecisionChange): void {
-    this.lastEffect = { cut: 0, released: 0 };
-    for (const member of [...this.sessions.keys()]) {
-      if (member === next.primary) continue;
-      const reason: CutReason = next.conflict.includes(member)
-        ? 'conflict'
-        : this.monitor.members().find((m) => m.config.name === member)?.admin === 'disabled'
-          ? 'disabled'
-          : 'demoted';
-      this.lastEffect.cut += this.cut(member, reason, true);
-    }
-    // Connects still under way to a member that lost the role (a blackholed primary never
-    // answers the SYN) are abandoned: their clients go where new clients go, now.
-    for (const [c, attempt] of [...this.connecting]) {
-      if (attempt.member === next.primary) continue;
-      this.connecting.delete(c);
-      this.route(c);
-    }
-    if (next.primary !== null && next.accepting && !(prev.primary === next.primary && prev.accepting)) {
-      this.releaseHeld(next.primary);
-    }
+  /**
+   * Releases the held clients still connected to `primary`; returns how many. A client whose
+   * socket is already gone (closed before its close event ran) is counted as one that left.
+   */
+  private releaseHeld(primary: string): number {
+    const all = this.held.release();
+    const clients = all.filter((c) => !c.socket.destroyed);
+    for (const c of all) if (c.socket.destroyed) this.countLeft();
+    this.updateHeld();
+    const left = this.leftWhileHeld;
+    this.leftWhileHeld = 0;
+    if (clients.length > 0 || left > 0)
+      this.log.info(
+        { member: primary, clients: clients.length, left_while_held: left },
+        'held clients released',
+      );
+    for (const c of clients) this.dial(c, primary);
+    return clients.length;
   }
 
-  private releaseHeld(primary: string): void {
-    const clients = this.held.release();
-    this.lastEffect.released = clients.length;
+  /** A held client disconnected: it left the queue at once (hold.ts); count it, never as released. */
+  private heldClientLeft(): void {
+    this.countLeft();
     this.updateHeld();
-    if (clients.length > 0)
-      this.log.info({ member: primary, clients: clients.length }, 'held clients released');
-    for (const c of clients) this.dial(c, primary);
+  }
+
+  private countLeft(): void {
+    this.leftWhileHeld++;
+    this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: 'left_while_held' });
   }
 
   /**
-   * Cuts every session of `member` in one step. With `redispatch`, a session the member never
-   * sent a byte to (a hung member, a connect that raced the demotion) is not cut: its client
-   * goes where new clients go, with its bytes so far replayed (see Link.detachClient).
+   * Cuts every session of `member` in one step, adding to `effect`. With `redispatch`, a
+   * session the member never sent a byte to (a hung member, a connect that raced the
+   * demotion) is not cut: its client goes where new clients go, with its bytes so far
+   * replayed (see Link.detachClient).
    */
-  cut(member: string, reason: CutReason, redispatch = false): number {
+  private cut(member: string, reason: CutReason, redispatch: boolean, effect: MutableEffect): void {
     const set = this.sessions.get(member);
-    if (!set || set.size === 0) return 0;
+    if (!set || set.size === 0) return;
     let cut = 0;
     let moved = 0;
     const now = performance.now();
     for (const s of [...set]) {
+      // Gone from the count at once: its sockets close later, and a second decision before
+      // they do must not cut (and count) it again.
+      set.delete(s);
       const detached = redispatch ? s.link.detachClient() : null;
       if (detached === null) {
         s.link.destroy();
@@ -346,6 +423,9 @@ export class MirrorProxy {
         replay: detached.replay,
       });
     }
+    effect.cut += cut;
+    effect.moved += moved;
+    effect.cutBy[member] = (effect.cutBy[member] ?? 0) + cut;
     if (cut > 0) {
       this.metrics.sessionsCut.inc({ mirror: this.config.name, member, reason }, cut);
       this.log.warn({ member, sessions: cut, reason }, 'sessions cut');
@@ -354,7 +434,6 @@ export class MirrorProxy {
       this.metrics.sessionsRedispatched.inc({ mirror: this.config.name, member }, moved);
       this.log.info({ member, sessions: moved, reason }, 'unanswered sessions sent to the new primary');
     }
-    return cut;
   }
 
   private reject(c: PendingClient, reason: string): void {
@@ -370,6 +449,14 @@ export class MirrorProxy {
   private updateHeld(): void {
     this.metrics.held.set({ mirror: this.config.name }, this.held.size);
   }
+}
+
+type MutableEffect = { -readonly [K in keyof ProxyEffect]: ProxyEffect[K] } & {
+  cutBy: Record<string, number>;
+};
+
+function newEffect(): MutableEffect {
+  return { cut: 0, cutBy: {}, moved: 0, released: 0 };
 }
 
 function connectReason(code: string): string {

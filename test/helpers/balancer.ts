@@ -84,8 +84,8 @@ export async function withBalancer(t: Test, yaml: string): Promise<Balancer> {
     config,
     port: (mirror) => {
       const rt = daemon.runtimes().get(mirror);
-      if (!rt) throw new Error(`no mirror ${mirror}`);
-      return rt.proxy.address().port;
+      if (!rt?.listen) throw new Error(`no mirror ${mirror} listening`);
+      return rt.listen.port;
     },
     adminPort: () => admin.address().port,
   };

@@ -25,7 +25,14 @@ export interface HttpAnswer {
 export function httpRequest(
   port: number,
   path: string,
-  opts: { method?: string; body?: string; timeoutMs?: number; host?: string; agent?: http.Agent } = {},
+  opts: {
+    method?: string;
+    body?: string;
+    timeoutMs?: number;
+    host?: string;
+    agent?: http.Agent;
+    headers?: http.OutgoingHttpHeaders;
+  } = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -35,6 +42,7 @@ export function httpRequest(
         path,
         method: opts.method ?? 'GET',
         agent: opts.agent ?? false,
+        headers: opts.headers,
         timeout: opts.timeoutMs ?? 5000,
       },
       (res) => {

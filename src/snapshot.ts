@@ -1,0 +1,38 @@
+import type { HostPort, MemberConfig, MirrorConfig } from './config/types.js';
+import type { AdminState, Decision, MemberHealth } from './health/types.js';
+import type { AddressState } from './proxy/resolver.js';
+
+/**
+ * What the daemon shows of one mirror to admin/status, the demo and tests: plain frozen
+ * data copied at the time of the call, never the live monitor or proxy. Made by
+ * `Daemon.runtimes()`; changing the daemon goes through its methods only.
+ */
+export interface MirrorSnapshot {
+  readonly config: MirrorConfig;
+  readonly decision: Decision;
+  /** The address really bound (port 0 becomes a real port); null while not listening. */
+  readonly listen: HostPort | null;
+  readonly sessions: number;
+  readonly held: number;
+  readonly members: readonly MemberSnapshot[];
+}
+
+export interface MemberSnapshot {
+  readonly config: MemberConfig;
+  readonly health: MemberHealth;
+  readonly admin: AdminState;
+  readonly sessions: number;
+  /** Whether the member's host name resolved (an IP literal needs no lookup). */
+  readonly address: AddressState;
+}
+
+/** Freezes a snapshot and its members (config and decision are frozen already). */
+export function freezeSnapshot(s: MirrorSnapshot): MirrorSnapshot {
+  return Object.freeze({
+    ...s,
+    listen: s.listen && Object.freeze({ ...s.listen }),
+    members: Object.freeze(
+      s.members.map((m) => Object.freeze({ ...m, health: Object.freeze({ ...m.health }) })),
+    ),
+  });
+}
