@@ -249,8 +249,10 @@ async function simStack(t: Tap.Test, compose: Compose, _env: Record<string, stri
   const two = await greet(port('PORT_AP2'));
   t.equal(two.name, 'ap2a', `a client on ${port('PORT_AP2')} is greeted by ap2a`);
   two.socket.destroy();
-  one.socket.write('ping\n');
+  // Read on (the echo is discarded), so the socket sees the balancer's FIN when it comes.
   const closed = new Promise<void>((resolve) => one.socket.once('close', () => resolve()));
+  one.socket.resume();
+  one.socket.write('ping\n');
 
   // compose/failover.sh, pointed at the published control ports.
   const sims: Record<string, string> = {
