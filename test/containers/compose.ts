@@ -188,7 +188,7 @@ async function main(t: Tap.Test): Promise<void> {
 
   await t.test('sim.yml: up, route, fail over, scrape, down', (t) => simStack(t, compose, composeEnv));
   await t.test('stack.yml with simulators for IRIS and the gateways: start order, routing', (t) =>
-    stackVariant(t, compose, work),
+    stackVariant(t, compose, work, composeEnv),
   );
   t.comment(`container suite: ${((Date.now() - suiteStart) / 1000).toFixed(0)}s in all`);
 }
@@ -345,11 +345,16 @@ async function leavesNothing(t: Tap.Test, project: string) {
  * stand-ins' healthchecks run every 2s instead of the IRIS intervals: the order is what is
  * proven, not the IRIS timings.
  */
-async function stackVariant(t: Tap.Test, compose: Compose, work: string) {
+async function stackVariant(
+  t: Tap.Test,
+  compose: Compose,
+  work: string,
+  env: Record<string, string | undefined>,
+) {
   const project = `${prefix()}stack`;
+  // Rendered with the PORT_* moves in force: they are baked into the variant's ports.
   const doc = parse(
-    (await runAsync('docker-compose', ['-f', 'compose/stack.yml', 'config'], { PATH: process.env.PATH }))
-      .stdout,
+    (await runAsync('docker-compose', ['-f', 'compose/stack.yml', 'config'], env)).stdout,
   ) as { services: Record<string, Record<string, unknown>> };
   const simDoc = parse(
     (await runAsync('docker-compose', ['-f', 'compose/sim.yml', 'config'], { PATH: process.env.PATH }))
@@ -365,7 +370,13 @@ async function stackVariant(t: Tap.Test, compose: Compose, work: string) {
   });
   const s = doc.services;
   for (const m of ['ap1a', 'ap1b', 'ap2a', 'ap2b']) Object.assign(s[m]!, sim(m));
-  Object.assign(s.arbiter!, { image: IMAGE, entrypoint: ['sleep', 'infinity'], command: [] });
+  // An idle container, like the arbiter as far as compose is concerned (no healthcheck).
+  Object.assign(s.arbiter!, {
+    image: IMAGE,
+    entrypoint: ['sleep', 'infinity'],
+    command: [],
+    healthcheck: { disable: true },
+  });
   for (const g of ['webgw1', 'webgw2'])
     Object.assign(s[g]!, {
       image: 'docker.io/library/nginx:1.27',
