@@ -38,6 +38,11 @@ export const ERRORS = {
   // Admin HTTP API.
   MLB_ERR_BAD_REQUEST: { meaning: 'malformed path escapes or unparsable HTTP', exit: null, http: 400 },
   MLB_ERR_UNAUTHORIZED: { meaning: 'missing or wrong bearer token', exit: null, http: 401 },
+  MLB_ERR_FORBIDDEN: {
+    meaning: 'a maintenance action on a non-loopback admin listener with no admin.token set',
+    exit: null,
+    http: 403,
+  },
   MLB_ERR_NOT_FOUND: { meaning: 'no such path, mirror or member', exit: null, http: 404 },
   MLB_ERR_METHOD: { meaning: 'method not allowed on this path', exit: null, http: 405 },
   MLB_ERR_INTERNAL: { meaning: 'a handler failed (logged); the server keeps serving', exit: null, http: 500 },

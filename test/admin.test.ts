@@ -1,5 +1,6 @@
 import t from 'tap';
 import net from 'node:net';
+import os from 'node:os';
 import type { StatusDoc } from '../src/admin/status.js';
 import { parseConfig, configWarnings } from '../src/config/load.js';
 import type { TransitionEvent } from '../src/events.js';
@@ -37,9 +38,14 @@ async function setup(t: Tap.Test, token: string | null = TOKEN) {
 }
 
 /** Sends raw bytes and parses the one HTTP answer (bounded). */
-function raw(port: number, request: string | Buffer, timeoutMs = 5000): Promise<HttpAnswer> {
+function raw(
+  port: number,
+  request: string | Buffer,
+  timeoutMs = 5000,
+  host = '127.0.0.1',
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
+    const s = net.connect({ port, host });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       s.destroy();
@@ -417,4 +423,85 @@ t.test('/status says when a member address does not resolve, and the resolved IP
   t.match(by('nohost').resolution.error, /^(ENOTFOUND|EAI_AGAIN|EAI_FAIL|ENODATA)$/);
   t.match(by('named').resolution, { ip: /^(127\.0\.0\.1|::1)$/, error: null });
   t.same(by('ap1a').resolution, { ip: '127.0.0.1', error: null }, 'an IP literal needs no lookup');
+});
+
+/** The first non-loopback IPv4 address of this machine, if it has one. */
+function outsideAddress(): string | undefined {
+  for (const list of Object.values(os.networkInterfaces()))
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return undefined;
+}
+
+/** Two members and an admin listener on `listen` with the given `admin.token` line (or none). */
+async function offLoopback(t: Tap.Test, listen: string, tokenLine = '') {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const b = await withSim(t, { name: 'ap1b', role: 'backup' });
+  const yaml = yamlFor({ ap1: [a, b] }, tokenLine).replace(
+    'admin:\n  listen: 127.0.0.1:0',
+    `admin:\n  listen: '${listen}'`,
+  );
+  const lb = await withBalancer(t, yaml);
+  t.ok(await eventually(() => lb.daemon.mirrorReady('ap1') === true, 5000), 'ap1 has a primary');
+  return { lb, port: lb.adminPort() };
+}
+
+t.test('no token on a non-loopback listener: actions 403 with the fix named, reads open', async (t) => {
+  const outside = outsideAddress();
+  const cases: Array<[listen: string, connectTo: string]> = [['0.0.0.0:0', '127.0.0.1']];
+  if (outside) cases.push([`${outside}:0`, outside]);
+  else t.comment('this machine has no non-loopback IPv4 address: only 0.0.0.0 is tried');
+  for (const [listen, host] of cases) {
+    const { port } = await offLoopback(t, listen);
+    for (const action of ['drain', 'disable', 'enable']) {
+      const res = await httpRequest(port, `/mirrors/ap1/members/ap1a/${action}`, { method: 'POST', host });
+      t.equal(res.status, 403, `${listen}: POST ${action} is refused`);
+      const body = JSON.parse(res.body) as { error: string; message: string };
+      t.equal(body.error, 'MLB_ERR_FORBIDDEN');
+      t.match(body.message, /set admin\.token/, 'the answer says what to set');
+    }
+    // A bearer header changes nothing while no token is configured.
+    const withHeader = await raw(
+      port,
+      'POST /mirrors/ap1/members/ap1a/drain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer anything\r\nContent-Length: 0\r\n\r\n',
+      5000,
+      host,
+    );
+    t.equal(withHeader.status, 403, `${listen}: any bearer is refused too`);
+    const status = JSON.parse((await httpRequest(port, '/status', { host })).body) as StatusDoc;
+    t.equal(status.mirrors[0]!.members.find((m) => m.name === 'ap1a')!.state, 'primary', 'ap1a untouched');
+    for (const path of ['/', '/healthz', '/readyz', '/status', '/events', '/metrics'])
+      t.equal((await httpRequest(port, path, { host })).status, 200, `${listen}: GET ${path} stays open`);
+  }
+});
+
+t.test('no token on ::1 (loopback): actions allowed', async (t) => {
+  const { port } = await offLoopback(t, '[::1]:0');
+  const res = await httpRequest(port, '/mirrors/ap1/members/ap1b/disable', { method: 'POST', host: '::1' });
+  t.equal(res.status, 200);
+});
+
+t.test('token: ${MIRRORLB_ADMIN_TOKEN:-} is no token when unset and the token when set', async (t) => {
+  const saved = process.env.MIRRORLB_ADMIN_TOKEN;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.MIRRORLB_ADMIN_TOKEN;
+    else process.env.MIRRORLB_ADMIN_TOKEN = saved;
+  });
+  const line = '  token: ${MIRRORLB_ADMIN_TOKEN:-}';
+  const post = (port: number, auth: string) =>
+    raw(port, `POST /mirrors/ap1/members/ap1b/drain HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 0\r\n\r\n`);
+
+  delete process.env.MIRRORLB_ADMIN_TOKEN;
+  const unset = await offLoopback(t, '0.0.0.0:0', line);
+  t.equal(unset.lb.config.admin.token, null, 'unset: no token, not an empty one');
+  t.equal((await post(unset.port, '')).status, 403, 'unset: refused off loopback');
+
+  process.env.MIRRORLB_ADMIN_TOKEN = '';
+  const empty = await offLoopback(t, '0.0.0.0:0', line);
+  t.equal(empty.lb.config.admin.token, null, 'empty (compose passes ${VAR:-} as ""): no token');
+
+  process.env.MIRRORLB_ADMIN_TOKEN = TOKEN;
+  const set = await offLoopback(t, '0.0.0.0:0', line);
+  t.equal(set.lb.config.admin.token, TOKEN);
+  t.equal((await post(set.port, '')).status, 401, 'set: no header is 401');
+  t.equal((await post(set.port, `Authorization: Bearer ${TOKEN}\r\n`)).status, 200, 'set: the token works');
 });

@@ -110,7 +110,10 @@ function commandOf(name: string, s: Service, dir: string): string[] {
 }
 
 async function healthy(fnet: FaultNet, name: string, s: Service, proc: Proc): Promise<void> {
-  const test = s.healthcheck?.test ?? (s.build !== undefined ? ['CMD', ...dockerfileHealthcheck()] : null);
+  // Compose reads `$$` in a file as a literal `$`; the Dockerfile's check is used as written.
+  const test =
+    s.healthcheck?.test.map((a) => a.replace(/\$\$/g, '$')) ??
+    (s.build !== undefined ? ['CMD', ...dockerfileHealthcheck()] : null);
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (proc.hasExited()) throw new Error(`${name} exited: ${proc.stderr().slice(-1500)}`);

@@ -87,7 +87,16 @@ export class AdminServer {
     const action =
       (a: AdminAction): Handler =>
       (req, res, [mirror, member]) => {
-        if (!this.authorized(req)) {
+        const verdict = this.authorized(req);
+        if (verdict === 'no-token') {
+          return sendError(
+            res,
+            'MLB_ERR_FORBIDDEN',
+            'maintenance actions are refused on a non-loopback admin listener without a token: ' +
+              'set admin.token (e.g. token: ${MIRRORLB_ADMIN_TOKEN:-}) and send Authorization: Bearer <token>',
+          );
+        }
+        if (verdict !== 'ok') {
           res.setHeader('WWW-Authenticate', 'Bearer');
           return sendError(res, 'MLB_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
         }
@@ -198,16 +207,21 @@ export class AdminServer {
     sendError(res, 'MLB_ERR_NOT_FOUND', `no such path: ${path}`);
   }
 
-  private authorized(req: http.IncomingMessage): boolean {
+  /**
+   * 'ok', 'wrong-token' (401), or 'no-token' (403): without admin.token the actions are
+   * open only on a loopback listener (contract, admin section), judged by the address
+   * actually bound, so `localhost` or `0.0.0.0` cannot be mistaken either way.
+   */
+  private authorized(req: http.IncomingMessage): 'ok' | 'wrong-token' | 'no-token' {
     const token = this.config.token;
-    if (token === null) return true;
+    if (token === null) return isLoopback(this.address().address) ? 'ok' : 'no-token';
     // The scheme name is case-insensitive (RFC 9110 section 11.1).
     const m = /^bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
     const given = m ? m[1]! : '';
     // Compare digests so the comparison is constant-time whatever the lengths.
     const a = createHash('sha256').update(given).digest();
     const b = createHash('sha256').update(token).digest();
-    return timingSafeEqual(a, b) && given.length > 0;
+    return timingSafeEqual(a, b) && given.length > 0 ? 'ok' : 'wrong-token';
   }
 }
 
@@ -227,6 +241,11 @@ function notReadyReason(phase: Daemon['phase']): string {
       return never;
     }
   }
+}
+
+/** 127.0.0.0/8, ::1 and their IPv4-mapped form: only this machine can connect. */
+function isLoopback(address: string): boolean {
+  return /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(address) || address === '::1';
 }
 
 function decodePath(url: string): string {

@@ -11,6 +11,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export type Substituted =
   { readonly ok: true; readonly value: string } | { readonly ok: false; readonly message: string };
 
+const EMPTY_DEFAULT = /^\$\{[A-Za-z_][A-Za-z0-9_]*:-\}$/;
 const REFERENCE = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([^]*))?$/;
 
 /** `${VAR}`, `${VAR:-default}` (default when unset or empty), `$$` → `$`; any other `$` stays. */
@@ -67,7 +68,9 @@ export function substituteTree(tree: YamlTree, env: Env, problems: ProblemList):
       const r = substituteEnv(value, env);
       if (r.ok) {
         if (r.value !== value) changed.add(ptr);
-        return r.value;
+        // A value that is only `${VAR:-}`, with VAR unset or empty, is null (no value), so
+        // `token: ${MIRRORLB_ADMIN_TOKEN:-}` means "no token" when nothing is exported.
+        return r.value === '' && EMPTY_DEFAULT.test(value) ? null : r.value;
       }
       problems.add(tree.positions.value(ptr), `${displayPath(ptr)}: ${r.message}`);
       tree.reported.add(ptr);
