@@ -37,6 +37,7 @@ function problems(text: string): string[] {
 const GENERIC = {
   expectStatus: 200,
   expectBody: [],
+  expectBodyAll: [],
   notPrimaryStatus: [503],
   notPrimaryBody: [],
   fenceAfterMs: 10_000,
@@ -45,6 +46,7 @@ const IRIS = { ...GENERIC, expectBody: ['SUCCESS'], notPrimaryBody: ['FAILED'], 
 const PATRONI = {
   ...GENERIC,
   expectBody: ['"role": "master"', '"role": "primary"'],
+  expectBodyAll: ['"state": "running"'],
   notPrimaryStatus: [503, 200],
   fenceAfterMs: 5_000,
 };

@@ -100,7 +100,7 @@ t.test('the defaults documented in the schema are the ones the loader fills in',
   t.equal(documented('mirrors[].kind'), undefined, 'a mirror without kind inherits the top-level one');
   const overrides = [...byPath.keys()].filter((p) => /^mirrors\[\]\.(health|proxy)\./.test(p));
   t.ok(
-    overrides.length === 18 && overrides.every((p) => documented(p) === undefined),
+    overrides.length === 19 && overrides.every((p) => documented(p) === undefined),
     'per-mirror overrides have no default: they inherit',
   );
 });

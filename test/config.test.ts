@@ -50,6 +50,7 @@ const DEFAULT_HEALTH: HealthConfig = {
   fall: 2,
   expectStatus: 200,
   expectBody: [],
+  expectBodyAll: [],
   notPrimaryStatus: [503],
   notPrimaryBody: [],
   fenceAfterMs: 10_000,

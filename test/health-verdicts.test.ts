@@ -20,6 +20,7 @@ const IRIS = { ...BASE, expectBody: 'SUCCESS', notPrimaryBody: 'FAILED' };
 const PATRONI = {
   ...BASE,
   expectBody: ['"role": "master"', '"role": "primary"'],
+  expectBodyAll: '"state": "running"',
   notPrimaryStatus: [503, 200],
 };
 
@@ -48,7 +49,30 @@ t.test('classification of one answer', async (t) => {
     ],
     ['iris 500 FAILED is still unexpected (status first)', IRIS, 500, 'FAILED', true, 'unexpected'],
     ['patroni 200 role master', PATRONI, 200, '{"state": "running", "role": "master"}', true, 'primary'],
-    ['patroni 200 role primary (newer Patroni)', PATRONI, 200, '{"role": "primary"}', true, 'primary'],
+    [
+      'patroni 200 role primary (newer Patroni)',
+      PATRONI,
+      200,
+      '{"state": "running", "role": "primary"}',
+      true,
+      'primary',
+    ],
+    [
+      'patroni 200 master while PostgreSQL stops (switchover): not primary',
+      PATRONI,
+      200,
+      '{"state": "stopping", "role": "master"}',
+      true,
+      'not_primary',
+    ],
+    [
+      'patroni 200 master, state not seen yet: undecided until the end',
+      PATRONI,
+      200,
+      '{"role": "master", ',
+      false,
+      null,
+    ],
     [
       'patroni 200 role replica: promotion in progress, not primary',
       PATRONI,

@@ -105,6 +105,7 @@ export const HEALTH_KEYS = {
   },
   expect_status: { field: 'expectStatus', kind: 'integer', default: 200 },
   expect_body: { field: 'expectBody', kind: 'texts', default: null },
+  expect_body_all: { field: 'expectBodyAll', kind: 'texts', default: null },
   not_primary_status: { field: 'notPrimaryStatus', kind: 'statuses', default: 503 },
   not_primary_body: { field: 'notPrimaryBody', kind: 'texts', default: null },
   fence_after: { field: 'fenceAfterMs', kind: 'duration-or-never', default: '10s' },

@@ -26,6 +26,10 @@ export const KIND_HEALTH: Readonly<Record<MirrorKind, Partial<RawHealth>>> = Obj
   // ttl - loop_wait (20s at Patroni's defaults, 9s at ttl 10s / loop_wait 1s).
   patroni: {
     expect_body: ['"role": "master"', '"role": "primary"'],
+    // While a switchover stops PostgreSQL the old leader still holds the lock and answers
+    // 200 "role": "master" with "state": "stopping" for about a second, refusing new
+    // connections: only a running PostgreSQL is a primary (docs/patroni.md).
+    expect_body_all: '"state": "running"',
     not_primary_status: [503, 200],
     fence_after: '5s',
   },

@@ -45,11 +45,12 @@ function mirrorLines(m: MirrorConfig): string[] {
 function healthLine(h: HealthConfig): string {
   const body = (b: readonly string[]): string =>
     b.length === 0 ? '' : ` with ${b.map((x) => JSON.stringify(x)).join(' or ')}`;
+  const also = h.expectBodyAll.map((x) => ` and ${JSON.stringify(x)}`).join('');
   const fence = h.fenceAfterMs === null ? 'off' : formatDuration(h.fenceAfterMs);
   return (
     `every ${formatDuration(h.intervalMs)} (${formatDuration(h.fastIntervalMs)} for ` +
     `${formatDuration(h.fastWindowMs)} after a change), timeout ${formatDuration(h.timeoutMs)}, ` +
-    `rise ${h.rise}, fall ${h.fall}, primary = ${h.expectStatus}${body(h.expectBody)}, ` +
+    `rise ${h.rise}, fall ${h.fall}, primary = ${h.expectStatus}${body(h.expectBody)}${also}, ` +
     `not primary = ${h.notPrimaryStatus.join(' or ')}${body(h.notPrimaryBody)}, fence after ${fence}`
   );
 }

@@ -35,6 +35,8 @@ export interface HealthConfig {
   readonly expectStatus: number;
   /** Texts of which the body must contain one to mean "primary" (empty: the status alone decides). */
   readonly expectBody: readonly string[];
+  /** Texts that must all be in the body too for it to mean "primary" (empty: none). */
+  readonly expectBodyAll: readonly string[];
   /** Statuses that, with `notPrimaryBody`, are the member's own "not primary" answer. */
   readonly notPrimaryStatus: readonly number[];
   /** Texts of which a not-primary body must contain one (empty: the status alone decides). */

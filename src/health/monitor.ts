@@ -13,6 +13,7 @@ export interface ProbeRunner {
       readonly timeoutMs: number;
       readonly expectStatus: number;
       readonly expectBody: string | readonly string[] | null;
+      readonly expectBodyAll?: string | readonly string[] | null;
       readonly notPrimaryStatus?: number | readonly number[];
       readonly notPrimaryBody?: string | readonly string[] | null;
       readonly maxBodyBytes: number;
@@ -211,6 +212,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
           timeoutMs: h.timeoutMs,
           expectStatus: h.expectStatus,
           expectBody: h.expectBody,
+          expectBodyAll: h.expectBodyAll,
           notPrimaryStatus: h.notPrimaryStatus,
           notPrimaryBody: h.notPrimaryBody,
           maxBodyBytes: h.maxBodyBytes,

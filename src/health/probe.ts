@@ -22,6 +22,8 @@ export interface ProbeOptions {
   readonly expectStatus: number;
   /** Text(s) of which the body must contain one (within maxBodyBytes) for the answer to mean primary. */
   readonly expectBody: string | readonly string[] | null;
+  /** Text(s) that must all be in the body too for the answer to mean primary (default: none). */
+  readonly expectBodyAll?: string | readonly string[] | null;
   /** Status(es) of the member's own "not primary" answer (default 503). */
   readonly notPrimaryStatus?: number | readonly number[];
   /** Text(s) of which a not-primary body must contain one (default: none needed). */
@@ -91,6 +93,7 @@ interface HttpOutcome {
 export interface AnswerRules {
   readonly expectStatus: number;
   readonly expectBody: readonly Buffer[];
+  readonly expectBodyAll: readonly Buffer[];
   readonly notPrimaryStatus: readonly number[];
   readonly notPrimaryBody: readonly Buffer[];
 }
@@ -107,6 +110,7 @@ export function answerRules(opts: ProbeOptions): AnswerRules {
   return {
     expectStatus: opts.expectStatus,
     expectBody: bufs(toList(opts.expectBody, [])),
+    expectBodyAll: bufs(toList(opts.expectBodyAll, [])),
     notPrimaryStatus: toList(opts.notPrimaryStatus, [503]),
     notPrimaryBody: bufs(toList(opts.notPrimaryBody, [])),
   };
@@ -126,7 +130,8 @@ export function classifyAnswer(
   const asPrimary = status === rules.expectStatus;
   const asNotPrimary = rules.notPrimaryStatus.includes(status);
   const any = (list: readonly Buffer[]): boolean => list.length === 0 || list.some(found);
-  if (asPrimary && any(rules.expectBody)) return 'primary';
+  const all = rules.expectBodyAll.every(found);
+  if (asPrimary && any(rules.expectBody) && all) return 'primary';
   // A primary needle may still come: only the whole body can say it is not there.
   if (asPrimary && !complete) return null;
   if (asNotPrimary && any(rules.notPrimaryBody)) return 'not_primary';
@@ -137,7 +142,7 @@ export function classifyAnswer(
 /** The needles worth looking for in an answer with this status. */
 function needlesFor(rules: AnswerRules, status: number): Buffer[] {
   return [
-    ...(status === rules.expectStatus ? rules.expectBody : []),
+    ...(status === rules.expectStatus ? [...rules.expectBody, ...rules.expectBodyAll] : []),
     ...(rules.notPrimaryStatus.includes(status) ? rules.notPrimaryBody : []),
   ];
 }
