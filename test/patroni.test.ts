@@ -191,6 +191,10 @@ async function main(t: Test): Promise<void> {
     const failed = writes.filter((x) => !x.ok);
     const kinds: Record<string, number> = {};
     for (const f of failed) kinds[f.errorKind ?? 'other'] = (kinds[f.errorKind ?? 'other'] ?? 0) + 1;
+    const codes: Record<string, number> = {};
+    for (const f of failed)
+      codes[`${f.code ?? '-'} ${f.kind}`] = (codes[`${f.code ?? '-'} ${f.kind}`] ?? 0) + 1;
+    t.comment(`${fault}: failed writes by code and writer kind ${JSON.stringify(codes)}`);
     const onLeader = await idsOn(
       cluster,
       to,
