@@ -1,5 +1,4 @@
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,42 +8,8 @@ import { runCheck } from '../src/cli/check.js';
 import { runDemo } from '../src/cli/demo.js';
 import { runSim } from '../src/cli/sim.js';
 import { runStatus } from '../src/cli/status.js';
+import { BIN, runCli } from './helpers/cli-proc.js';
 import { connect, eventually, httpRequest, readGreeting, readUpTo, withSim } from './helpers/sim.js';
-
-const BIN = fileURLToPath(new URL('../bin/mirrorlb.js', import.meta.url));
-
-interface Proc {
-  readonly child: ChildProcess;
-  readonly lines: Array<Record<string, unknown>>;
-  readonly stderr: () => string;
-  readonly exited: Promise<number | null>;
-}
-
-function run(t: Tap.Test, args: string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Array<Record<string, unknown>> = [];
-  let err = '';
-  let buf = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-  });
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { child, lines, stderr: () => err, exited };
-}
 
 /** A free loopback port (bound then released; good enough for a test process). */
 async function freePort(): Promise<number> {
@@ -63,14 +28,14 @@ function configFile(dir: string, name: string, body: string): string {
 }
 
 t.test('--version, --help, usage errors', async (t) => {
-  const v = run(t, ['--version']);
+  const v = runCli(t, ['--version']);
   t.equal(await v.exited, 0);
-  const h = run(t, ['--help']);
+  const h = runCli(t, ['--help']);
   t.equal(await h.exited, 0);
-  const bad = run(t, ['--nope']);
+  const bad = runCli(t, ['--nope']);
   t.equal(await bad.exited, 2);
   t.match(bad.stderr(), /unknown option --nope/);
-  const none = run(t, []);
+  const none = runCli(t, []);
   t.equal(await none.exited, 2);
   t.match(none.stderr(), /--config FILE is required/);
 });
@@ -94,7 +59,7 @@ t.test('one parser for every command: --help on each, mirrorlb help, the same wo
       /^mirrorlb demo: --log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\n/,
     ],
   ] as const;
-  const procs = [...ok, ...bad].map(([argv]) => run(t, [...argv]));
+  const procs = [...ok, ...bad].map(([argv]) => runCli(t, [...argv]));
   const codes = await Promise.all(procs.map((p) => p.exited));
   ok.forEach(([argv, head], i) => {
     t.equal(codes[i], 0, argv.join(' '));
@@ -175,7 +140,7 @@ t.test('a reader that goes away is a normal end: check | head -1 exits 0 without
 t.test('an invalid config refuses to start with FILE:LINE:COL and no stack trace', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mlb-cli-'));
   const f = configFile(dir, 'bad.yml', 'mirrors:\n  - name: ap1\n    listen: nowhere\n');
-  const p = run(t, ['--config', f]);
+  const p = runCli(t, ['--config', f]);
   t.equal(await p.exited, 1);
   t.match(p.stderr(), new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: `, 'm'));
   t.notMatch(p.stderr(), /\n\s+at /);
@@ -192,7 +157,7 @@ t.test(
       `  - name: ${name}\n    listen: 127.0.0.1:${port}\n    members:\n      - name: ${sim.name}\n        address: 127.0.0.1:${sim.superserverPort}\n        check: http://127.0.0.1:${sim.webPort}/csp/mirror_status.cxw\n`;
     const tail = `admin:\n  listen: 127.0.0.1:${admin}\nshutdown:\n  drain_timeout: 20s\n  grace: 0\n`;
     const f = configFile(dir, 'mirrorlb.yml', `mirrors:\n${mirror('ap1', p1, a)}${tail}`);
-    const p = run(t, ['-c', f]);
+    const p = runCli(t, ['-c', f]);
     t.ok(await eventually(() => p.lines.some((l) => l.msg === 'mirrorlb started'), 30000), 'started', {
       stderr: p.stderr(),
       stdout: p.lines,

@@ -4,19 +4,16 @@
  * its port closes. Real sockets throughout; the process tests run bin/mirrorlb.js.
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { StatusDoc } from '../src/admin/status.js';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
 import { withBalancer, yamlFor } from './helpers/balancer.js';
+import { runCli } from './helpers/cli-proc.js';
 import { connect, eventually, httpRequest, readGreeting, readUpTo, withSim } from './helpers/sim.js';
-
-const BIN = fileURLToPath(new URL('../bin/mirrorlb.js', import.meta.url));
 
 t.test('shutdown.grace: default 5s, 0 / "0" / off for none, a clear error otherwise', async (t) => {
   const base =
@@ -117,39 +114,6 @@ t.test('Daemon.stop with a grace: unready at once, still accepting, then closed;
   await stopped;
   t.equal(lb.daemon.phase, 'stopped');
 });
-
-interface Proc {
-  readonly child: ChildProcess;
-  readonly lines: Array<Record<string, unknown>>;
-  readonly exited: Promise<number | null>;
-  readonly stderr: () => string;
-}
-
-function runCli(t: Tap.Test, args: string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Array<Record<string, unknown>> = [];
-  let buf = '';
-  let err = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-  });
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { child, lines, exited, stderr: () => err };
-}
 
 async function freePort(): Promise<number> {
   const s = net.createServer();
