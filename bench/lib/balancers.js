@@ -188,3 +188,40 @@ export async function startHaproxy({ benchDir, label, cfg, env, port, cpu, logDi
     stop: () => proc.stop(3000),
   };
 }
+
+/**
+ * One balancer in front of a pair of simulated members, as the failover and storm parts
+ * use it: mirrorlb at its defaults with one mirror `ap1` over both members, or haproxy with
+ * `b.cfg` and the members' addresses (and the seed set-up's check script) in its env.
+ */
+export async function startPairBalancer(ctx, b, sims, part) {
+  const port = await freePort();
+  if (b.id === 'mirrorlb') {
+    return startMirrorlb({
+      repoRoot: ctx.repoRoot,
+      label: `${part}-mirrorlb`,
+      mirrors: [
+        {
+          name: 'ap1',
+          listen: `127.0.0.1:${port}`,
+          members: sims.map((s) => ({ name: s.name, address: s.address, check: s.checkUrl })),
+        },
+      ],
+      cpu: ctx.cpus.balancer,
+      logDir: ctx.logDir,
+    });
+  }
+  return startHaproxy({
+    benchDir: ctx.benchDir,
+    label: `${part}-${b.id}`,
+    cfg: b.cfg,
+    port,
+    env: {
+      MLB_A_ADDR: sims[0].address,
+      MLB_B_ADDR: sims[1].address,
+      MLB_CHECK_SCRIPT: `${ctx.benchDir}/haproxy-seed-check.sh`,
+    },
+    cpu: ctx.cpus.balancer,
+    logDir: ctx.logDir,
+  });
+}

@@ -3,7 +3,7 @@
 // measured from the clients' side only (greeting lines, errors, closed sessions), so
 // mirrorlb and haproxy are judged by the same yardstick.
 import os from 'node:os';
-import { startHaproxy, startMirrorlb, freePort } from './balancers.js';
+import { startPairBalancer } from './balancers.js';
 import { openHolders, startFleet } from './fleet.js';
 import { createMemberNetns } from './netns.js';
 import { SIM_PORTS, startSim } from './sims.js';
@@ -106,35 +106,7 @@ export async function runFailover(ctx) {
           }).then((s) => Object.assign(s, { label: `${b.id}-${name}` })),
         );
       }
-      const port = await freePort();
-      const lb =
-        b.id === 'mirrorlb'
-          ? await startMirrorlb({
-              repoRoot: ctx.repoRoot,
-              label: 'failover-mirrorlb',
-              mirrors: [
-                {
-                  name: 'ap1',
-                  listen: `127.0.0.1:${port}`,
-                  members: sims.map((s) => ({ name: s.name, address: s.address, check: s.checkUrl })),
-                },
-              ],
-              cpu: ctx.cpus.balancer,
-              logDir: ctx.logDir,
-            })
-          : await startHaproxy({
-              benchDir: ctx.benchDir,
-              label: `failover-${b.id}`,
-              cfg: b.cfg,
-              port,
-              env: {
-                MLB_A_ADDR: sims[0].address,
-                MLB_B_ADDR: sims[1].address,
-                MLB_CHECK_SCRIPT: `${ctx.benchDir}/haproxy-seed-check.sh`,
-              },
-              cpu: ctx.cpus.balancer,
-              logDir: ctx.logDir,
-            });
+      const lb = await startPairBalancer(ctx, b, sims, 'failover');
       envs.push({ b, lb, sims, primary: 'ap1a' });
     }
 

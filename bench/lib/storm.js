@@ -5,7 +5,7 @@
 // Measured from the clients' side only, for mirrorlb and the tuned haproxy in the same run.
 import net from 'node:net';
 import os from 'node:os';
-import { freePort, startHaproxy, startMirrorlb } from './balancers.js';
+import { startPairBalancer } from './balancers.js';
 import { createMemberNetns } from './netns.js';
 import { run } from './proc.js';
 import { SIM_PORTS, startSim } from './sims.js';
@@ -293,31 +293,7 @@ export async function runStorm(ctx) {
           }),
         );
       }
-      const port = await freePort();
-      const lb =
-        b.id === 'mirrorlb'
-          ? await startMirrorlb({
-              repoRoot: ctx.repoRoot,
-              label: 'storm-mirrorlb',
-              mirrors: [
-                {
-                  name: 'ap1',
-                  listen: `127.0.0.1:${port}`,
-                  members: sims.map((s) => ({ name: s.name, address: s.address, check: s.checkUrl })),
-                },
-              ],
-              cpu: ctx.cpus.balancer,
-              logDir: ctx.logDir,
-            })
-          : await startHaproxy({
-              benchDir: ctx.benchDir,
-              label: `storm-${b.id}`,
-              cfg: b.cfg,
-              port,
-              env: { MLB_A_ADDR: sims[0].address, MLB_B_ADDR: sims[1].address },
-              cpu: ctx.cpus.balancer,
-              logDir: ctx.logDir,
-            });
+      const lb = await startPairBalancer(ctx, b, sims, 'storm');
       envs.push({ b, lb, sims, primary: 'ap1a' });
     }
     for (let rep = 0; rep < settings.reps; rep++) {
