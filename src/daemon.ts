@@ -14,6 +14,7 @@ import type { AdminState, Decision, MemberHealth, ProbeResult } from './health/t
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { fastPathDefault } from './proxy/fastpath.js';
+import { rawAvailable } from './proxy/raw.js';
 import { MirrorProxy, type ProxyEffect } from './proxy/mirror-proxy.js';
 import { Resolver } from './proxy/resolver.js';
 import { freezeSnapshot, type MirrorSnapshot } from './snapshot.js';
@@ -400,20 +401,27 @@ export class Daemon {
     });
   }
 
-  /** Once at start: which data path sockets take (src/proxy/fastpath.ts), since it changes what to expect of CPU. */
+  /** Once at start: which data path sockets take (src/proxy/fastpath.ts, raw.ts), since it changes what to expect of CPU. */
   private logDataPath(): void {
     const connect = fastPathDefault();
     const accept = [...this.mirrors.values()].every((rt) => rt.proxy.fastAccept === true);
+    const fast = connect && accept;
+    // Raw handles need the fast accept hook (the handle arrives there) and the bindings.
+    const raw = fast && rawAvailable();
     this.log.info(
       {
-        data_path: connect && accept ? 'fast' : 'plain',
+        data_path: raw ? 'raw' : fast ? 'fast' : 'plain',
         accept: accept ? 'fast' : 'plain',
         connect: connect ? 'fast' : 'plain',
-        reason: connect
-          ? accept
-            ? null
-            : 'server internals of this Node.js not as expected'
-          : 'MIRRORLB_DATAPATH=plain',
+        reason: raw
+          ? null
+          : !connect
+            ? 'MIRRORLB_DATAPATH=plain'
+            : !accept
+              ? 'server internals of this Node.js not as expected'
+              : process.env.MIRRORLB_DATAPATH === 'stream'
+                ? 'MIRRORLB_DATAPATH=stream'
+                : "this Node.js's TCP bindings not as expected",
       },
       'data path',
     );

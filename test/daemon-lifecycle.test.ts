@@ -23,11 +23,15 @@ t.test('the data path is logged once, at start', async (t) => {
   t.equal(lines.length, 1, 'one line, not one per mirror or reload');
   const l = lines[0]!;
   t.equal(l.connect, process.env.MIRRORLB_DATAPATH === 'plain' ? 'plain' : 'fast');
+  const fast = l.accept === 'fast' && l.connect === 'fast';
+  const mode = process.env.MIRRORLB_DATAPATH;
   t.equal(
     l.data_path,
-    l.accept === 'fast' && l.connect === 'fast' ? 'fast' : 'plain',
-    'fast only when both are',
+    fast ? (mode === 'stream' ? 'fast' : 'raw') : 'plain',
+    'raw by default; fast only when both accept and connect are',
   );
+  if (l.data_path === 'raw') t.equal(l.reason, null, 'no reason when raw');
+  else t.type(l.reason, 'string', 'why not raw');
 });
 
 t.test('stop drains: it ends when the last session closes, not at the drain timeout', async (t) => {

@@ -74,13 +74,19 @@ async function session(
   return { upHash, down: await down };
 }
 
-for (const fastPath of [true, false]) {
-  const mode = fastPath ? 'fast path' : 'plain fallback';
+// The raw path (raw.ts) reads into the same shared buffer as the fast path: the same hazard.
+const MODES = [
+  { mode: 'raw path', fastPath: true, raw: true },
+  { mode: 'fast path', fastPath: true, raw: false },
+  { mode: 'plain fallback', fastPath: false, raw: false },
+] as const;
+
+for (const { mode, fastPath, raw } of MODES) {
 
   t.test(`${mode}: 6 sessions at once, 8 MB each way each, slow readers, hashes match`, async (t) => {
     const results = new Map<number, BackendResult>();
     const backendPort = await withStreamBackend(t, results);
-    const proxy = await withProxy(t, backendPort, { fastPath });
+    const proxy = await withProxy(t, backendPort, { fastPath, raw });
     const sizes = [8, 8, 8, 8, 8, 8].map((mb, i) => ({
       seed: 100 + i * 7,
       up: mb << 20,
@@ -118,7 +124,7 @@ for (const fastPath of [true, false]) {
   t.test(`${mode}: one 40 MB download to a slow client while 30 small sessions come and go`, async (t) => {
     const results = new Map<number, BackendResult>();
     const backendPort = await withStreamBackend(t, results);
-    const proxy = await withProxy(t, backendPort, { fastPath });
+    const proxy = await withProxy(t, backendPort, { fastPath, raw });
     const big = session(proxy.port, 1, 1 << 20, 40 << 20);
     const small: Array<Promise<{ upHash: string; down: { bytes: number; hash: string } }>> = [];
     for (let i = 0; i < 30; i++) {

@@ -39,11 +39,16 @@ function echo(s: net.Socket): void {
   s.pipe(s);
 }
 
-for (const fastPath of [true, false]) {
-  const mode = fastPath ? 'fast path' : 'plain fallback';
+// The raw path (raw.ts: libuv handles, no net.Socket) and the two socket paths under the same tests.
+const MODES = [
+  { mode: 'raw path', fastPath: true, raw: true },
+  { mode: 'fast path', fastPath: true, raw: false },
+  { mode: 'plain fallback', fastPath: false, raw: false },
+] as const;
 
+for (const { mode, fastPath, raw } of MODES) {
   t.test(`${mode}: sockets read the way the mode says`, async (t) => {
-    const proxy = await withProxy(t, await withBackend(t, echo), { fastPath });
+    const proxy = await withProxy(t, await withBackend(t, echo), { fastPath, raw });
     const c = await connectTo(proxy.port);
     c.end('ping');
     t.equal((await readAll(c)).data, 'ping');
@@ -61,7 +66,7 @@ for (const fastPath of [true, false]) {
         s.pause();
         if (!up) sentHash = sendStream(s, 77, total);
       });
-      const proxy = await withProxy(t, port, { fastPath });
+      const proxy = await withProxy(t, port, { fastPath, raw });
       const c = await connectTo(proxy.port);
       if (up) sentHash = sendStream(c, 77, total);
       else c.pause();
@@ -104,7 +109,7 @@ for (const fastPath of [true, false]) {
         // Answers only after the client half-closed: proves the FIN went through and the way back stays open.
         s.on('end', () => setTimeout(() => s.end(`got ${Buffer.concat(chunks).length} bytes then FIN`), 50));
       });
-      const proxy = await withProxy(t, port, { fastPath });
+      const proxy = await withProxy(t, port, { fastPath, raw });
       const c = await connectTo(proxy.port);
       c.end('hello');
       const r = await readAll(c);
@@ -125,7 +130,7 @@ for (const fastPath of [true, false]) {
         s.on('data', (c: Buffer) => (backendGot += c.toString()));
         s.on('end', () => (backendEnded = true));
       });
-      const proxy = await withProxy(t, port, { fastPath });
+      const proxy = await withProxy(t, port, { fastPath, raw });
       const c = await connectTo(proxy.port);
       const r = readAll(c);
       await waitFor(() => c.readableEnded, 5000, 'the client to see the FIN');
@@ -140,36 +145,40 @@ for (const fastPath of [true, false]) {
     },
   );
 
-  t.test(`${mode}: an idle timer on the client sees the member's writes as activity`, async (t) => {
-    const port = await withBackend(t, (s) => {
-      let n = 0;
-      const timer = setInterval(() => {
-        if (s.destroyed) return clearInterval(timer);
-        s.write('tick.');
-        if (++n === 24) {
-          clearInterval(timer);
-          s.end();
-        }
-      }, 50);
+  // The raw path has no socket to put a timer on: its idle timeout is the session table's
+  // wheel, tested through the daemon (proxy-data.test.ts, sessions.test.ts).
+  if (!raw)
+    t.test(`${mode}: an idle timer on the client sees the member's writes as activity`, async (t) => {
+      const port = await withBackend(t, (s) => {
+        let n = 0;
+        const timer = setInterval(() => {
+          if (s.destroyed) return clearInterval(timer);
+          s.write('tick.');
+          if (++n === 24) {
+            clearInterval(timer);
+            s.end();
+          }
+        }, 50);
+      });
+      const proxy = await withProxy(t, port, { fastPath, idleMs: 300 });
+      const c = await connectTo(proxy.port);
+      // The client never writes: only the member's bytes (backend → client) keep the session busy.
+      const r = await readAll(c, 10_000);
+      t.equal(r.data, 'tick.'.repeat(24), 'every tick arrived');
+      t.ok(r.ended, 'ended by the member, not cut');
+      t.same(proxy.idleCuts, [], 'never cut as idle');
+      c.destroy();
     });
-    const proxy = await withProxy(t, port, { fastPath, idleMs: 300 });
-    const c = await connectTo(proxy.port);
-    // The client never writes: only the member's bytes (backend → client) keep the session busy.
-    const r = await readAll(c, 10_000);
-    t.equal(r.data, 'tick.'.repeat(24), 'every tick arrived');
-    t.ok(r.ended, 'ended by the member, not cut');
-    t.same(proxy.idleCuts, [], 'never cut as idle');
-    c.destroy();
-  });
 
-  t.test(`${mode}: an idle timer on the client cuts a quiet session`, async (t) => {
-    const proxy = await withProxy(t, await withBackend(t, () => undefined), { fastPath, idleMs: 300 });
-    const c = await connectTo(proxy.port);
-    const started = Date.now();
-    await readAll(c, 5000);
-    t.equal(proxy.idleCuts.length, 1, 'cut once');
-    t.ok(Date.now() - started >= 250, 'not before the idle timeout');
-  });
+  if (!raw)
+    t.test(`${mode}: an idle timer on the client cuts a quiet session`, async (t) => {
+      const proxy = await withProxy(t, await withBackend(t, () => undefined), { fastPath, idleMs: 300 });
+      const c = await connectTo(proxy.port);
+      const started = Date.now();
+      await readAll(c, 5000);
+      t.equal(proxy.idleCuts.length, 1, 'cut once');
+      t.ok(Date.now() - started >= 250, 'not before the idle timeout');
+    });
 
   t.test(`${mode}: destroy() cuts both sockets and reports once`, async (t) => {
     let backendClosed = false;
@@ -179,7 +188,7 @@ for (const fastPath of [true, false]) {
       s.on('close', () => (backendClosed = true));
       s.write('hi');
     });
-    const proxy = await withProxy(t, port, { fastPath });
+    const proxy = await withProxy(t, port, { fastPath, raw });
     const c = await connectTo(proxy.port);
     const r = readAll(c);
     await waitFor(() => proxy.links.size === 1, 5000, 'the link');
@@ -206,7 +215,7 @@ for (const fastPath of [true, false]) {
       });
       s.pipe(s);
     });
-    const proxy = await withProxy(t, port, { fastPath });
+    const proxy = await withProxy(t, port, { fastPath, raw });
     const healthy = await connectTo(proxy.port);
     const healthyDown = receiveStream(healthy, { slow: true });
     const sent = sendStream(healthy, 42, 6 << 20);
@@ -239,7 +248,7 @@ for (const fastPath of [true, false]) {
       s.on('close', () => (backendClosed = true));
       void sendStream(s, 9, 64 << 20);
     });
-    const proxy = await withProxy(t, port, { fastPath });
+    const proxy = await withProxy(t, port, { fastPath, raw });
     const c = await connectTo(proxy.port);
     let got = 0;
     c.on('data', (d: Buffer) => {
@@ -254,7 +263,7 @@ for (const fastPath of [true, false]) {
 
   t.test(`${mode}: a held client's early bytes arrive first and in order`, async (t) => {
     const port = await withBackend(t, echo);
-    const proxy = await withProxy(t, port, { fastPath, holdMs: 150 });
+    const proxy = await withProxy(t, port, { fastPath, raw, holdMs: 150 });
     const c = await connectTo(proxy.port);
     c.write('one,');
     c.write('two,');
@@ -264,7 +273,7 @@ for (const fastPath of [true, false]) {
   });
 
   t.test(`${mode}: 300 concurrent echo sessions, each intact`, async (t) => {
-    const proxy = await withProxy(t, await withBackend(t, echo), { fastPath });
+    const proxy = await withProxy(t, await withBackend(t, echo), { fastPath, raw });
     const one = async (i: number): Promise<boolean> => {
       const c = await connectTo(proxy.port, 10_000);
       const down = receiveStream(c);
@@ -282,43 +291,46 @@ for (const fastPath of [true, false]) {
     t.equal(proxy.links.size, 0, 'no link left');
   });
 
-  t.test(
-    `${mode}: link() on a client that already vanished reports once and closes the backend`,
-    async (t) => {
-      let backendClosed = false;
-      const port = await withBackend(t, (s) => {
-        s.on('end', () => (backendClosed = true));
-        s.on('close', () => (backendClosed = true));
-      });
-      const server = createProxyServer(() => undefined, { fastPath });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-      const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-      const c = await connectTo((server.address() as net.AddressInfo).port);
-      const client = await accepted;
-      client.destroy();
-      c.destroy();
-      const backend = await connectBackend({ host: '127.0.0.1', port }, 5000, { fastPath });
-      const closes: unknown[] = [];
-      link(client, backend, { onClose: (r) => closes.push(r) });
-      await waitFor(() => backendClosed && closes.length === 1, 5000, 'the backend to close');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      t.equal(closes.length, 1, 'onClose exactly once');
-    },
-  );
-
-  t.test(`${mode}: connectBackend rejects a refused connect with its errno`, async (t) => {
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const err = await connectBackend({ host: '127.0.0.1', port }, 5000, { fastPath }).then(
-      () => null,
-      (e: unknown) => e,
+  // Socket-level (link, connectBackend): the same for the raw mode as for the fast one.
+  if (!raw)
+    t.test(
+      `${mode}: link() on a client that already vanished reports once and closes the backend`,
+      async (t) => {
+        let backendClosed = false;
+        const port = await withBackend(t, (s) => {
+          s.on('end', () => (backendClosed = true));
+          s.on('close', () => (backendClosed = true));
+        });
+        const server = createProxyServer(() => undefined, { fastPath, raw });
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+        const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+        const c = await connectTo((server.address() as net.AddressInfo).port);
+        const client = await accepted;
+        client.destroy();
+        c.destroy();
+        const backend = await connectBackend({ host: '127.0.0.1', port }, 5000, { fastPath, raw });
+        const closes: unknown[] = [];
+        link(client, backend, { onClose: (r) => closes.push(r) });
+        await waitFor(() => backendClosed && closes.length === 1, 5000, 'the backend to close');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        t.equal(closes.length, 1, 'onClose exactly once');
+      },
     );
-    t.ok(err instanceof ConnectError);
-    t.equal((err as ConnectError).code, 'ECONNREFUSED');
-  });
+
+  if (!raw)
+    t.test(`${mode}: connectBackend rejects a refused connect with its errno`, async (t) => {
+      const probe = net.createServer();
+      await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+      const port = (probe.address() as net.AddressInfo).port;
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+      const err = await connectBackend({ host: '127.0.0.1', port }, 5000, { fastPath, raw }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      t.ok(err instanceof ConnectError);
+      t.equal((err as ConnectError).code, 'ECONNREFUSED');
+    });
 }
 
 t.test('fast path: bytes read before link() are kept and forwarded first', async (t) => {

@@ -32,6 +32,12 @@ interface SocketInternals {
  */
 export type SocketFactory = (handle: unknown, noDelay: boolean) => net.Socket;
 
+/**
+ * Offered each accepted handle before a socket is made for it: returns true when it took the
+ * handle (the raw path, raw.ts), false to have the socket made as usual.
+ */
+export type HandleTaker = (handle: unknown) => boolean;
+
 const kHooked = Symbol('mirrorlb.acceptHooked');
 
 /**
@@ -42,15 +48,16 @@ export function hookAccept(
   server: net.Server,
   makeSocket: SocketFactory,
   onHooked?: (ok: boolean) => void,
+  take?: HandleTaker,
 ): void {
   // Prepended so it runs before any 'listening' listener that could already trigger accepts.
   server.prependListener('listening', () => {
-    const ok = wrap(server, makeSocket);
+    const ok = wrap(server, makeSocket, take);
     onHooked?.(ok);
   });
 }
 
-function wrap(server: net.Server, makeSocket: SocketFactory): boolean {
+function wrap(server: net.Server, makeSocket: SocketFactory, take: HandleTaker | undefined): boolean {
   const internals = server as unknown as ServerInternals;
   const handle = internals._handle as (ServerHandle & { [kHooked]?: true }) | null | undefined;
   if (!handle || typeof handle.onconnection !== 'function' || typeof internals._connections !== 'number') {
@@ -61,10 +68,15 @@ function wrap(server: net.Server, makeSocket: SocketFactory): boolean {
   // One setsockopt on the listener instead of one per accepted socket (Linux only: other
   // systems do not promise that accepted sockets inherit it).
   const noDelay = process.platform === 'linux' && handle.setNoDelay?.(true) === 0;
+  // The raw path needs TCP_NODELAY inherited from the listener (it makes no socket to set it on).
+  const taker = noDelay ? take : undefined;
   handle.onconnection = function onconnection(this: ServerHandle, err: number, clientHandle: unknown): void {
     if (err !== 0 || !clientHandle || server.maxConnections) return original.call(this, err, clientHandle);
     let socket: net.Socket;
     try {
+      // A handle the taker keeps is not counted in the server's _connections: nothing here
+      // waits for the server's 'close', and the raw path closes its handles itself.
+      if (taker?.(clientHandle)) return;
       socket = makeSocket(clientHandle, noDelay);
     } catch (e) {
       // Never an exception out of libuv's accept callback (it would take the process down).

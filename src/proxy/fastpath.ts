@@ -16,8 +16,8 @@ import type { Socket } from 'node:net';
 /** Large enough for bulk transfers (fewer reads), small enough to stay in cache. */
 export const READ_BUFFER_SIZE = 64 * 1024;
 
-/** One buffer for every fast socket: reads on one event loop happen one at a time. */
-const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+/** One buffer for every fast socket and raw handle (raw.ts): reads on one event loop happen one at a time. */
+export const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
 
 /** Consumes the bytes of one read synchronously; returns false to stop reading (backpressure). */
 export interface ReadSink {

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
-import type net from 'node:net';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import util from 'node:util';
 import type { MirrorConfig } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
 import type { Decision, DemoteReason } from '../health/types.js';
@@ -8,9 +9,11 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { HoldQueue, type PendingClient } from './hold.js';
 import type { Resolver } from './resolver.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import { ignoreUntilLinked } from './link.js';
+import { rawAvailable, rawDial, type RawAttempt, type RawDialer, type RawTcp } from './raw.js';
 import { SessionTable } from './sessions.js';
-import { connectBackend, ConnectError, createProxyServer, isFastSocket } from './sockets.js';
+import { connectBackend, ConnectError, createProxyServer, isFastSocket, socketForHandle } from './sockets.js';
 
 export type CutReason = DemoteReason | 'removed' | 'shutdown';
 
@@ -45,7 +48,7 @@ const RETRY_MAX_MS = 250;
  * Owned by the daemon, which hands it every decision through `apply` (and a reload through
  * `update`) and gets back what was done. It never asks the health monitor anything.
  */
-export class MirrorProxy {
+export class MirrorProxy implements RawDialer {
   private config: MirrorConfig;
   private decision: Decision;
   private readonly server: net.Server;
@@ -56,6 +59,13 @@ export class MirrorProxy {
   private readonly sessions: SessionTable;
   /** Clients whose backend connect is under way, with the attempt that owns them. */
   private readonly connecting = new Map<PendingClient, { readonly member: string }>();
+  /** The same on the raw path (raw.ts): clients dialled straight from accept, not yet sockets. */
+  private readonly rawConnecting = new Set<RawAttempt>();
+  /** Connect timeouts of the raw attempts, on one timer. */
+  private readonly rawDeadlines = new DeadlineQueue<RawAttempt>(
+    (a) => this.rawTimedOut(a),
+    () => performance.now(),
+  );
   /** When a connect failure was last logged per member (a crash fails hundreds at once). */
   private readonly failLoggedAt = new Map<string, number>();
   /** bound: listening, but not yet serving (a reload not committed yet); see serve(). */
@@ -86,6 +96,7 @@ export class MirrorProxy {
     };
     this.server = createProxyServer((socket) => this.accept(socket), {
       onListening: (fast) => (this.fastAccept = fast),
+      takeHandle: rawAvailable() ? (handle) => this.acceptRaw(handle as RawTcp) : undefined,
     });
   }
 
@@ -156,6 +167,7 @@ export class MirrorProxy {
       this.connecting.delete(c);
       this.route(c);
     }
+    this.rerouteRaw(next.primary);
     if (next.primary !== null && next.accepting && !(prev.primary === next.primary && prev.accepting)) {
       effect.released = this.releaseHeld(next.primary);
     }
@@ -184,6 +196,7 @@ export class MirrorProxy {
       this.connecting.delete(c);
       this.route(c);
     }
+    this.rerouteRaw(decision.primary);
     if (decision.primary && decision.accepting) effect.released = this.releaseHeld(decision.primary);
     return effect;
   }
@@ -198,6 +211,13 @@ export class MirrorProxy {
     for (const c of this.held.release()) this.reject(c, 'shutdown');
     for (const c of [...this.connecting.keys()]) this.reject(c, 'shutdown');
     this.connecting.clear();
+    for (const a of this.rawConnecting) {
+      a.abandon();
+      a.client.close();
+      this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: 'shutdown' });
+    }
+    this.rawConnecting.clear();
+    this.rawDeadlines.clear();
     this.updateHeld();
     // Stops accepting at once; not awaited, since the server's 'close' waits for every session.
     if (wasListening) this.server.close();
@@ -250,14 +270,86 @@ export class MirrorProxy {
       socket.destroy();
       return;
     }
-    const max = this.config.proxy.maxConnections;
-    if (max > 0 && this.sessionCount() + this.held.size + this.connecting.size >= max) {
+    if (this.atMaxConnections()) {
       this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: 'max_connections' });
       socket.destroy();
       return;
     }
     const now = performance.now();
     this.route({ socket, acceptedAt: now, deadline: now + this.config.proxy.holdTimeoutMs, attempts: 0 });
+  }
+
+  private atMaxConnections(): boolean {
+    const max = this.config.proxy.maxConnections;
+    return (
+      max > 0 &&
+      this.sessionCount() + this.held.size + this.connecting.size + this.rawConnecting.size >= max
+    );
+  }
+
+  /**
+   * The raw path (raw.ts): a client accepted while a primary accepts is dialled straight
+   * from its handle, with no socket made for it. Everything else (no primary, not serving
+   * yet, at max_connections, a member by name) is left to `accept`, which gets a socket.
+   */
+  private acceptRaw(handle: RawTcp): boolean {
+    const d = this.decision;
+    if (this.state !== 'listening' || d.primary === null || !d.accepting || this.atMaxConnections()) return false;
+    const cfg = this.config.members.find((m) => m.name === d.primary);
+    if (!cfg) return false;
+    const addr = this.resolver.get(cfg.address);
+    const family = net.isIP(addr.host);
+    if (family === 0) return false;
+    const now = performance.now();
+    const a = rawDial(handle, addr.host, family as 4 | 6, addr.port, cfg.name, now, now + this.config.proxy.connectTimeoutMs, this);
+    // A connect that cannot even start goes the socket way, which retries it as usual.
+    if (typeof a === 'string') return false;
+    this.rawConnecting.add(a);
+    this.rawDeadlines.push(a);
+    return true;
+  }
+
+  /** RawDialer: a raw connect completed (0) or failed (negative errno). */
+  dialed(a: RawAttempt, status: number): void {
+    this.rawConnecting.delete(a);
+    if (status === 0) {
+      const d = this.decision;
+      if (a.member === d.primary || a.member === d.fallback) {
+        this.sessions.openRaw(a.member, a.client, a.backend, performance.now());
+        return;
+      }
+      // The primary changed while connecting (and apply() did not see it first): never a demoted member.
+      a.backend.close();
+      return this.route(this.pendingFromRaw(a));
+    }
+    a.backend.close();
+    this.dialFailed(this.pendingFromRaw(a), a.member, rawConnectCode(status));
+  }
+
+  private rawTimedOut(a: RawAttempt): void {
+    this.rawConnecting.delete(a);
+    a.abandon();
+    this.dialFailed(this.pendingFromRaw(a), a.member, 'MLB_ERR_CONNECT_TIMEOUT');
+  }
+
+  /** Raw connects to any member but `primary` are abandoned; their clients go where new clients go. */
+  private rerouteRaw(primary: string | null): void {
+    for (const a of [...this.rawConnecting]) {
+      if (a.member === primary) continue;
+      this.rawConnecting.delete(a);
+      a.abandon();
+      this.route(this.pendingFromRaw(a));
+    }
+  }
+
+  /** A raw client handed to the socket path, with the hold deadline it got when it arrived. */
+  private pendingFromRaw(a: RawAttempt): PendingClient {
+    return {
+      socket: socketForHandle(a.client),
+      acceptedAt: a.acceptedAt,
+      deadline: a.acceptedAt + this.config.proxy.holdTimeoutMs,
+      attempts: 0,
+    };
   }
 
   private route(c: PendingClient): void {
@@ -312,17 +404,23 @@ export class MirrorProxy {
       (err: ConnectError) => {
         if (!owns()) return;
         this.connecting.delete(c);
-        this.logConnectFailure(member, err.code);
-        this.onConnectFailed(member);
-        void this.resolver.refresh(cfg.address);
-        const left = c.deadline - performance.now();
-        // A client is counted as failed once, when it is given up (reject counts it).
-        if (left <= 0 || c.socket.destroyed) return this.reject(c, connectReason(err.code));
-        this.metrics.connectRetries.inc({ mirror: this.config.name, member });
-        const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** c.attempts++);
-        this.hold(c, Math.min(backoff, left));
+        this.dialFailed(c, member, err.code);
       },
     );
+  }
+
+  /** A backend connect failed: probe the mirror now, and retry with backoff while the hold lasts. */
+  private dialFailed(c: PendingClient, member: string, code: string): void {
+    this.logConnectFailure(member, code);
+    this.onConnectFailed(member);
+    const cfg = this.config.members.find((m) => m.name === member);
+    if (cfg) void this.resolver.refresh(cfg.address);
+    const left = c.deadline - performance.now();
+    // A client is counted as failed once, when it is given up (reject counts it).
+    if (left <= 0 || c.socket.destroyed) return this.reject(c, connectReason(code));
+    this.metrics.connectRetries.inc({ mirror: this.config.name, member });
+    const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** c.attempts++);
+    this.hold(c, Math.min(backoff, left));
   }
 
   private logConnectFailure(member: string, code: string): void {
@@ -435,6 +533,15 @@ type MutableEffect = { -readonly [K in keyof ProxyEffect]: ProxyEffect[K] } & {
 
 function newEffect(): MutableEffect {
   return { cut: 0, cutBy: {}, moved: 0, released: 0 };
+}
+
+/** The code connectBackend would have given for a raw connect's status (a negative errno). */
+function rawConnectCode(status: number): string {
+  try {
+    return util.getSystemErrorName(status);
+  } catch {
+    return 'MLB_ERR_CONNECT';
+  }
 }
 
 function connectReason(code: string): string {

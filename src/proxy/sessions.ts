@@ -2,6 +2,8 @@ import type { Socket } from 'node:net';
 import type { MemberCounters, Metrics } from '../metrics.js';
 import { IdleWheel, type IdleEntry } from './idle-wheel.js';
 import { link, type Link, type LinkHooks } from './link.js';
+import { rawLink, type RawTcp } from './raw.js';
+import { socketForHandle } from './sockets.js';
 
 /**
  * The proxied sessions of one mirror, by member, with everything a connect and a close
@@ -80,14 +82,27 @@ export class SessionTable {
 
   /** Links client and backend as a session of `member`. */
   open(member: string, client: Socket, backend: Socket, now: number): ProxiedSession {
+    const s = this.add(member, now);
+    s.link = link(client, backend, s);
+    this.wheel?.add(s);
+    return s;
+  }
+
+  /** Links two raw handles (raw.ts) as a session of `member`. */
+  openRaw(member: string, client: RawTcp, backend: RawTcp, now: number): ProxiedSession {
+    const s = this.add(member, now);
+    s.link = rawLink(client, backend, s, socketForHandle);
+    this.wheel?.add(s);
+    return s;
+  }
+
+  private add(member: string, now: number): ProxiedSession {
     const m = this.memberEntry(member);
     const s = new ProxiedSession(this, m, now);
     m.sessions.add(s);
     this.total++;
     m.counters.total++;
     m.counters.active++;
-    s.link = link(client, backend, s);
-    this.wheel?.add(s);
     return s;
   }
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { HostPort } from '../config/types.js';
-import { hookAccept } from './accept-hook.js';
+import { hookAccept, type HandleTaker } from './accept-hook.js';
 import { fastPathDefault, fastReadOption, isFast, markFast } from './fastpath.js';
 import { ignoreUntilLinked } from './link.js';
 
@@ -18,6 +18,12 @@ export interface DataPathOptions {
    * when it is off, or when this Node's server internals are not the expected ones).
    */
   readonly onListening?: (fastAccept: boolean) => void;
+  /**
+   * Server only, fast path only: offered each accepted handle first (accept-hook.ts); true
+   * when it took it (the raw path). A handle it gives back later becomes a socket through
+   * `socketForHandle`.
+   */
+  readonly takeHandle?: HandleTaker;
 }
 
 /** Whether `socket` reads through the fast path (for logs and tests). */
@@ -53,6 +59,17 @@ function acceptedSocket(handle: unknown, noDelay: boolean): net.Socket {
   return socket;
 }
 
+/**
+ * The fast, paused socket for a client handle the raw path took and gives back (no primary
+ * after all, a failed connect, a session handed to another member). Not counted on the
+ * server; an error is ignored until a link owns it, as for any accepted socket.
+ */
+export function socketForHandle(handle: unknown): net.Socket {
+  const socket = acceptedSocket(handle, true);
+  socket.on('error', ignoreUntilLinked);
+  return socket;
+}
+
 /** A listening server whose accepted sockets arrive paused, half-open allowed, ready for `link()`. */
 export function createProxyServer(
   onConnection: (socket: net.Socket) => void,
@@ -60,7 +77,7 @@ export function createProxyServer(
 ): net.Server {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, onConnection);
   const report = opts.onListening;
-  if (opts.fastPath ?? fastPathDefault()) hookAccept(server, acceptedSocket, report);
+  if (opts.fastPath ?? fastPathDefault()) hookAccept(server, acceptedSocket, report, opts.takeHandle);
   else if (report) server.prependListener('listening', () => report(false));
   return server;
 }

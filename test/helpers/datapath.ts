@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { isFast } from '../../src/proxy/fastpath.js';
 import { link, type Link } from '../../src/proxy/link.js';
-import { connectBackend, createProxyServer } from '../../src/proxy/sockets.js';
+import { rawDial, rawLink, type RawAttempt, type RawTcp } from '../../src/proxy/raw.js';
+import { connectBackend, createProxyServer, socketForHandle } from '../../src/proxy/sockets.js';
 
 type Test = { teardown(fn: () => unknown): void };
 
@@ -20,6 +21,11 @@ export interface ProxyUnderTest {
 
 export interface ProxyOptions {
   readonly fastPath?: boolean;
+  /**
+   * The raw path (raw.ts) as mirror-proxy uses it: each accepted handle is taken before any
+   * socket is made, dialled with rawDial and linked with rawLink. Implies the fast path.
+   */
+  readonly raw?: boolean;
   /** Delay before connecting the backend (a client held while there is no primary). */
   readonly holdMs?: number;
   /** An idle timeout on the client socket that cuts the link, as mirror-proxy's idle_timeout does. */
@@ -41,6 +47,46 @@ export async function withProxy(
   const idleCuts: number[] = [];
   const dpOpts = opts.fastPath === undefined ? {} : { fastPath: opts.fastPath };
   const clients = new Set<net.Socket>();
+  const rawPending = new Set<RawTcp>();
+  const dialer = {
+    dialed(a: RawAttempt, status: number): void {
+      rawPending.delete(a.client);
+      if (status !== 0) {
+        a.backend.close();
+        a.client.close();
+        return;
+      }
+      fastSockets.push(true, true);
+      const l: Link = rawLink(
+        a.client,
+        a.backend,
+        {
+          onClose: (r) => {
+            closes.push(r);
+            links.delete(l);
+          },
+        },
+        socketForHandle,
+      );
+      links.add(l);
+    },
+  };
+  const takeHandle = opts.raw
+    ? (handle: unknown): boolean => {
+        const h = handle as RawTcp;
+        rawPending.add(h);
+        const dial = (): void => {
+          const a = rawDial(h, '127.0.0.1', 4, backendPort, 'm', 0, Infinity, dialer);
+          if (typeof a === 'string') {
+            rawPending.delete(h);
+            h.close();
+          }
+        };
+        if (opts.holdMs) setTimeout(dial, opts.holdMs);
+        else dial();
+        return true;
+      }
+    : undefined;
   const server = createProxyServer((client) => {
     client.on('error', () => undefined);
     clients.add(client);
@@ -70,11 +116,12 @@ export async function withProxy(
     };
     if (opts.holdMs) setTimeout(dial, opts.holdMs);
     else dial();
-  }, dpOpts);
+  }, { ...dpOpts, ...(takeHandle ? { takeHandle, fastPath: true } : {}) });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
     for (const l of links) l.destroy();
     for (const c of clients) c.destroy();
+    for (const h of rawPending) h.close();
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   return { port: (server.address() as net.AddressInfo).port, links, closes, fastSockets, server, idleCuts };

@@ -200,7 +200,7 @@ export async function runCase(t: Test, fnet: FaultNet, results: SuiteResults, sp
     ),
     'every greeting names a member of the mirror',
   );
-  t.notOk(lb.hasExited(), 'the balancer is still running');
+  t.notOk(lb.hasExited(), 'the balancer is still running', { stderr: lb.stderr().slice(-3000) });
   spec.check?.(t, result);
   result.passed = t.counts.fail === before;
   record(results, { ...result, sessionsSample: sample(sessions) });

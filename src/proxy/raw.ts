@@ -1,0 +1,403 @@
+import { writeSync } from 'node:fs';
+import type net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import { sharedReadBuffer } from './fastpath.js';
+import type { Link, LinkHooks } from './link.js';
+import { REPLAY_MAX_BYTES } from './link.js';
+
+/**
+ * The raw data path: a session between two libuv TCP handles, with no `net.Socket`, no
+ * stream and no event emitter in between. Under connection churn a `net.Socket` pair costs
+ * more than everything else a session does (two Duplex streams, their listeners, their
+ * finish and destroy machinery: ~170 µs of CPU per short session against ~40 µs here,
+ * measured with wrk `Connection: close`, bench/datapath-quick.mjs). The steady-state path is
+ * the same as the fast path's (link.ts): every read lands in the one shared buffer and goes
+ * to the kernel at once with a non-blocking write(2); what the kernel does not take is
+ * copied and queued, and the source stops reading until it is written.
+ *
+ * Only the common case runs here: a client accepted while a primary is accepting, dialled
+ * at once, linked. Anything else (no primary, a connect that fails, a session given back
+ * for another member) wraps the client handle into a fast `net.Socket` (sockets.ts) and
+ * goes on the stream path, which has every rule for it. The handle is not read before it
+ * is linked, so wrapping it loses nothing.
+ *
+ * This is the one module that uses Node's TCP and stream bindings (`process.binding`,
+ * stable in their shape since Node 12 and checked at load). `MIRRORLB_DATAPATH=stream`
+ * (fast net.Socket path) or `=plain` (Node's own streams) at start turns it off, and so does
+ * a Node whose bindings do not look as expected.
+ */
+
+/** A libuv TCP handle (Node's TCPWrap), as much of it as this module uses. */
+export interface RawTcp {
+  readStart(): number;
+  readStop(): number;
+  useUserBuffer(buf: Buffer): void;
+  writeBuffer(req: WriteReq, buf: Buffer): number;
+  shutdown(req: ShutdownReq): number;
+  connect(req: ConnectReq, host: string, port: number): number;
+  connect6(req: ConnectReq, host: string, port: number): number;
+  setNoDelay(on: boolean): number;
+  close(): void;
+  readonly fd: number;
+  /** Set-only in practice: Node's setter takes a function and asserts on anything else. */
+  onread: (this: RawTcp) => void;
+  [kWay]?: Way | undefined;
+}
+
+interface WriteReq {
+  handle: RawTcp;
+  oncomplete: (this: WriteReq, status: number) => void;
+  way: Way;
+  buffer: Buffer;
+}
+
+interface ShutdownReq {
+  handle: RawTcp;
+  oncomplete: (this: ShutdownReq, status: number) => void;
+}
+
+interface ConnectReq {
+  oncomplete: (this: ConnectReq, status: number) => void;
+  attempt: RawAttempt;
+}
+
+interface Bindings {
+  readonly TCP: new (type: number) => RawTcp;
+  readonly TCPConnectWrap: new () => ConnectReq;
+  readonly WriteWrap: new () => WriteReq;
+  readonly ShutdownWrap: new () => ShutdownReq;
+  readonly SOCKET: number;
+  /** Shared with C++: the result of the last read and whether the last write was queued. */
+  readonly state: Int32Array;
+  readonly kReadBytesOrError: number;
+  readonly kLastWriteWasAsync: number;
+}
+
+const UV_EOF = -4095;
+const kWay = Symbol('mirrorlb.rawWay');
+
+function loadBindings(): Bindings | null {
+  const mode = process.env.MIRRORLB_DATAPATH;
+  if (mode === 'plain' || mode === 'stream') return null;
+  try {
+    const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
+    const tcp = binding('tcp_wrap') as {
+      TCP?: Bindings['TCP'];
+      TCPConnectWrap?: Bindings['TCPConnectWrap'];
+      constants?: { SOCKET?: number };
+    };
+    const stream = binding('stream_wrap') as {
+      WriteWrap?: Bindings['WriteWrap'];
+      ShutdownWrap?: Bindings['ShutdownWrap'];
+      streamBaseState?: unknown;
+      kReadBytesOrError?: unknown;
+      kLastWriteWasAsync?: unknown;
+    };
+    const proto = tcp.TCP?.prototype as Record<string, unknown> | undefined;
+    const methods = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'connect', 'connect6', 'setNoDelay', 'close'];
+    if (
+      !tcp.TCP ||
+      !tcp.TCPConnectWrap ||
+      typeof tcp.constants?.SOCKET !== 'number' ||
+      !stream.WriteWrap ||
+      !stream.ShutdownWrap ||
+      !(stream.streamBaseState instanceof Int32Array) ||
+      typeof stream.kReadBytesOrError !== 'number' ||
+      typeof stream.kLastWriteWasAsync !== 'number' ||
+      !methods.every((m) => typeof proto?.[m] === 'function')
+    )
+      return null;
+    return {
+      TCP: tcp.TCP,
+      TCPConnectWrap: tcp.TCPConnectWrap,
+      WriteWrap: stream.WriteWrap,
+      ShutdownWrap: stream.ShutdownWrap,
+      SOCKET: tcp.constants.SOCKET,
+      state: stream.streamBaseState,
+      kReadBytesOrError: stream.kReadBytesOrError,
+      kLastWriteWasAsync: stream.kLastWriteWasAsync,
+    };
+  } catch {
+    return null;
+  }
+}
+
+const B = loadBindings();
+
+/** Whether the raw path is in use (bindings as expected, not turned off by MIRRORLB_DATAPATH). */
+export function rawAvailable(): boolean {
+  return B !== null;
+}
+
+/** Errno name of a libuv status (`ECONNREFUSED`...). */
+function errname(status: number): string {
+  try {
+    return getSystemErrorName(status);
+  } catch {
+    return `E${-status}`;
+  }
+}
+
+function rawError(status: number, what: string): Error & { code: string } {
+  const code = errname(status);
+  return Object.assign(new Error(`${what} ${code}`), { code });
+}
+
+// ---------------------------------------------------------------- connect
+
+/** Who is told when a raw connect completes (the mirror proxy). */
+export interface RawDialer {
+  /** status 0: connected; else a negative errno. Called once per attempt, never after `abandon`. */
+  dialed(attempt: RawAttempt, status: number): void;
+}
+
+/** One backend connect for an accepted client handle that nothing has read yet. */
+export class RawAttempt {
+  /** Completed, timed out or abandoned: a late completion does nothing. */
+  done = false;
+
+  constructor(
+    readonly client: RawTcp,
+    readonly backend: RawTcp,
+    readonly member: string,
+    readonly acceptedAt: number,
+    /** When the connect counts as timed out (performance.now() ms). */
+    readonly deadline: number,
+    private readonly dialer: RawDialer,
+  ) {}
+
+  completed(status: number): void {
+    if (this.done) return;
+    this.done = true;
+    this.dialer.dialed(this, status);
+  }
+
+  /** Gives up the connect (timed out, or its member lost the role): the backend handle is closed. */
+  abandon(): void {
+    this.done = true;
+    this.backend.close();
+  }
+}
+
+function onConnected(this: ConnectReq, status: number): void {
+  this.attempt.completed(status);
+}
+
+/**
+ * Starts a connect to `host` (an IP literal of `family` 4 or 6) for `client`. Returns the
+ * attempt, or the errno name when the connect could not even start (the backend handle is
+ * then closed and the client is the caller's again).
+ */
+export function rawDial(
+  client: RawTcp,
+  host: string,
+  family: 4 | 6,
+  port: number,
+  member: string,
+  acceptedAt: number,
+  deadline: number,
+  dialer: RawDialer,
+): RawAttempt | string {
+  const b = B!;
+  const backend = new b.TCP(b.SOCKET);
+  // Applied by libuv when it creates the socket: no extra syscall.
+  backend.setNoDelay(true);
+  const attempt = new RawAttempt(client, backend, member, acceptedAt, deadline, dialer);
+  const req = new b.TCPConnectWrap();
+  req.oncomplete = onConnected;
+  req.attempt = attempt;
+  const err = family === 4 ? backend.connect(req, host, port) : backend.connect6(req, host, port);
+  if (err !== 0) {
+    backend.close();
+    return errname(err);
+  }
+  return attempt;
+}
+
+// ---------------------------------------------------------------- link
+
+/** Turns a handle the raw path gives up into a fast, paused `net.Socket` (sockets.ts). */
+export type SocketFromHandle = (handle: RawTcp) => net.Socket;
+
+/** One way of a raw session: reads `src`, writes `dst`. */
+class Way {
+  bytes = 0;
+  /** Client → backend only: copies of what was read, until the backend's first byte. */
+  replay: Buffer[] | null = null;
+  private replayBytes = 0;
+  /** The source's FIN was read. */
+  ended = false;
+  /** Writes queued on `dst` that the kernel has not taken yet (the source is stopped meanwhile). */
+  pending = 0;
+  private readonly dstFd: number;
+
+  constructor(
+    readonly session: RawSession,
+    readonly src: RawTcp,
+    readonly dst: RawTcp,
+  ) {
+    this.dstFd = dst.fd;
+    src[kWay] = this;
+  }
+
+  data(n: number): void {
+    const s = this.session;
+    if (s.closed) return;
+    if (this.bytes === 0 && this === s.out) s.in.replay = null;
+    this.bytes += n;
+    if (this.replay !== null) this.keep(n);
+    let done = 0;
+    if (this.pending === 0) {
+      try {
+        done = writeSync(this.dstFd, sharedReadBuffer, 0, n);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return s.fail(err as Error);
+      }
+      if (done === n) return;
+    }
+    // The rest is copied: the shared buffer is overwritten by the next read of any handle.
+    const rest = Buffer.allocUnsafe(n - done);
+    sharedReadBuffer.copy(rest, 0, done, n);
+    const b = B!;
+    const req = new b.WriteWrap();
+    req.handle = this.dst;
+    req.oncomplete = onWritten;
+    req.way = this;
+    req.buffer = rest;
+    const err = this.dst.writeBuffer(req, rest);
+    if (err !== 0) return s.fail(rawError(err, 'write'));
+    if (b.state[b.kLastWriteWasAsync] !== 0 && this.pending++ === 0) this.src.readStop();
+  }
+
+  written(status: number): void {
+    this.pending--;
+    const s = this.session;
+    if (s.closed) return;
+    if (status < 0) return s.fail(rawError(status, 'write'));
+    if (this.pending > 0) return;
+    if (!this.ended) this.src.readStart();
+    s.settle();
+  }
+
+  /** The source sent its FIN: it goes on to the destination after what is queued. */
+  end(): void {
+    this.ended = true;
+    const s = this.session;
+    const other = this === s.in ? s.out : s.in;
+    // Both FINs read: both sockets close once nothing is queued (close(2) sends our FIN).
+    if (other.ended) return s.settle();
+    const req = new B!.ShutdownWrap();
+    req.handle = this.dst;
+    req.oncomplete = onShutdown;
+    const err = this.dst.shutdown(req);
+    if (err !== 0) s.fail(rawError(err, 'shutdown'));
+  }
+
+  private keep(n: number): void {
+    this.replayBytes += n;
+    if (this.replayBytes > REPLAY_MAX_BYTES) {
+      this.replay = null;
+      return;
+    }
+    this.replay!.push(Buffer.from(sharedReadBuffer.subarray(0, n)));
+  }
+}
+
+function onRead(this: RawTcp): void {
+  const way = this[kWay];
+  if (way === undefined) return;
+  const n = B!.state[B!.kReadBytesOrError]!;
+  if (n > 0) way.data(n);
+  else if (n === UV_EOF) way.end();
+  else if (n < 0) way.session.fail(rawError(n, 'read'));
+}
+
+function onWritten(this: WriteReq, status: number): void {
+  this.way.written(status);
+}
+
+function onShutdown(): void {
+  // Nothing to do: an error shows up on the next read or write of the same socket.
+}
+
+class RawSession implements Link {
+  readonly in: Way;
+  readonly out: Way;
+  closed = false;
+  private error: Error | null = null;
+
+  constructor(
+    private readonly client: RawTcp,
+    private readonly backend: RawTcp,
+    private readonly hooks: LinkHooks,
+    private readonly toSocket: SocketFromHandle,
+  ) {
+    this.in = new Way(this, client, backend);
+    this.out = new Way(this, backend, client);
+    this.in.replay = [];
+    for (const h of [client, backend]) {
+      h.onread = onRead;
+      h.useUserBuffer(sharedReadBuffer);
+    }
+  }
+
+  start(): void {
+    const a = this.client.readStart();
+    const b = this.backend.readStart();
+    // Failed later, not here: the caller has not got the link back yet.
+    if (a !== 0 || b !== 0) process.nextTick(() => this.fail(rawError(a || b, 'read start')));
+  }
+
+  get bytesIn(): number {
+    return this.in.bytes;
+  }
+
+  get bytesOut(): number {
+    return this.out.bytes;
+  }
+
+  destroy(): void {
+    this.close();
+  }
+
+  fail(err: Error): void {
+    this.error ??= err;
+    this.close();
+  }
+
+  /** Closes both handles once both FINs are read and nothing is queued either way. */
+  settle(): void {
+    if (this.in.ended && this.out.ended && this.in.pending === 0 && this.out.pending === 0) this.close();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // uv_close closes the fd at once (queued writes are cancelled, their callbacks see closed).
+    this.client.close();
+    this.backend.close();
+    this.hooks.onClose({ error: this.error });
+  }
+
+  detachClient(): { readonly socket: net.Socket; readonly replay: readonly Buffer[] } | null {
+    const replay = this.in.replay;
+    if (this.closed || replay === null || this.out.bytes > 0 || this.in.ended || this.out.ended || this.error)
+      return null;
+    this.closed = true;
+    const c = this.client;
+    c.readStop();
+    // Its onread (a native setter that takes only functions) is replaced by the socket's.
+    c[kWay] = undefined;
+    this.backend.close();
+    const socket = this.toSocket(c);
+    this.hooks.onClose({ error: null });
+    return { socket, replay };
+  }
+}
+
+/** Links two raw handles (the client accepted, the backend just connected); both are the link's from now on. */
+export function rawLink(client: RawTcp, backend: RawTcp, hooks: LinkHooks, toSocket: SocketFromHandle): Link {
+  const s = new RawSession(client, backend, hooks, toSocket);
+  s.start();
+  return s;
+}
