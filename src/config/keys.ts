@@ -130,6 +130,7 @@ export const PROXY_KEYS = {
   },
   max_held: { field: 'maxHeld', kind: 'integer', default: 1000 },
   max_connections: { field: 'maxConnections', kind: 'integer', default: 0 },
+  max_connecting: { field: 'maxConnecting', kind: 'integer', default: 128 },
   idle_timeout: { field: 'idleTimeoutMs', kind: 'duration-or-off', default: 0 },
 } as const satisfies Record<string, KeyRow<keyof ProxyConfig>>;
 
