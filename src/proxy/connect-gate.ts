@@ -48,7 +48,7 @@ export class ConnectGate<T> {
     const m = this.members.get(member);
     if (m === undefined || m.inFlight === 0) return undefined;
     m.inFlight--;
-    const next = this.next(member, m);
+    const next = this.next(m);
     if (next === undefined && m.inFlight === 0) this.members.delete(member);
     return next;
   }
@@ -88,14 +88,13 @@ export class ConnectGate<T> {
     this.limit = limit;
     const out: Array<[string, T]> = [];
     for (const [member, m] of this.members) {
-      for (let next = this.next(member, m); next !== undefined; next = this.next(member, m))
-        out.push([member, next]);
+      for (let next = this.next(m); next !== undefined; next = this.next(m)) out.push([member, next]);
     }
     return out;
   }
 
-  /** Moves the oldest waiting item of `member` in flight, if the limit has room. */
-  private next(member: string, m: { inFlight: number; readonly waiting: Set<T> }): T | undefined {
+  /** Moves the oldest waiting item of a member in flight, if the limit has room. */
+  private next(m: { inFlight: number; readonly waiting: Set<T> }): T | undefined {
     if (m.waiting.size === 0 || (this.limit !== 0 && m.inFlight >= this.limit)) return undefined;
     const item = m.waiting.values().next().value as T;
     m.waiting.delete(item);
