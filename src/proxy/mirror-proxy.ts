@@ -1,11 +1,12 @@
 import { once } from 'node:events';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { MirrorConfig } from '../config/types.js';
+import type { MemberConfig, MirrorConfig } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
 import type { Decision, DemoteReason } from '../health/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { ConnectGate } from './connect-gate.js';
 import { HoldQueue, type PendingClient } from './hold.js';
 import type { Resolver } from './resolver.js';
 import { ignoreUntilLinked } from './link.js';
@@ -56,6 +57,10 @@ export class MirrorProxy {
   private readonly sessions: SessionTable;
   /** Clients whose backend connect is under way, with the attempt that owns them. */
   private readonly connecting = new Map<PendingClient, { readonly member: string }>();
+  /** proxy.max_connecting: connects in flight per member; the clients past it wait in `gated`. */
+  private readonly gate: ConnectGate<net.Socket>;
+  /** Clients waiting at the gate, watched like held ones (one that leaves is dropped at once). */
+  private readonly gated = new HoldQueue((c) => this.gatedClientLeft(c));
   /** When a connect failure was last logged per member (a crash fails hundreds at once). */
   private readonly failLoggedAt = new Map<string, number>();
   /** bound: listening, but not yet serving (a reload not committed yet); see serve(). */
@@ -78,6 +83,7 @@ export class MirrorProxy {
     this.resolver = deps.resolver;
     this.log = deps.log;
     this.onConnectFailed = deps.onConnectFailed;
+    this.gate = new ConnectGate(config.proxy.maxConnecting);
     this.sessions = new SessionTable(config.name, deps.metrics, config.proxy.idleTimeoutMs);
     this.sessions.onIdleCut = (member) =>
       this.metrics.sessionsCut.inc({ mirror: this.config.name, member, reason: 'idle' });
@@ -156,6 +162,7 @@ export class MirrorProxy {
       this.connecting.delete(c);
       this.route(c);
     }
+    for (const c of this.takeGated((m) => m !== next.primary)) this.route(c);
     if (next.primary !== null && next.accepting && !(prev.primary === next.primary && prev.accepting)) {
       effect.released = this.releaseHeld(next.primary);
     }
@@ -184,6 +191,9 @@ export class MirrorProxy {
       this.connecting.delete(c);
       this.route(c);
     }
+    for (const c of this.takeGated((m) => m !== decision.primary)) this.route(c);
+    for (const [member, socket] of this.gate.setLimit(config.proxy.maxConnecting))
+      this.startGated(member, socket);
     if (decision.primary && decision.accepting) effect.released = this.releaseHeld(decision.primary);
     return effect;
   }
@@ -198,6 +208,7 @@ export class MirrorProxy {
     for (const c of this.held.release()) this.reject(c, 'shutdown');
     for (const c of [...this.connecting.keys()]) this.reject(c, 'shutdown');
     this.connecting.clear();
+    for (const c of this.takeGated(() => true)) this.reject(c, 'shutdown');
     this.updateHeld();
     // Stops accepting at once; not awaited, since the server's 'close' waits for every session.
     if (wasListening) this.server.close();
@@ -251,7 +262,7 @@ export class MirrorProxy {
       return;
     }
     const max = this.config.proxy.maxConnections;
-    if (max > 0 && this.sessionCount() + this.held.size + this.connecting.size >= max) {
+    if (max > 0 && this.sessionCount() + this.held.size + this.connecting.size + this.gated.size >= max) {
       this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: 'max_connections' });
       socket.destroy();
       return;
@@ -290,12 +301,21 @@ export class MirrorProxy {
   private dial(c: PendingClient, member: string): void {
     const cfg = this.config.members.find((m) => m.name === member);
     if (!cfg) return this.hold(c, c.deadline - performance.now());
+    // Past proxy.max_connecting the client waits its turn (released clients would overflow the member's backlog).
+    if (this.gate.enter(member, c.socket)) return this.connect(c, member, cfg);
+    this.gated.add(c, null, () => undefined, isFastSocket(c.socket) ? 'fast' : 'plain');
+    this.updateWaiting();
+  }
+
+  /** Connects a client the gate let through; the gate counts it in flight until it completes. */
+  private connect(c: PendingClient, member: string, cfg: MemberConfig): void {
     const attempt = { member };
     this.connecting.set(c, attempt);
     // An attempt the decision took away (applyDecision re-routed its client) owns nothing.
     const owns = (): boolean => this.connecting.get(c) === attempt;
     connectBackend(this.resolver.get(cfg.address), this.config.proxy.connectTimeoutMs).then(
       (backend) => {
+        this.connectDone(member);
         if (!owns()) return void backend.destroy();
         this.connecting.delete(c);
         if (c.socket.destroyed || this.state === 'closed') return void backend.destroy();
@@ -310,6 +330,7 @@ export class MirrorProxy {
         this.startSession(c, member, backend);
       },
       (err: ConnectError) => {
+        this.connectDone(member);
         if (!owns()) return;
         this.connecting.delete(c);
         this.logConnectFailure(member, err.code);
@@ -323,6 +344,39 @@ export class MirrorProxy {
         this.hold(c, Math.min(backoff, left));
       },
     );
+  }
+
+  /** A connect to `member` completed (even one whose client was re-routed): the next waiter starts. */
+  private connectDone(member: string): void {
+    const next = this.gate.done(member);
+    if (next !== undefined) this.startGated(member, next);
+  }
+
+  /** Starts the connect of a waiter the gate let in; one that left meanwhile passes its slot on. */
+  private startGated(member: string, socket: net.Socket): void {
+    const c = this.gated.take(socket);
+    this.updateWaiting();
+    const cfg = this.config.members.find((m) => m.name === member);
+    if (c !== undefined && !c.socket.destroyed && cfg) return this.connect(c, member, cfg);
+    this.connectDone(member);
+    if (c !== undefined) this.route(c);
+  }
+
+  /** Takes the clients waiting at the gate for the members `which` selects, oldest first. */
+  private takeGated(which: (member: string) => boolean): PendingClient[] {
+    const out: PendingClient[] = [];
+    for (const [, socket] of this.gate.take(which)) {
+      const c = this.gated.take(socket);
+      if (c !== undefined) out.push(c);
+    }
+    this.updateWaiting();
+    return out;
+  }
+
+  /** A client left while waiting at the gate: it never connects (nor is it counted as failed). */
+  private gatedClientLeft(c: PendingClient): void {
+    this.gate.drop(c.socket);
+    this.updateWaiting();
   }
 
   private logConnectFailure(member: string, code: string): void {
@@ -426,6 +480,10 @@ export class MirrorProxy {
 
   private updateHeld(): void {
     this.metrics.held.set({ mirror: this.config.name }, this.held.size);
+  }
+
+  private updateWaiting(): void {
+    this.metrics.connectsWaiting.set({ mirror: this.config.name }, this.gated.size);
   }
 }
 
