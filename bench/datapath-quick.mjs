@@ -7,10 +7,10 @@
 //
 //   npx tsc -p tsconfig.json --outDir /tmp/dpq-dist     # or use dist/ after `npm run build`
 //   node bench/datapath-quick.mjs [--dist /tmp/dpq-dist] [--rounds 3] [--duration 5]
-//        [--targets haproxy,mlb,mlb-semi,mlb-plain,naive] [--tests ka,close,iperf,sockperf]
+//        [--targets haproxy,raw,daemon,mlb,mlb-semi,mlb-plain,naive] [--pin 0|1] [--tests ka,close,iperf,sockperf]
 //   node bench/datapath-quick.mjs idle [--sessions 10000] [--target mlb]   # RSS of idle sessions
 //
-// Targets: haproxy (2.6, nbthread 1, mode tcp, no splice); mlb (fast path); mlb-semi (fast
+// Targets: haproxy (2.6, nbthread 1, mode tcp, no splice); raw (raw path, raw.ts); mlb (fast socket path); mlb-semi (fast
 // path, node --min-semi-space-size=16 --max-semi-space-size=64); mlb-plain
 // (MIRRORLB_DATAPATH=plain); naive (a.pipe(b); b.pipe(a), the plain-stream baseline).
 // Tests: ka (wrk, 50 keep-alive connections, small HTTP responses from nginx), close (wrk
@@ -45,7 +45,17 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+// As the full bench: the target alone on CPU 1, load generators and backends on CPU 0
+// (--pin 0 turns it off). Rates then follow the target's CPU per operation.
+const PIN = opt('pin', '1') === '1' && (await import('node:os')).cpus().length >= 2;
+const LOADGEN = new Set(['wrk', 'iperf3', 'sockperf', 'nginx']);
+
+async function pinTarget(pid) {
+  if (PIN) await run('taskset', ['-a', '-pc', '1', String(pid)]);
+}
+
 function run(cmd, args, timeoutMs = 120_000) {
+  if (PIN && LOADGEN.has(cmd)) [cmd, args] = ['taskset', ['-c', '0', cmd, ...args]];
   return new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
       resolve({ err, out: String(stdout) + String(stderr) }),
@@ -117,8 +127,29 @@ async function proxyChild() {
       pathToFileURL(path.join(dist, 'proxy/sockets.js'))
     );
     const { link } = await import(pathToFileURL(path.join(dist, 'proxy/link.js')));
+    // raw: the raw path (raw.ts) as mirror-proxy uses it, every handle taken at accept.
+    const raw = variant === 'raw' ? await import(pathToFileURL(path.join(dist, 'proxy/raw.js'))) : null;
+    const { socketForHandle } = await import(pathToFileURL(path.join(dist, 'proxy/sockets.js')));
+    const dialer = {
+      dialed(a, status) {
+        if (status !== 0) {
+          a.backend.close();
+          a.client.close();
+          return;
+        }
+        sessions++;
+        raw.rawLink(a.client, a.backend, { onClose: () => sessions-- }, socketForHandle);
+      },
+    };
     for (const [lp, bp] of pairs) {
       const addr = { host: '127.0.0.1', port: bp };
+      const takeHandle = raw
+        ? (h) => {
+            const a = raw.rawDial(h, '127.0.0.1', 4, bp, 'm', 0, Infinity, dialer);
+            if (typeof a === 'string') h.close();
+            return true;
+          }
+        : undefined;
       const server = createProxyServer((client) => {
         client.on('error', () => undefined);
         connectBackend(addr, 5000).then(
@@ -129,7 +160,7 @@ async function proxyChild() {
           },
           () => client.destroy(),
         );
-      });
+      }, { takeHandle });
       server.on('error', () => undefined);
       server.listen({ port: lp, host: '127.0.0.1', backlog: 4096 });
     }
@@ -170,10 +201,11 @@ http { access_log off; keepalive_requests 100000000; client_body_temp_path ${TMP
   server { listen 127.0.0.1:${PORTS.nginx} backlog=4096; location / { return 200 "ok\\n"; } } }
 `,
   );
+  const pin0 = (cmd, args, o) => (PIN ? spawn('taskset', ['-c', '0', cmd, ...args], o) : spawn(cmd, args, o));
   const procs = [
-    spawn('nginx', ['-c', `${TMP}/nginx.conf`], { stdio: 'ignore' }),
-    spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(PORTS.iperf)], { stdio: 'ignore' }),
-    spawn('sockperf', ['sr', '--tcp', '-i', '127.0.0.1', '-p', String(PORTS.sockperf)], { stdio: 'ignore' }),
+    pin0('nginx', ['-c', `${TMP}/nginx.conf`], { stdio: 'ignore' }),
+    pin0('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(PORTS.iperf)], { stdio: 'ignore' }),
+    pin0('sockperf', ['sr', '--tcp', '-i', '127.0.0.1', '-p', String(PORTS.sockperf)], { stdio: 'ignore' }),
   ];
   await Promise.all(Object.values(PORTS).map((p) => waitPort(p)));
   return procs;
@@ -199,12 +231,13 @@ async function startTarget(name, i) {
     );
     const p = spawn('haproxy', ['-f', `${TMP}/haproxy.cfg`, '-db'], { stdio: 'ignore' });
     await waitPort(lp.ka);
+    await pinTarget(p.pid);
     return { name, pid: p.pid, proc: p, ports: lp };
   }
   // `mlb@/some/dist` runs another build of the data path (A/B of two versions in one run).
   const [kind, distDir] = name.split('@');
   if (kind === 'daemon' || kind === 'daemon-semi') return startDaemon(name, lp, distDir);
-  const variant = kind === 'naive' ? 'naive' : 'mlb';
+  const variant = kind === 'naive' ? 'naive' : kind === 'raw' ? 'raw' : 'mlb';
   const execArgv = kind === 'mlb-semi' ? [...SEMI] : [];
   const env = { ...process.env, ...(kind === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
   const extra = opt('node-flags', '');
@@ -218,6 +251,7 @@ async function startTarget(name, i) {
   });
   await new Promise((resolve) => child.on('message', (m) => m.ready && resolve()));
   await waitPort(lp.ka);
+  await pinTarget(child.pid);
   return { name, pid: child.pid, proc: child, ports: lp };
 }
 
@@ -273,6 +307,7 @@ async function startDaemon(name, lp, distDir, waitForRouting = true) {
     if (r.out.includes('ok')) break;
     await sleep(100);
   }
+  await pinTarget(p.pid);
   return { name, pid: p.pid, proc: p, ports: lp };
 }
 
@@ -491,7 +526,7 @@ async function runIdle() {
   } else {
     const execArgv = [...(kind === 'mlb-semi' ? SEMI : []), '--expose-gc'];
     const env = { ...process.env, ...(kind === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
-    const variant = kind === 'naive' ? 'naive' : 'mlb';
+    const variant = kind === 'naive' ? 'naive' : kind === 'raw' ? 'raw' : 'mlb';
     const childArgv = ['proxy', variant, `${lp}:${backendPort}`, ...argv];
     if (distDir) childArgv.push('--dist', distDir);
     proxy = fork(fileURLToPath(import.meta.url), childArgv, {

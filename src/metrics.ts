@@ -81,6 +81,7 @@ export class Metrics {
   readonly connectionErrors: Counter<'mirror' | 'reason'>;
   readonly connectRetries: Counter<'mirror' | 'member'>;
   readonly held: Gauge<'mirror'>;
+  readonly connectsWaiting: Gauge<'mirror'>;
   readonly bytes: Counter<'mirror' | 'member' | 'direction'>;
   readonly healthChecks: Counter<'mirror' | 'member' | 'result'>;
   readonly healthCheckDuration: Histogram<'mirror' | 'member'>;
@@ -170,6 +171,12 @@ export class Metrics {
     this.held = new Gauge({
       name: 'mirrorlb_held_connections',
       help: 'Clients held while the mirror has no primary accepting them',
+      labelNames: ['mirror'],
+      registers: r,
+    });
+    this.connectsWaiting = new Gauge({
+      name: 'mirrorlb_connects_waiting',
+      help: 'Clients waiting for a backend connect slot (proxy.max_connecting connects already in flight to their member)',
       labelNames: ['mirror'],
       registers: r,
     });
@@ -290,6 +297,7 @@ export class Metrics {
     this.failovers.inc({ mirror }, 0);
     this.primaryConflicts.inc({ mirror }, 0);
     this.held.inc({ mirror }, 0);
+    this.connectsWaiting.inc({ mirror }, 0);
     this.mirrorHasPrimary.inc({ mirror }, 0);
     for (const member of members) {
       const labels = { mirror, member };

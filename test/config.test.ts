@@ -60,8 +60,9 @@ const DEFAULT_HEALTH: HealthConfig = {
 const DEFAULT_PROXY: ProxyConfig = {
   connectTimeoutMs: 1000,
   holdTimeoutMs: 10_000,
-  maxHeld: 1000,
+  maxHeld: 10000,
   maxConnections: 0,
+  maxConnecting: 128,
   idleTimeoutMs: 0,
 };
 
@@ -121,6 +122,7 @@ t.test('every key, with per-mirror overrides inheriting the rest from the top le
     holdTimeoutMs: 60_000,
     maxHeld: 50,
     maxConnections: 0,
+    maxConnecting: 64,
     idleTimeoutMs: 8 * 3600_000,
   };
   t.strictSame(ap1.proxy, { ...topProxy, maxConnections: 200 });
@@ -496,7 +498,10 @@ t.test('warnings and the summary', async (t) => {
     s,
     /health {2}every 500ms \(100ms for 5s after a change\), timeout 300ms, rise 2, fall 3, primary = 200 with "SUCCESS"/,
   );
-  t.match(s, /proxy {3}connect 2s, hold 1m \(at most 50 held\), sessions 200, idle timeout 8h/);
+  t.match(
+    s,
+    /proxy {3}connect 2s \(at most 64 per member at once\), hold 1m \(at most 50 held\), sessions 200, idle timeout 8h/,
+  );
   t.match(s, /^admin +0\.0\.0\.0:9090 \(token set\)$/m);
   t.notMatch(s, /secret-token-123/, 'the token itself is never printed');
   t.match(s, /^shutdown +grace 15s, drain 90s$/m);

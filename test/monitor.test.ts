@@ -110,7 +110,14 @@ function mirror(intervalMs: number, fastIntervalMs: number, fastWindowMs = 0): M
       maxBodyBytes: 100,
       jitter: 0.1,
     },
-    proxy: { connectTimeoutMs: 100, holdTimeoutMs: 100, maxHeld: 10, maxConnections: 0, idleTimeoutMs: 0 },
+    proxy: {
+      connectTimeoutMs: 100,
+      holdTimeoutMs: 100,
+      maxHeld: 10,
+      maxConnections: 0,
+      maxConnecting: 0,
+      idleTimeoutMs: 0,
+    },
   };
 }
 

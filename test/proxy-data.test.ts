@@ -123,6 +123,51 @@ t.test('a refused backend connect is retried while the hold lasts, then the clie
   t.ok((retries?.value ?? 0) >= 1, `the connect was retried (${retries?.value} retries counted apart)`);
 });
 
+t.test('a member that resets before its first byte: the client is retried, not closed', async (t) => {
+  // A dying primary's listener still accepts for a moment and then resets. Here the member
+  // resets its first two connections without a byte (the third is served by the sim behind).
+  const sim = await withSim(t, { name: 'ap1a', role: 'primary' });
+  let resets = 0;
+  const gotBefore: string[] = [];
+  const front = net.createServer((s) => {
+    s.on('error', () => undefined);
+    if (resets < 2) {
+      resets++;
+      // The client's first bytes reached this member; it resets without answering.
+      s.once('data', (b: Buffer) => {
+        gotBefore.push(b.toString());
+        s.resetAndDestroy();
+      });
+      return;
+    }
+    const b = net.connect(sim.superserverPort, '127.0.0.1');
+    b.on('error', () => s.destroy());
+    s.pipe(b).pipe(s);
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => front.close(() => r())));
+  const frontPort = (front.address() as net.AddressInfo).port;
+  const lb = await withBalancer(
+    t,
+    yamlFor({ ap1: [{ name: 'ap1a', port: frontPort, webPort: sim.webPort }] }, 'proxy:\n  hold_timeout: 5s'),
+  );
+  const c = await connect(lb.port('ap1'));
+  c.write('hello\n');
+  const greeting = await readGreeting(c);
+  t.match(greeting, /ap1a/, 'greeted by the member once it serves');
+  t.equal(resets, 2, 'two connects were reset first');
+  t.same(gotBefore, ['hello\n', 'hello\n'], 'the reset member got the bytes each time (replayed)');
+  const errors = (await lb.daemon.metrics.connectionErrors.get()).values.filter(
+    (v) => v.labels.mirror === 'ap1' && v.value > 0,
+  );
+  t.same(errors, [], 'no client counted as failed');
+  const retries = (await lb.daemon.metrics.connectRetries.get()).values.find(
+    (v) => v.labels.mirror === 'ap1' && v.labels.member === 'ap1a',
+  );
+  t.equal(retries?.value, 2, 'two retries counted');
+  c.destroy();
+});
+
 t.test('reload adds and removes a mirror while another carries traffic', async (t) => {
   const a = await withSim(t, { name: 'ap1a', role: 'primary' });
   const c2 = await withSim(t, { name: 'ap2a', role: 'primary' });

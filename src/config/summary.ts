@@ -58,8 +58,9 @@ function healthLine(h: HealthConfig): string {
 function proxyLine(p: ProxyConfig): string {
   const max = p.maxConnections === 0 ? 'unlimited' : String(p.maxConnections);
   const idle = p.idleTimeoutMs === 0 ? 'off' : formatDuration(p.idleTimeoutMs);
+  const connecting = p.maxConnecting === 0 ? 'unbounded' : `at most ${p.maxConnecting} per member`;
   return (
-    `connect ${formatDuration(p.connectTimeoutMs)}, hold ${formatDuration(p.holdTimeoutMs)} ` +
+    `connect ${formatDuration(p.connectTimeoutMs)} (${connecting} at once), hold ${formatDuration(p.holdTimeoutMs)} ` +
     `(at most ${p.maxHeld} held), sessions ${max}, idle timeout ${idle}`
   );
 }

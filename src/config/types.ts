@@ -61,6 +61,12 @@ export interface ProxyConfig {
   readonly maxHeld: number;
   /** Most proxied sessions at once per mirror (0 = unlimited). */
   readonly maxConnections: number;
+  /**
+   * Backend connects in flight at once per member (0 = unbounded); past it clients wait in
+   * arrival order, so a failover's released clients do not overflow the new primary's
+   * listen backlog (connect-gate.ts).
+   */
+  readonly maxConnecting: number;
   /** Idle timeout of a session (0 = none; database sessions often idle for hours). */
   readonly idleTimeoutMs: number;
 }

@@ -29,7 +29,7 @@ export const PLAIN_STASH_MAX = 64 * 1024;
 
 interface Entry {
   client: PendingClient;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: NodeJS.Timeout | undefined;
   readonly onClose: () => void;
   readonly onData: ((b: Buffer) => void) | null;
   readonly stash: Buffer[];
@@ -39,9 +39,11 @@ interface Entry {
  * The hold queue of one mirror: bounded in count (the caller checks `size` against
  * max_held) and in time (each entry wakes at its own time). Released in arrival order.
  * A client that disconnects while held leaves the queue at once and is never released.
+ * The proxy also keeps the clients waiting at its connect gate in one (no timer: connect-gate.ts).
  */
 export class HoldQueue {
-  private readonly entries = new Set<Entry>();
+  /** By socket, which stays the same when an entry's client gains its replay. */
+  private readonly entries = new Map<Socket, Entry>();
 
   /** `onGone` runs when a held client leaves by itself (closed, reset): the held gauge and the count of clients that left. */
   constructor(private readonly onGone: (c: PendingClient) => void = () => {}) {}
@@ -50,10 +52,10 @@ export class HoldQueue {
     return this.entries.size;
   }
 
-  /** Holds `client` until `release()` or until `wakeInMs`, then calls `onWake`. */
+  /** Holds `client` until `release()`, `take()` or until `wakeInMs` (null: no timer), then calls `onWake`. */
   add(
     client: PendingClient,
-    wakeInMs: number,
+    wakeInMs: number | null,
     onWake: (c: PendingClient) => void,
     watch: HoldWatch = 'fast',
   ): void {
@@ -62,16 +64,19 @@ export class HoldQueue {
     const entry: Entry = {
       client,
       stash,
-      timer: setTimeout(
-        () => {
-          onWake(this.remove(entry));
-        },
-        Math.max(0, wakeInMs),
-      ),
+      timer:
+        wakeInMs === null
+          ? undefined
+          : setTimeout(
+              () => {
+                onWake(this.remove(entry));
+              },
+              Math.max(0, wakeInMs),
+            ),
       // A client that gives up while held leaves the queue at once. A FIN before any byte
       // ('end' can only come first when nothing was read) is a client that left: close it too.
       onClose: () => {
-        if (!this.entries.has(entry)) return;
+        if (this.entries.get(client.socket) !== entry) return;
         const c = this.remove(entry);
         c.socket.destroy();
         this.onGone(c);
@@ -89,12 +94,12 @@ export class HoldQueue {
     client.socket.once('end', entry.onClose);
     if (entry.onData) client.socket.on('data', entry.onData).resume();
     else client.socket.resume();
-    this.entries.add(entry);
+    this.entries.set(client.socket, entry);
   }
 
   /** Takes an entry out; a plain socket is paused again and its bytes read so far become replay. */
   private remove(e: Entry): PendingClient {
-    this.entries.delete(e);
+    this.entries.delete(e.client.socket);
     clearTimeout(e.timer);
     e.client.socket.off('close', e.onClose);
     e.client.socket.off('end', e.onClose);
@@ -108,6 +113,12 @@ export class HoldQueue {
 
   /** Removes and returns every held client, oldest first. */
   release(): PendingClient[] {
-    return [...this.entries].map((e) => this.remove(e));
+    return [...this.entries.values()].map((e) => this.remove(e));
+  }
+
+  /** Removes and returns the client of `socket`, or undefined when it is not held (it left). */
+  take(socket: Socket): PendingClient | undefined {
+    const e = this.entries.get(socket);
+    return e === undefined ? undefined : this.remove(e);
   }
 }

@@ -35,6 +35,13 @@ export const REPLAY_MAX_BYTES = 16 * 1024;
 export interface LinkHooks {
   /** Called exactly once, when both sockets are closed. */
   onClose(result: { error: Error | null }): void;
+  /**
+   * The member closed or reset the connection before sending a byte, while the client is
+   * still there (a dying primary accepts for a moment, then resets). The client is given
+   * back with its bytes so far, to be retried like a failed connect instead of being closed;
+   * onClose is still called once for the session. Without this hook the client is closed.
+   */
+  onBackendLost?(socket: Socket, replay: readonly Buffer[], code: string): void;
 }
 
 /** The direction a socket is the source of (its reads, its 'end', its errors, its close). */
@@ -86,8 +93,10 @@ class Direction implements ReadSink {
       try {
         start = writeSync(this.fd, buf, 0, n);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') {
-          this.session.fail(err as Error);
+        const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+        if (code !== 'EAGAIN') {
+          // A write into a member that is already gone, before it said anything.
+          if (!(this === this.session.in && this.session.giveBack(code))) this.session.fail(err as Error);
           return false;
         }
       }
@@ -167,7 +176,10 @@ function onSourceData(this: Socket, chunk: Buffer): void {
  * closed, with no shutdown(2) and no trip through the stream's finish machinery.
  */
 function onSourceEnd(this: Socket): void {
-  process.nextTick(forwardFin, directionOf(this).dst);
+  const d = directionOf(this);
+  // The member's FIN before any byte of it: the client may go to a member that answers.
+  if (d === d.session.out && d.session.giveBack('MLB_ERR_BACKEND_CLOSED')) return;
+  process.nextTick(forwardFin, d.dst);
 }
 
 function forwardFin(dst: Socket): void {
@@ -179,7 +191,10 @@ function forwardFin(dst: Socket): void {
 }
 
 function onSocketError(this: Socket, err: Error): void {
-  directionOf(this).session.fail(err);
+  const d = directionOf(this);
+  const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+  if (d === d.session.out && d.session.giveBack(code)) return;
+  d.session.fail(err);
 }
 
 function onSocketClose(this: Socket): void {
@@ -218,12 +233,22 @@ class Session implements Link {
     this.backend.destroy();
   }
 
-  detachClient(): { readonly socket: Socket; readonly replay: readonly Buffer[] } | null {
+  /** LinkHooks.onBackendLost: the member is gone before its first byte, the client is given back. */
+  giveBack(code: string): boolean {
+    if (this.hooks.onBackendLost === undefined) return false;
+    const d = this.detachClient(true);
+    if (d === null) return false;
+    this.hooks.onBackendLost(d.socket, d.replay, code);
+    return true;
+  }
+
+  /** `backendGone`: the member's FIN or reset is why (else a FIN of the member forbids it). */
+  detachClient(backendGone = false): { readonly socket: Socket; readonly replay: readonly Buffer[] } | null {
     const c = this.client;
     const replay = this.in.replay;
     if (this.detached || replay === null || this.out.bytes > 0) return null;
-    if (c.destroyed || c.readableEnded || this.clientClosed || this.backend.readableEnded || this.error)
-      return null;
+    if (c.destroyed || c.readableEnded || this.clientClosed || this.error) return null;
+    if (this.backend.readableEnded && !backendGone) return null;
     this.detached = true;
     c.off('end', onSourceEnd);
     c.off('error', onSocketError);

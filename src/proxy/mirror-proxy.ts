@@ -2,11 +2,12 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import util from 'node:util';
-import type { MirrorConfig } from '../config/types.js';
+import type { MemberConfig, MirrorConfig } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
 import type { Decision, DemoteReason } from '../health/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { ConnectGate } from './connect-gate.js';
 import { HoldQueue, type PendingClient } from './hold.js';
 import type { Resolver } from './resolver.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -66,6 +67,10 @@ export class MirrorProxy implements RawDialer {
     (a) => this.rawTimedOut(a),
     () => performance.now(),
   );
+  /** proxy.max_connecting: connects in flight per member; the clients past it wait in `gated`. */
+  private readonly gate: ConnectGate<net.Socket>;
+  /** Clients waiting at the gate, watched like held ones (one that leaves is dropped at once). */
+  private readonly gated = new HoldQueue((c) => this.gatedClientLeft(c));
   /** When a connect failure was last logged per member (a crash fails hundreds at once). */
   private readonly failLoggedAt = new Map<string, number>();
   /** bound: listening, but not yet serving (a reload not committed yet); see serve(). */
@@ -88,9 +93,23 @@ export class MirrorProxy implements RawDialer {
     this.resolver = deps.resolver;
     this.log = deps.log;
     this.onConnectFailed = deps.onConnectFailed;
+    this.gate = new ConnectGate(config.proxy.maxConnecting);
     this.sessions = new SessionTable(config.name, deps.metrics, config.proxy.idleTimeoutMs);
     this.sessions.onIdleCut = (member) =>
       this.metrics.sessionsCut.inc({ mirror: this.config.name, member, reason: 'idle' });
+    // A dying primary accepts for a moment and then resets: its clients are retried like a
+    // failed connect (probe now, back off, held while the hold lasts), with their bytes.
+    this.sessions.onBackendLost = (member, socket, replay, code) => {
+      const now = performance.now();
+      const c = {
+        socket,
+        acceptedAt: now,
+        deadline: now + this.config.proxy.holdTimeoutMs,
+        attempts: 0,
+        replay,
+      };
+      this.dialFailed(c, member, code);
+    };
     this.sessions.onClosed = () => {
       if (this.onIdle !== null && this.sessions.count() === 0) this.onIdle();
     };
@@ -168,6 +187,7 @@ export class MirrorProxy implements RawDialer {
       this.route(c);
     }
     this.rerouteRaw(next.primary);
+    for (const c of this.takeGated((m) => m !== next.primary)) this.route(c);
     if (next.primary !== null && next.accepting && !(prev.primary === next.primary && prev.accepting)) {
       effect.released = this.releaseHeld(next.primary);
     }
@@ -197,6 +217,9 @@ export class MirrorProxy implements RawDialer {
       this.route(c);
     }
     this.rerouteRaw(decision.primary);
+    for (const c of this.takeGated((m) => m !== decision.primary)) this.route(c);
+    for (const [member, socket] of this.gate.setLimit(config.proxy.maxConnecting))
+      this.startGated(member, socket);
     if (decision.primary && decision.accepting) effect.released = this.releaseHeld(decision.primary);
     return effect;
   }
@@ -211,8 +234,11 @@ export class MirrorProxy implements RawDialer {
     for (const c of this.held.release()) this.reject(c, 'shutdown');
     for (const c of [...this.connecting.keys()]) this.reject(c, 'shutdown');
     this.connecting.clear();
+    for (const c of this.takeGated(() => true)) this.reject(c, 'shutdown');
+    // After the waiters are gone, so a freed slot hands nothing on.
     for (const a of this.rawConnecting) {
       a.abandon();
+      this.gate.done(a.member);
       a.client.close();
       this.metrics.connectionErrors.inc({ mirror: this.config.name, reason: 'shutdown' });
     }
@@ -283,7 +309,12 @@ export class MirrorProxy implements RawDialer {
     const max = this.config.proxy.maxConnections;
     return (
       max > 0 &&
-      this.sessionCount() + this.held.size + this.connecting.size + this.rawConnecting.size >= max
+      this.sessionCount() +
+        this.held.size +
+        this.connecting.size +
+        this.rawConnecting.size +
+        this.gated.size >=
+        max
     );
   }
 
@@ -294,16 +325,22 @@ export class MirrorProxy implements RawDialer {
    */
   private acceptRaw(handle: RawTcp): boolean {
     const d = this.decision;
-    if (this.state !== 'listening' || d.primary === null || !d.accepting || this.atMaxConnections()) return false;
+    if (this.state !== 'listening' || d.primary === null || !d.accepting || this.atMaxConnections())
+      return false;
     const cfg = this.config.members.find((m) => m.name === d.primary);
     if (!cfg) return false;
     const addr = this.resolver.get(cfg.address);
     const family = net.isIP(addr.host);
-    if (family === 0) return false;
+    // Past proxy.max_connecting the client waits at the gate, on the socket path.
+    if (family === 0 || !this.gate.tryEnter(cfg.name)) return false;
     const now = performance.now();
-    const a = rawDial(handle, addr.host, family as 4 | 6, addr.port, cfg.name, now, now + this.config.proxy.connectTimeoutMs, this);
-    // A connect that cannot even start goes the socket way, which retries it as usual.
-    if (typeof a === 'string') return false;
+    const deadline = now + this.config.proxy.connectTimeoutMs;
+    const a = rawDial(handle, addr.host, family as 4 | 6, addr.port, cfg.name, now, deadline, this);
+    if (typeof a === 'string') {
+      // A connect that cannot even start goes the socket way, which retries it as usual.
+      this.connectDone(cfg.name);
+      return false;
+    }
     this.rawConnecting.add(a);
     this.rawDeadlines.push(a);
     return true;
@@ -312,6 +349,7 @@ export class MirrorProxy implements RawDialer {
   /** RawDialer: a raw connect completed (0) or failed (negative errno). */
   dialed(a: RawAttempt, status: number): void {
     this.rawConnecting.delete(a);
+    this.connectDone(a.member);
     if (status === 0) {
       const d = this.decision;
       if (a.member === d.primary || a.member === d.fallback) {
@@ -329,6 +367,7 @@ export class MirrorProxy implements RawDialer {
   private rawTimedOut(a: RawAttempt): void {
     this.rawConnecting.delete(a);
     a.abandon();
+    this.connectDone(a.member);
     this.dialFailed(this.pendingFromRaw(a), a.member, 'MLB_ERR_CONNECT_TIMEOUT');
   }
 
@@ -337,7 +376,9 @@ export class MirrorProxy implements RawDialer {
     for (const a of [...this.rawConnecting]) {
       if (a.member === primary) continue;
       this.rawConnecting.delete(a);
+      // Closing its backend ends the connect: its slot at the gate is free at once.
       a.abandon();
+      this.connectDone(a.member);
       this.route(this.pendingFromRaw(a));
     }
   }
@@ -382,12 +423,21 @@ export class MirrorProxy implements RawDialer {
   private dial(c: PendingClient, member: string): void {
     const cfg = this.config.members.find((m) => m.name === member);
     if (!cfg) return this.hold(c, c.deadline - performance.now());
+    // Past proxy.max_connecting the client waits its turn (released clients would overflow the member's backlog).
+    if (this.gate.enter(member, c.socket)) return this.connect(c, member, cfg);
+    this.gated.add(c, null, () => undefined, isFastSocket(c.socket) ? 'fast' : 'plain');
+    this.updateWaiting();
+  }
+
+  /** Connects a client the gate let through; the gate counts it in flight until it completes. */
+  private connect(c: PendingClient, member: string, cfg: MemberConfig): void {
     const attempt = { member };
     this.connecting.set(c, attempt);
     // An attempt the decision took away (applyDecision re-routed its client) owns nothing.
     const owns = (): boolean => this.connecting.get(c) === attempt;
     connectBackend(this.resolver.get(cfg.address), this.config.proxy.connectTimeoutMs).then(
       (backend) => {
+        this.connectDone(member);
         if (!owns()) return void backend.destroy();
         this.connecting.delete(c);
         if (c.socket.destroyed || this.state === 'closed') return void backend.destroy();
@@ -402,6 +452,7 @@ export class MirrorProxy implements RawDialer {
         this.startSession(c, member, backend);
       },
       (err: ConnectError) => {
+        this.connectDone(member);
         if (!owns()) return;
         this.connecting.delete(c);
         this.dialFailed(c, member, err.code);
@@ -421,6 +472,39 @@ export class MirrorProxy implements RawDialer {
     this.metrics.connectRetries.inc({ mirror: this.config.name, member });
     const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** c.attempts++);
     this.hold(c, Math.min(backoff, left));
+  }
+
+  /** A connect to `member` completed (even one whose client was re-routed): the next waiter starts. */
+  private connectDone(member: string): void {
+    const next = this.gate.done(member);
+    if (next !== undefined) this.startGated(member, next);
+  }
+
+  /** Starts the connect of a waiter the gate let in; one that left meanwhile passes its slot on. */
+  private startGated(member: string, socket: net.Socket): void {
+    const c = this.gated.take(socket);
+    this.updateWaiting();
+    const cfg = this.config.members.find((m) => m.name === member);
+    if (c !== undefined && !c.socket.destroyed && cfg) return this.connect(c, member, cfg);
+    this.connectDone(member);
+    if (c !== undefined) this.route(c);
+  }
+
+  /** Takes the clients waiting at the gate for the members `which` selects, oldest first. */
+  private takeGated(which: (member: string) => boolean): PendingClient[] {
+    const out: PendingClient[] = [];
+    for (const [, socket] of this.gate.take(which)) {
+      const c = this.gated.take(socket);
+      if (c !== undefined) out.push(c);
+    }
+    this.updateWaiting();
+    return out;
+  }
+
+  /** A client left while waiting at the gate: it never connects (nor is it counted as failed). */
+  private gatedClientLeft(c: PendingClient): void {
+    this.gate.drop(c.socket);
+    this.updateWaiting();
   }
 
   private logConnectFailure(member: string, code: string): void {
@@ -524,6 +608,10 @@ export class MirrorProxy implements RawDialer {
 
   private updateHeld(): void {
     this.metrics.held.set({ mirror: this.config.name }, this.held.size);
+  }
+
+  private updateWaiting(): void {
+    this.metrics.connectsWaiting.set({ mirror: this.config.name }, this.gated.size);
   }
 }
 

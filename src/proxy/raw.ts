@@ -94,7 +94,17 @@ function loadBindings(): Bindings | null {
       kLastWriteWasAsync?: unknown;
     };
     const proto = tcp.TCP?.prototype as Record<string, unknown> | undefined;
-    const methods = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'connect', 'connect6', 'setNoDelay', 'close'];
+    const methods = [
+      'readStart',
+      'readStop',
+      'useUserBuffer',
+      'writeBuffer',
+      'shutdown',
+      'connect',
+      'connect6',
+      'setNoDelay',
+      'close',
+    ];
     if (
       !tcp.TCP ||
       !tcp.TCPConnectWrap ||
@@ -251,7 +261,8 @@ class Way {
       try {
         done = writeSync(this.dstFd, sharedReadBuffer, 0, n);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return s.fail(err as Error);
+        const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+        if (code !== 'EAGAIN') return this === s.in && s.giveBack(code) ? undefined : s.fail(err as Error);
       }
       if (done === n) return;
     }
@@ -281,8 +292,9 @@ class Way {
 
   /** The source sent its FIN: it goes on to the destination after what is queued. */
   end(): void {
-    this.ended = true;
     const s = this.session;
+    if (this === s.out && s.giveBack('MLB_ERR_BACKEND_CLOSED')) return;
+    this.ended = true;
     const other = this === s.in ? s.out : s.in;
     // Both FINs read: both sockets close once nothing is queued (close(2) sends our FIN).
     if (other.ended) return s.settle();
@@ -309,7 +321,8 @@ function onRead(this: RawTcp): void {
   const n = B!.state[B!.kReadBytesOrError]!;
   if (n > 0) way.data(n);
   else if (n === UV_EOF) way.end();
-  else if (n < 0) way.session.fail(rawError(n, 'read'));
+  else if (n < 0 && !(way === way.session.out && way.session.giveBack(errname(n))))
+    way.session.fail(rawError(n, 'read'));
 }
 
 function onWritten(this: WriteReq, status: number): void {
@@ -377,6 +390,19 @@ class RawSession implements Link {
     this.client.close();
     this.backend.close();
     this.hooks.onClose({ error: this.error });
+  }
+
+  /**
+   * The member is gone before its first byte and the client is still there: the client goes
+   * back to the owner (hooks.onBackendLost) instead of being closed. False when that cannot
+   * be (no hook, the member answered, the client ended or sent too much to replay).
+   */
+  giveBack(code: string): boolean {
+    if (this.hooks.onBackendLost === undefined) return false;
+    const d = this.detachClient();
+    if (d === null) return false;
+    this.hooks.onBackendLost(d.socket, d.replay, code);
+    return true;
   }
 
   detachClient(): { readonly socket: net.Socket; readonly replay: readonly Buffer[] } | null {

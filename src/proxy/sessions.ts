@@ -35,6 +35,11 @@ export class ProxiedSession implements LinkHooks, IdleEntry {
     this.table.closed(this);
   }
 
+  /** LinkHooks (raw path): the member left before its first byte; the client is the mirror's again. */
+  onBackendLost(socket: Socket, replay: readonly Buffer[], code: string): void {
+    this.table.onBackendLost(this.member.name, socket, replay, code);
+  }
+
   activity(): number {
     return this.link.bytesIn + this.link.bytesOut;
   }
@@ -62,6 +67,11 @@ export class SessionTable {
   onIdleCut: (member: string) => void = () => {};
   /** Called once per session after both its sockets closed (e.g. to resolve a drain). */
   onClosed: (s: ProxiedSession) => void = () => {};
+  /** A raw session's member left before its first byte (LinkHooks.onBackendLost); default: close the client. */
+  onBackendLost: (member: string, socket: Socket, replay: readonly Buffer[], code: string) => void = (
+    _m,
+    socket,
+  ) => socket.destroy();
 
   constructor(
     private readonly mirror: string,
