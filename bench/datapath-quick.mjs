@@ -150,17 +150,20 @@ async function proxyChild() {
             return true;
           }
         : undefined;
-      const server = createProxyServer((client) => {
-        client.on('error', () => undefined);
-        connectBackend(addr, 5000).then(
-          (backend) => {
-            if (client.destroyed) return void backend.destroy();
-            sessions++;
-            link(client, backend, { onClose: () => sessions-- });
-          },
-          () => client.destroy(),
-        );
-      }, { takeHandle });
+      const server = createProxyServer(
+        (client) => {
+          client.on('error', () => undefined);
+          connectBackend(addr, 5000).then(
+            (backend) => {
+              if (client.destroyed) return void backend.destroy();
+              sessions++;
+              link(client, backend, { onClose: () => sessions-- });
+            },
+            () => client.destroy(),
+          );
+        },
+        { takeHandle },
+      );
       server.on('error', () => undefined);
       server.listen({ port: lp, host: '127.0.0.1', backlog: 4096 });
     }

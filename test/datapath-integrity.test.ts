@@ -82,7 +82,6 @@ const MODES = [
 ] as const;
 
 for (const { mode, fastPath, raw } of MODES) {
-
   t.test(`${mode}: 6 sessions at once, 8 MB each way each, slow readers, hashes match`, async (t) => {
     const results = new Map<number, BackendResult>();
     const backendPort = await withStreamBackend(t, results);

@@ -37,7 +37,7 @@ function setup(): {
 const item = (name: string, deadline: number): Item => ({ name, deadline, done: false });
 
 t.test('entries expire in order; finished ones never do', async (t) => {
-  const { q, expired, clock, next } = setup();
+  const { q, expired, next } = setup();
   const a = item('a', 0);
   const b = item('b', 0);
   const c = item('c', 0);

@@ -148,6 +148,19 @@ function haproxyCommand(socketPath, command) {
   });
 }
 
+/** The bare data path (bench/lib/bare-proxy.mjs: mirrorlb's raw path alone) in front of `backend`. */
+export async function startBare({ benchDir, label = 'bare', backend, port, cpu, logDir }) {
+  const proc = start({
+    name: label,
+    cmd: process.execPath,
+    args: [path.join(benchDir, 'lib', 'bare-proxy.mjs'), String(port), backend],
+    cpu,
+    logDir,
+  });
+  await waitStarted(proc, () => tcpProbe('127.0.0.1', port, 300), `${label} (bench/lib/bare-proxy.mjs)`);
+  return { kind: 'bare', label, proc, port };
+}
+
 /**
  * Starts haproxy with one of the configs in bench/ and `env` for its "${MLB_...}" values.
  * Servers are named as in the config (ap1a, ap1b); state() reads them from the stats socket.

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startHaproxy, startMirrorlb } from './balancers.js';
+import { freePort, startBare, startHaproxy, startMirrorlb } from './balancers.js';
 import { startIperf3Server, startNginx, startSockperfServer } from './backends.js';
 import { rssKiB, run } from './proc.js';
 import { startSim } from './sims.js';
@@ -179,10 +179,22 @@ async function startTarget(target, backendAddr, ctx, nginx) {
       });
       return { port: p, pid: lb.proc.pid, stop: () => lb.stop() };
     }
+    case 'bare': {
+      // The raw data path alone (bench/lib/bare-proxy.mjs), pinned like the balancers.
+      const lb = await startBare({
+        benchDir: ctx.benchDir,
+        label: 'datapath-bare',
+        backend: backendAddr,
+        port: await freePort(),
+        cpu: ctx.cpus.balancer,
+        logDir: ctx.logDir,
+      });
+      return { port: lb.port, pid: lb.proc.pid, stop: () => lb.proc.stop() };
+    }
     case 'mirrorlb':
     case 'mirrorlb-nometrics':
-    case 'mirrorlb-4mirrors': {
-      const mirrors = await mirrorsFor(backendAddr, nginx, target === 'mirrorlb-4mirrors' ? 3 : 0);
+    case 'mirrorlb-7mirrors': {
+      const mirrors = await mirrorsFor(backendAddr, nginx, target === 'mirrorlb-7mirrors' ? 6 : 0);
       const lb = await startMirrorlb({
         repoRoot: ctx.repoRoot,
         label: `datapath-${target}`,
@@ -405,18 +417,26 @@ export async function runDatapath(ctx) {
       results.tests.push(summarizeTest(test, samples));
     }
 
-    // Health checks' cost: the same mirror with 3 more mirrors of 2 members each being checked.
-    const hcTests = TESTS.filter((t) => t.id === 'rr' || (t.id === 'rtt' && !ctx.quick)).filter(
-      (t) => ctx.tools.available[t.tool],
-    );
+    // What the daemon adds to its own data path: the raw path alone (no checks, no metrics,
+    // no session table) vs the daemon with 1 mirror and with 7 mirrors of 2 members checked
+    // at the default interval.
+    const hcTests = TESTS.filter(
+      (t) => t.id === 'cps' || t.id === 'rr' || (t.id === 'rtt' && !ctx.quick),
+    ).filter((t) => ctx.tools.available[t.tool]);
     results.health_checks = {
-      note: '1 mirror of 2 members vs 4 mirrors of 2 members, default check interval',
+      note: 'the bare data path (bench/lib/bare-proxy.mjs) vs the daemon with 1 mirror and with 7 mirrors of 2 members, default check interval',
       tests: [],
     };
     for (const test of hcTests) {
       const addr = test.id === 'rtt' ? `127.0.0.1:${backends.sockperf.port}` : nginxAddr;
-      const samples = await runTest(test, ['mirrorlb', 'mirrorlb-4mirrors'], addr, ctx, backends.nginx);
-      results.health_checks.tests.push(summarizeTest(test, samples, 'mirrorlb'));
+      const samples = await runTest(
+        test,
+        ['bare', 'mirrorlb', 'mirrorlb-7mirrors'],
+        addr,
+        ctx,
+        backends.nginx,
+      );
+      results.health_checks.tests.push(summarizeTest(test, samples, 'bare'));
     }
 
     const off = metricsSwitch(ctx.repoRoot);

@@ -89,6 +89,33 @@ function rssTable(rss, n) {
   return lines.join('\n');
 }
 
+/** The bare data path vs the daemon with 1 and 7 mirrors (ratios to the bare path). */
+function daemonCostTable(hc) {
+  const lines = [
+    '| test | bare data path | daemon, 1 mirror | daemon, 7 mirrors | 1 mirror ÷ bare | 7 mirrors ÷ bare |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const t of hc.tests) {
+    const [a, b, c] = ['bare', 'mirrorlb', 'mirrorlb-7mirrors'].map((k) => t.targets[k]);
+    if (t.test === 'rtt') {
+      for (const [k, name] of [
+        ['p50', 'p50'],
+        ['p99', 'p99'],
+        ['p999', 'p99.9'],
+      ]) {
+        lines.push(
+          `| round trip ${name} (µs, lower is better) | ${fmt(a?.[k], 1)} | ${fmt(b?.[k], 1)} | ${fmt(c?.[k], 1)} | ${fmtRatio(b?.ratio?.[k])} | ${fmtRatio(c?.ratio?.[k])} |`,
+        );
+      }
+    } else {
+      lines.push(
+        `| ${t.label} (${t.unit}) | ${fmt(a?.value)} | ${fmt(b?.value)} | ${fmt(c?.value)} | ${fmtRatio(b?.ratio)} | ${fmtRatio(c?.ratio)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
 function healthTable(hc, other = 'mirrorlb-4mirrors', head = '| test | 1 mirror | 4 mirrors | 4 ÷ 1 |') {
   const lines = [head, '| --- | ---: | ---: | ---: |'];
   for (const t of hc.tests) {
@@ -192,12 +219,16 @@ export function markdown(result) {
       out.push(rssTable(d.rss, s.idle_sessions), '');
     }
     if (d.health_checks?.tests?.length) {
+      // Results from before the bare target compared 1 vs 4 mirrors.
+      const bare = d.health_checks.tests.some((t) => t.targets.bare);
       out.push(
-        "### Health checks' cost",
+        bare ? "### The daemon's own cost" : "### Health checks' cost",
         '',
-        `mirrorlb with ${d.health_checks.note}.`,
+        bare
+          ? `${d.health_checks.note[0].toUpperCase()}${d.health_checks.note.slice(1)}.`
+          : `mirrorlb with ${d.health_checks.note}.`,
         '',
-        healthTable(d.health_checks),
+        bare ? daemonCostTable(d.health_checks) : healthTable(d.health_checks),
         '',
       );
     }

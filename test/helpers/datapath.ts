@@ -87,36 +87,39 @@ export async function withProxy(
         return true;
       }
     : undefined;
-  const server = createProxyServer((client) => {
-    client.on('error', () => undefined);
-    clients.add(client);
-    client.on('close', () => clients.delete(client));
-    fastSockets.push(isFast(client));
-    const dial = (): void => {
-      connectBackend({ host: '127.0.0.1', port: backendPort }, 5000, dpOpts).then(
-        (backend) => {
-          fastSockets.push(isFast(backend));
-          if (client.destroyed) return void backend.destroy();
-          const l: Link = link(client, backend, {
-            onClose: (r) => {
-              closes.push(r);
-              links.delete(l);
-            },
-          });
-          links.add(l);
-          if (opts.idleMs) {
-            client.setTimeout(opts.idleMs, () => {
-              idleCuts.push(Date.now());
-              l.destroy();
+  const server = createProxyServer(
+    (client) => {
+      client.on('error', () => undefined);
+      clients.add(client);
+      client.on('close', () => clients.delete(client));
+      fastSockets.push(isFast(client));
+      const dial = (): void => {
+        connectBackend({ host: '127.0.0.1', port: backendPort }, 5000, dpOpts).then(
+          (backend) => {
+            fastSockets.push(isFast(backend));
+            if (client.destroyed) return void backend.destroy();
+            const l: Link = link(client, backend, {
+              onClose: (r) => {
+                closes.push(r);
+                links.delete(l);
+              },
             });
-          }
-        },
-        () => client.destroy(),
-      );
-    };
-    if (opts.holdMs) setTimeout(dial, opts.holdMs);
-    else dial();
-  }, { ...dpOpts, ...(takeHandle ? { takeHandle, fastPath: true } : {}) });
+            links.add(l);
+            if (opts.idleMs) {
+              client.setTimeout(opts.idleMs, () => {
+                idleCuts.push(Date.now());
+                l.destroy();
+              });
+            }
+          },
+          () => client.destroy(),
+        );
+      };
+      if (opts.holdMs) setTimeout(dial, opts.holdMs);
+      else dial();
+    },
+    { ...dpOpts, ...(takeHandle ? { takeHandle, fastPath: true } : {}) },
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
     for (const l of links) l.destroy();
