@@ -1,10 +1,10 @@
+// Only what every command needs is imported here; each command's own modules are loaded
+// when it runs, so that the daemon holds none of the simulator's or the status client's
+// code, and its heap limit (limitYoungGeneration) is set before its modules load.
 import { parseCommandLine } from './args.js';
 import { EXIT } from '../errors.js';
-import { CHECK_USAGE, runCheck } from './check.js';
-import { DEMO_USAGE, runDemo } from './demo.js';
+import { limitYoungGeneration } from '../heap.js';
 import { ignoreClosedOutput } from './output.js';
-import { runDaemon } from './run.js';
-import { runSim, SIM_USAGE } from './sim.js';
 import { VERSION } from '../version.js';
 
 export const USAGE = `mirrorlb ${VERSION}: primary-only TCP balancer for database mirrors
@@ -29,12 +29,19 @@ export async function main(argv: string[]): Promise<number> {
   ignoreClosedOutput(process.stdout, process.stderr);
   const [cmd, ...rest] = argv;
   switch (cmd) {
-    case 'check':
+    case 'check': {
+      const { runCheck } = await import('./check.js');
       return runCheck(rest, process.stdout, process.stderr);
-    case 'demo':
+    }
+    case 'demo': {
+      limitYoungGeneration();
+      const { runDemo } = await import('./demo.js');
       return runDemo(rest, process.stdout, process.stderr);
-    case 'sim':
+    }
+    case 'sim': {
+      const { runSim } = await import('./sim.js');
       return runSim(rest);
+    }
     case 'status': {
       const { runStatus } = await import('./status.js');
       return runStatus(rest, process.stdout, process.stderr);
@@ -66,11 +73,11 @@ async function runHelp(argv: string[]): Promise<number> {
 async function commandUsage(cmd: string): Promise<string | null> {
   switch (cmd) {
     case 'check':
-      return CHECK_USAGE;
+      return (await import('./check.js')).CHECK_USAGE;
     case 'demo':
-      return DEMO_USAGE;
+      return (await import('./demo.js')).DEMO_USAGE;
     case 'sim':
-      return SIM_USAGE;
+      return (await import('./sim.js')).SIM_USAGE;
     case 'status':
       return (await import('./status.js')).STATUS_USAGE;
     case 'run':
@@ -106,5 +113,7 @@ async function runMain(argv: string[]): Promise<number> {
     );
     return EXIT.usage;
   }
+  limitYoungGeneration();
+  const { runDaemon } = await import('./run.js');
   return runDaemon(args.values.config, process.stderr);
 }

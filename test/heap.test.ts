@@ -1,0 +1,68 @@
+// The daemon's young-generation limit (src/heap.ts): that V8 really keeps the limit set at
+// run time, in a child process with an allocation load that grows an unlimited heap.
+import { execFile } from 'node:child_process';
+import t from 'tap';
+import { limitYoungGeneration } from '../src/heap.js';
+
+/** The built module, as bin/mirrorlb.js loads it. */
+const HEAP_JS = new URL('../dist/heap.js', import.meta.url).href;
+
+// Allocates about 200 MB in small objects, 2% of them kept for a while (they survive
+// scavenges, which is what makes V8 grow the young generation), and prints the young
+// generation's size before and after.
+const CHILD = `
+const v8 = await import('node:v8');
+const size = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+const initial = size();
+const limited = process.argv[1] === 'limit' ? (await import(${JSON.stringify(HEAP_JS)})).limitYoungGeneration() : null;
+let keep = [];
+for (let i = 0; i < 3e6; i++) {
+  const o = { a: [i, i + 1], s: 'x' + i };
+  if (i % 50 === 0) keep.push(o);
+  if (keep.length > 20000) keep = [];
+}
+console.log(JSON.stringify({ initial, final: size(), limited }));
+`;
+
+function child(
+  mode: 'limit' | 'none',
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ initial: number; final: number; limited: boolean | null }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', CHILD, mode],
+      { env: { ...process.env, NODE_OPTIONS: '', ...env }, timeout: 60_000 },
+      (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout))),
+    );
+  });
+}
+
+t.test('a semi-space size given by the user stands', async (t) => {
+  t.equal(limitYoungGeneration(['--max-semi-space-size=64'], ''), false, 'command line');
+  t.equal(limitYoungGeneration(['--min_semi_space_size=16'], ''), false, 'underscore spelling');
+  t.equal(
+    limitYoungGeneration([], '--max-old-space-size=200 --max-semi-space-size=8'),
+    false,
+    'NODE_OPTIONS',
+  );
+  // This one sets the limit in the test process itself, which changes nothing it tests.
+  t.equal(limitYoungGeneration(['--max-old-space-size=200'], '--trace-gc'), true, 'other flags only');
+});
+
+t.test('limited, the young generation keeps its initial size under load', async (t) => {
+  const r = await child('limit');
+  t.equal(r.limited, true);
+  t.equal(r.final, r.initial, `new space ${r.final} bytes`);
+});
+
+t.test('unlimited, the same load grows it (the load is a real test)', async (t) => {
+  const r = await child('none');
+  t.ok(r.final > r.initial, `new space grew from ${r.initial} to ${r.final} bytes`);
+});
+
+t.test('with --max-semi-space-size in NODE_OPTIONS, V8 sizes it as asked', async (t) => {
+  const r = await child('limit', { NODE_OPTIONS: '--max-semi-space-size=8' });
+  t.equal(r.limited, false);
+  t.ok(r.final > r.initial, `new space grew from ${r.initial} to ${r.final} bytes`);
+});
