@@ -82,6 +82,11 @@ export const ERRORS = {
     exit: null,
     http: null,
   },
+  MLB_ERR_BACKEND_CLOSED: {
+    meaning: 'the member closed a session before sending a byte; its client is retried elsewhere',
+    exit: null,
+    http: null,
+  },
 
   // The simulated member (`mirrorlb sim`).
   MLB_ERR_SIM_OPTIONS: { meaning: 'bad options for a simulated member', exit: EXIT.usage, http: null },

@@ -43,8 +43,10 @@ async function storm(t: Test, maxConnecting: number, extra = '') {
     t,
     yamlFor(
       { ap1: [{ name: 'ap1a', port: backend.port, webPort: sim.webPort }] },
-      // Long enough that no connect times out and no client is given up while SYNs are retried.
-      `proxy:\n  max_connecting: ${maxConnecting}\n  connect_timeout: 30s\n  hold_timeout: 60s${extra}`,
+      // Long enough that no connect times out and no client is given up while SYNs are retried;
+      // and a check that a loaded machine (npm test runs files in parallel) answers in time:
+      // a timed-out check makes the member unreachable, and its promotion late.
+      `health:\n  timeout: 5s\nproxy:\n  max_connecting: ${maxConnecting}\n  connect_timeout: 30s\n  hold_timeout: 60s${extra}`,
     ),
   );
   const port = lb.port('ap1');
@@ -72,7 +74,7 @@ t.test('released clients connect at most max_connecting at a time, and all get l
     `\n  max_connections: ${CLIENTS}`,
   );
   t.ok(
-    await eventually(() => backend.synSent() === MAX_CONNECTING, 10_000),
+    await eventually(() => backend.synSent() === MAX_CONNECTING, 30_000),
     `${MAX_CONNECTING} connects stuck in SYN_SENT: the gate's slots are all taken`,
   );
   const waiting = await gauge(lb, 'connectsWaiting');
@@ -121,7 +123,7 @@ t.test('released clients connect at most max_connecting at a time, and all get l
 t.test('max_connecting 0: every released client connects at once (what the bound prevents)', async (t) => {
   const { backend, clients } = await storm(t, 0);
   t.ok(
-    await eventually(() => backend.synSent() > MAX_CONNECTING * 2, 10_000),
+    await eventually(() => backend.synSent() > MAX_CONNECTING * 2, 30_000),
     'far more connects in flight than a bound of 4 allows',
   );
   backend.thaw();
@@ -133,7 +135,7 @@ t.test('max_connecting 0: every released client connects at once (what the bound
 
 t.test('waiters whose member loses the role are held again, then released to it', async (t) => {
   const { backend, sim, lb, clients, peak } = await storm(t, MAX_CONNECTING);
-  t.ok(await eventually(() => backend.synSent() === MAX_CONNECTING, 10_000), 'the gate is full');
+  t.ok(await eventually(() => backend.synSent() === MAX_CONNECTING, 30_000), 'the gate is full');
   t.ok((await gauge(lb, 'connectsWaiting')) > 0, 'clients wait at the gate');
 
   // Demoted: waiters, connects under way and the sessions the member never answered all go
@@ -148,7 +150,7 @@ t.test('waiters whose member loses the role are held again, then released to it'
   // Promoted again: the abandoned connects still hold their slots until they complete, so the
   // released clients wait for them; the thaw lets everything through.
   await sim.setRole('primary');
-  t.ok(await eventually(async () => (await gauge(lb, 'held')) === 0, 10_000), 'released again');
+  t.ok(await eventually(async () => (await gauge(lb, 'held')) === 0, 30_000), 'released again');
   t.ok((await gauge(lb, 'connectsWaiting')) > 0, 'and waiting for the slots of the abandoned connects');
   backend.thaw();
   for (const [i, c] of clients.entries()) {
