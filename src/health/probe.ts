@@ -149,6 +149,13 @@ function needlesFor(rules: AnswerRules, status: number): Buffer[] {
 const ignore = (): void => {};
 
 /**
+ * Why a round's signals are aborted once it is over (every round, even when nothing is left
+ * to cancel). A given reason spares abort() creating a DOMException with a stack trace each
+ * time (6% of a probe's allocation).
+ */
+const ROUND_OVER = Object.freeze(new Error('probe round over'));
+
+/**
  * Checks mirror members' status pages over HTTP(S). Owns the keep-alive agents, so one
  * Prober serves every member; `close()` destroys them and cancels probes in flight.
  * The health loop (monitor.ts) is its only caller.
@@ -254,8 +261,8 @@ export class Prober {
       let finished = false;
       let decided = -1;
       const stop = (): void => {
-        deadline.abort();
-        for (const a of attempts) a.abort();
+        deadline.abort(ROUND_OVER);
+        for (const a of attempts) a.abort(ROUND_OVER);
       };
       const finish = (): void => {
         if (finished) return;
