@@ -190,7 +190,13 @@ export class RawAttempt {
 }
 
 function onConnected(this: ConnectReq, status: number): void {
-  this.attempt.completed(status);
+  try {
+    this.attempt.completed(status);
+  } catch {
+    // As in onRead: never out of libuv's callback. The attempt's handles are closed.
+    this.attempt.client.close();
+    this.attempt.backend.close();
+  }
 }
 
 /**
@@ -319,10 +325,16 @@ function onRead(this: RawTcp): void {
   const way = this[kWay];
   if (way === undefined) return;
   const n = B!.state[B!.kReadBytesOrError]!;
-  if (n > 0) way.data(n);
-  else if (n === UV_EOF) way.end();
-  else if (n < 0 && !(way === way.session.out && way.session.giveBack(errname(n))))
-    way.session.fail(rawError(n, 'read'));
+  // An exception here would leave libuv's callback and end the process: one session's
+  // trouble ends that session only.
+  try {
+    if (n > 0) way.data(n);
+    else if (n === UV_EOF) way.end();
+    else if (n < 0 && !(way === way.session.out && way.session.giveBack(errname(n))))
+      way.session.fail(rawError(n, 'read'));
+  } catch (err) {
+    way.session.fail(err as Error);
+  }
 }
 
 function onWritten(this: WriteReq, status: number): void {
