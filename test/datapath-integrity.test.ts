@@ -7,6 +7,7 @@ import {
   waitFor,
   withBackend,
   withProxy,
+  DATA_PATH_MODES,
   within,
 } from './helpers/datapath.js';
 
@@ -75,13 +76,7 @@ async function session(
 }
 
 // The raw path (raw.ts) reads into the same shared buffer as the fast path: the same hazard.
-const MODES = [
-  { mode: 'raw path', fastPath: true, raw: true },
-  { mode: 'fast path', fastPath: true, raw: false },
-  { mode: 'plain fallback', fastPath: false, raw: false },
-] as const;
-
-for (const { mode, fastPath, raw } of MODES) {
+for (const { mode, fastPath, raw } of DATA_PATH_MODES) {
   t.test(`${mode}: 6 sessions at once, 8 MB each way each, slow readers, hashes match`, async (t) => {
     const results = new Map<number, BackendResult>();
     const backendPort = await withStreamBackend(t, results);

@@ -12,6 +12,7 @@ import {
   waitFor,
   withBackend,
   withProxy,
+  DATA_PATH_MODES,
   within,
 } from './helpers/datapath.js';
 
@@ -40,13 +41,7 @@ function echo(s: net.Socket): void {
 }
 
 // The raw path (raw.ts: libuv handles, no net.Socket) and the two socket paths under the same tests.
-const MODES = [
-  { mode: 'raw path', fastPath: true, raw: true },
-  { mode: 'fast path', fastPath: true, raw: false },
-  { mode: 'plain fallback', fastPath: false, raw: false },
-] as const;
-
-for (const { mode, fastPath, raw } of MODES) {
+for (const { mode, fastPath, raw } of DATA_PATH_MODES) {
   t.test(`${mode}: sockets read the way the mode says`, async (t) => {
     const proxy = await withProxy(t, await withBackend(t, echo), { fastPath, raw });
     const c = await connectTo(proxy.port);

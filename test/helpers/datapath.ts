@@ -7,6 +7,13 @@ import { connectBackend, createProxyServer, socketForHandle } from '../../src/pr
 
 type Test = { teardown(fn: () => unknown): void };
 
+/** The raw path (raw.ts: libuv handles, no net.Socket) and the two socket paths, for tests that run each. */
+export const DATA_PATH_MODES = [
+  { mode: 'raw path', fastPath: true, raw: true },
+  { mode: 'fast path', fastPath: true, raw: false },
+  { mode: 'plain fallback', fastPath: false, raw: false },
+] as const;
+
 /** What a data-path proxy under test saw: its links, their close reports, how its sockets read. */
 export interface ProxyUnderTest {
   readonly port: number;
