@@ -123,35 +123,27 @@ async function proxyChild() {
     // The last --dist wins: a target's own build overrides the run's.
     const i = argv.lastIndexOf('--dist');
     const dist = i >= 0 ? argv[i + 1] : path.join(here, '..', 'dist');
-    const { createProxyServer, connectBackend } = await import(
-      pathToFileURL(path.join(dist, 'proxy/sockets.js'))
-    );
-    const { link } = await import(pathToFileURL(path.join(dist, 'proxy/link.js')));
-    // raw: the raw path (raw.ts) as mirror-proxy uses it, every handle taken at accept.
-    const raw = variant === 'raw' ? await import(pathToFileURL(path.join(dist, 'proxy/raw.js'))) : null;
-    const { socketForHandle } = await import(pathToFileURL(path.join(dist, 'proxy/sockets.js')));
-    const dialer = {
-      dialed(a, status) {
-        if (status !== 0) {
-          a.backend.close();
-          a.client.close();
-          return;
-        }
-        sessions++;
-        raw.rawLink(a.client, a.backend, { onClose: () => sessions-- }, socketForHandle);
-      },
-    };
-    for (const [lp, bp] of pairs) {
-      const addr = { host: '127.0.0.1', port: bp };
-      const takeHandle = raw
-        ? (h) => {
-            const a = raw.rawDial(h, '127.0.0.1', 4, bp, 'm', 0, Infinity, dialer);
-            if (typeof a === 'string') h.close();
-            return true;
-          }
-        : undefined;
-      const server = createProxyServer(
-        (client) => {
+    if (variant === 'raw') {
+      // raw: the bare data path of the full bench (bench/lib/bare-proxy.mjs), every handle taken at accept.
+      const { serveBare } = await import('./lib/bare-proxy.mjs');
+      for (const [lp, bp] of pairs) {
+        await serveBare({
+          dist,
+          listenPort: lp,
+          backendHost: '127.0.0.1',
+          backendPort: bp,
+          onOpen: () => sessions++,
+          onClose: () => sessions--,
+        });
+      }
+    } else {
+      const { createProxyServer, connectBackend } = await import(
+        pathToFileURL(path.join(dist, 'proxy/sockets.js'))
+      );
+      const { link } = await import(pathToFileURL(path.join(dist, 'proxy/link.js')));
+      for (const [lp, bp] of pairs) {
+        const addr = { host: '127.0.0.1', port: bp };
+        const server = createProxyServer((client) => {
           client.on('error', () => undefined);
           connectBackend(addr, 5000).then(
             (backend) => {
@@ -161,11 +153,10 @@ async function proxyChild() {
             },
             () => client.destroy(),
           );
-        },
-        { takeHandle },
-      );
-      server.on('error', () => undefined);
-      server.listen({ port: lp, host: '127.0.0.1', backlog: 4096 });
+        });
+        server.on('error', () => undefined);
+        server.listen({ port: lp, host: '127.0.0.1', backlog: 4096 });
+      }
     }
   }
   process.on('message', (m) => {

@@ -2,12 +2,14 @@
 // runs down to medians, the table and the picture it writes, and the shape of the committed
 // result file. The bench itself (balancers, tools, namespaces) runs in CI as
 // `npm run bench -- --quick`; this file needs none of that.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parseSockperf, parseWrk } from '../bench/lib/datapath.js';
+import { cpuMicros } from '../bench/lib/proc.js';
 import { summarize } from '../bench/lib/failover.js';
 import { openHolders, startFleet } from '../bench/lib/fleet.js';
 import { markdown } from '../bench/lib/report.js';
@@ -264,8 +266,8 @@ t.test('markdown: machine, tables and skipped parts', async (t) => {
       tests: [
         dpTest('rr', 'req/s', {
           direct: { value: 100000 },
-          haproxy: { value: 30000 },
-          mirrorlb: { value: 27000, ratio: 0.9 },
+          haproxy: { value: 30000, cpu_us_per_op: 30 },
+          mirrorlb: { value: 27000, ratio: 0.9, cpu_us_per_op: 36, cpu_ratio: 1.2 },
         }),
         dpTest('rtt', 'µs', {
           direct: { p50: 10, p99: 20, p999: 30 },
@@ -290,6 +292,11 @@ t.test('markdown: machine, tables and skipped parts', async (t) => {
   t.match(md, /\| switchover \| mirrorlb \| 30 ms \|/);
   t.match(md, /\| switchover \| haproxy \(seed\) \| 3,000 ms \| 0\.01x \|/);
   t.match(md, /\| rr \(req\/s\) \| 100,000 \| 30,000 \| 27,000 \| 0\.90x \|/);
+  // The CPU row follows its rate row; direct has no balancer process.
+  t.match(
+    md,
+    /\| 0\.90x \|\n\| … the balancer's CPU per request \(µs, lower is better\) \| – \| 30\.0 \| 36\.0 \| 1\.20x \|/,
+  );
   t.match(md, /\| round trip p99\.9 \(µs, lower is better\) \| 30\.0 \| 90\.0 \| 99\.0 \| 1\.10x \|/);
   t.match(md, /\| mirrorlb \| 60\.0 MiB \| 100\.0 MiB \| 40\.0 MiB \| 4\.10 KiB \|/);
   t.match(md, /- primary blackholed: not root/);
@@ -299,12 +306,13 @@ t.test('markdown: machine, tables and skipped parts', async (t) => {
 t.test('tool output parsers', async (t) => {
   const wrk = `Running 5s test @ http://127.0.0.1:1/
   1 threads and 50 connections
+  156172 requests in 5.00s, 12.90MB read
   Socket errors: connect 0, read 3, write 1, timeout 2
   Non-2xx or 3xx responses: 4
 Requests/sec:  31234.56
 Transfer/sec:      2.58MB`;
-  t.same(parseWrk(wrk), { value: 31234.56, errors: 6, non2xx: 4 });
-  t.same(parseWrk('garbage'), { value: null, errors: 0, non2xx: 0 });
+  t.same(parseWrk(wrk), { value: 31234.56, count: 156172, errors: 6, non2xx: 4 });
+  t.same(parseWrk('garbage'), { value: null, count: null, errors: 0, non2xx: 0 });
   const sp = `sockperf: ====> avg-rtt=16.627 (std-dev=49.572)
 sockperf: ---> percentile 99.999 = 8316.677
 sockperf: ---> percentile 99.990 = 1826.453
@@ -389,4 +397,18 @@ t.test('committed full-run results have the documented shape', async (t) => {
   for (const test of r.datapath.tests) t.ok(test.targets.mirrorlb, `${test.test} has a mirrorlb figure`);
   t.ok(fs.existsSync(path.join(dir, 'latest.md')), 'latest.md');
   t.ok(fs.existsSync(path.join(dir, 'switchover.svg')), 'switchover.svg');
+});
+
+t.test('cpuMicros reads a process CPU time from /proc, null once it is gone', async (t) => {
+  const before = cpuMicros(process.pid);
+  t.type(before, 'number');
+  // Spin until the kernel has counted at least two more ticks (10 ms each), bounded in wall time.
+  const until = Date.now() + 10_000;
+  let now = before!;
+  while ((now = cpuMicros(process.pid)!) < before! + 20_000 && Date.now() < until) {
+    for (let i = 0; i < 1e5; i++) Math.sqrt(i);
+  }
+  t.ok(now >= before! + 20_000, `CPU time grew by ${now - before!} µs`);
+  const gone = spawnSync('true');
+  t.equal(cpuMicros(gone.pid!), null);
 });

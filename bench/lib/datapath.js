@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort, startBare, startHaproxy, startMirrorlb } from './balancers.js';
 import { startIperf3Server, startNginx, startSockperfServer } from './backends.js';
-import { rssKiB, run } from './proc.js';
+import { cpuMicros, rssKiB, run } from './proc.js';
 import { startSim } from './sims.js';
 import { log, median, now, ratio, round, sleep } from './util.js';
 
@@ -51,8 +51,10 @@ export function parseWrk(out) {
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const total = /(\d+) requests in /.exec(out);
   return {
     value: rps ? Number(rps[1]) : null,
+    count: total ? Number(total[1]) : null,
     errors: sock ? sock.slice(1).reduce((n, x) => n + Number(x), 0) : 0,
     non2xx: non2xx ? Number(non2xx[1]) : 0,
   };
@@ -226,7 +228,13 @@ async function runTest(test, targets, backendAddr, ctx, nginx) {
     for (let rep = 0; rep < reps; rep++) {
       const order = rep % 2 === 0 ? targets : [...targets].reverse();
       for (const t of order) {
+        // The balancer's own CPU per request or connection: it does not depend on whether the
+        // balancer or the load generator was the bottleneck, so it varies less between runs.
+        const pid = started[t].pid;
+        const cpu0 = pid ? cpuMicros(pid) : null;
         const m = await measure(test, started[t].port, d, ctx);
+        const cpu1 = pid ? cpuMicros(pid) : null;
+        if (cpu0 !== null && cpu1 !== null && m.count > 0) m.cpu_us_per_op = (cpu1 - cpu0) / m.count;
         samples[t].push(m);
         const shown =
           m.value === null ? `failed (${m.error ?? 'no figure'})` : `${round(m.value, 2)} ${test.unit}`;
@@ -252,6 +260,7 @@ function summarizeTest(test, samples, baseline = 'haproxy') {
     }
     if (test.tool === 'wrk') {
       s.errors = ms.reduce((n, m) => n + m.errors + m.non2xx, 0);
+      s.cpu_us_per_op = median(ms.map((m) => m.cpu_us_per_op));
     }
     row.targets[t] = s;
   }
@@ -263,6 +272,7 @@ function summarizeTest(test, samples, baseline = 'haproxy') {
     } else {
       s.ratio = ratio(s.value, base.value);
     }
+    if (s.cpu_us_per_op !== undefined) s.cpu_ratio = ratio(s.cpu_us_per_op, base.cpu_us_per_op);
   }
   return row;
 }

@@ -168,6 +168,23 @@ export function run(cmd, args = [], { cpu = null, netns = null, timeoutMs = 120_
 }
 
 /** Resident set size of a process in KiB (VmRSS), or null once it is gone. */
+/**
+ * CPU time a process has used, user plus kernel, all threads (/proc/<pid>/stat's utime and
+ * stime), in microseconds; null once it is gone. The kernel counts it in USER_HZ ticks,
+ * 100 a second on every Linux the bench runs on: 10 ms resolution, so it is read over
+ * whole measurements of seconds.
+ */
+export function cpuMicros(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 1e4;
+  } catch {
+    return null;
+  }
+}
+
 export function rssKiB(pid) {
   try {
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));

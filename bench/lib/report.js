@@ -71,9 +71,22 @@ function datapathTable(d) {
       lines.push(
         `| ${t.label} (${t.unit}) | ${cells.join(' | ')} | ${fmtRatio(t.targets.mirrorlb?.ratio)} |`,
       );
+      if (hasCpu(t)) {
+        const cpu = targets.map((x) => fmt(t.targets[x]?.cpu_us_per_op, 1));
+        lines.push(`| ${cpuLabel(t)} | ${cpu.join(' | ')} | ${fmtRatio(t.targets.mirrorlb?.cpu_ratio)} |`);
+      }
     }
   }
   return lines.join('\n');
+}
+
+/** Whether a rate test has the balancers' CPU per operation (results from before it have not). */
+function hasCpu(t) {
+  return Object.values(t.targets).some((x) => typeof x.cpu_us_per_op === 'number');
+}
+
+function cpuLabel(t) {
+  return `… the balancer's CPU per ${t.test === 'cps' ? 'connection' : 'request'} (µs, lower is better)`;
 }
 
 function rssTable(rss, n) {
@@ -89,53 +102,63 @@ function rssTable(rss, n) {
   return lines.join('\n');
 }
 
-/** The bare data path vs the daemon with 1 and 7 mirrors (ratios to the bare path). */
-function daemonCostTable(hc) {
-  const lines = [
-    '| test | bare data path | daemon, 1 mirror | daemon, 7 mirrors | 1 mirror ÷ bare | 7 mirrors ÷ bare |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  for (const t of hc.tests) {
-    const [a, b, c] = ['bare', 'mirrorlb', 'mirrorlb-7mirrors'].map((k) => t.targets[k]);
-    if (t.test === 'rtt') {
-      for (const [k, name] of [
-        ['p50', 'p50'],
-        ['p99', 'p99'],
-        ['p999', 'p99.9'],
-      ]) {
-        lines.push(
-          `| round trip ${name} (µs, lower is better) | ${fmt(a?.[k], 1)} | ${fmt(b?.[k], 1)} | ${fmt(c?.[k], 1)} | ${fmtRatio(b?.ratio?.[k])} | ${fmtRatio(c?.ratio?.[k])} |`,
-        );
-      }
-    } else {
-      lines.push(
-        `| ${t.label} (${t.unit}) | ${fmt(a?.value)} | ${fmt(b?.value)} | ${fmt(c?.value)} | ${fmtRatio(b?.ratio)} | ${fmtRatio(c?.ratio)} |`,
-      );
+/**
+ * A test-by-test comparison of targets of one data-path part: the value of each target in
+ * `shown`, then the ratio of each target in `ratioOf` (to the part's reference, as the part
+ * computed it). The round trip gives three rows (p50, p99, p99.9).
+ */
+function compareTable(part, head, shown, ratioOf) {
+  const lines = [head, `| --- |${' ---: |'.repeat(shown.length + ratioOf.length)}`];
+  for (const t of part.tests) {
+    const rows =
+      t.test === 'rtt'
+        ? [
+            ['p50', 'p50'],
+            ['p99', 'p99'],
+            ['p999', 'p99.9'],
+          ].map(([k, name]) => ({
+            label: `round trip ${name} (µs, lower is better)`,
+            value: (x) => x?.[k],
+            ratio: (x) => x?.ratio?.[k],
+            digits: 1,
+          }))
+        : [
+            { label: `${t.label} (${t.unit})`, value: (x) => x?.value, ratio: (x) => x?.ratio, digits: 0 },
+            ...(hasCpu(t)
+              ? [
+                  {
+                    label: cpuLabel(t),
+                    value: (x) => x?.cpu_us_per_op,
+                    ratio: (x) => x?.cpu_ratio,
+                    digits: 1,
+                  },
+                ]
+              : []),
+          ];
+    for (const r of rows) {
+      const cells = [
+        ...shown.map((k) => fmt(r.value(t.targets[k]), r.digits)),
+        ...ratioOf.map((k) => fmtRatio(r.ratio(t.targets[k]))),
+      ];
+      lines.push(`| ${r.label} | ${cells.join(' | ')} |`);
     }
   }
   return lines.join('\n');
 }
 
+/** The bare data path vs the daemon with 1 and 7 mirrors (ratios to the bare path). */
+function daemonCostTable(hc) {
+  return compareTable(
+    hc,
+    '| test | bare data path | daemon, 1 mirror | daemon, 7 mirrors | 1 mirror ÷ bare | 7 mirrors ÷ bare |',
+    ['bare', 'mirrorlb', 'mirrorlb-7mirrors'],
+    ['mirrorlb', 'mirrorlb-7mirrors'],
+  );
+}
+
+/** mirrorlb against one variant of itself (ratios of the variant to mirrorlb). */
 function healthTable(hc, other = 'mirrorlb-4mirrors', head = '| test | 1 mirror | 4 mirrors | 4 ÷ 1 |') {
-  const lines = [head, '| --- | ---: | ---: | ---: |'];
-  for (const t of hc.tests) {
-    const a = t.targets.mirrorlb;
-    const b = t.targets[other];
-    if (t.test === 'rtt') {
-      for (const [k, name] of [
-        ['p50', 'p50'],
-        ['p99', 'p99'],
-        ['p999', 'p99.9'],
-      ]) {
-        lines.push(
-          `| round trip ${name} (µs) | ${fmt(a?.[k], 1)} | ${fmt(b?.[k], 1)} | ${fmtRatio(b?.ratio?.[k])} |`,
-        );
-      }
-    } else {
-      lines.push(`| ${t.label} (${t.unit}) | ${fmt(a?.value)} | ${fmt(b?.value)} | ${fmtRatio(b?.ratio)} |`);
-    }
-  }
-  return lines.join('\n');
+  return compareTable(hc, head, ['mirrorlb', other], [other]);
 }
 
 const PATRONI_FAULTS = {
@@ -209,7 +232,7 @@ export function markdown(result) {
     const s = d.settings;
     out.push('## Data path', '');
     out.push(
-      `Same backend direct, through haproxy (\`bench/haproxy-datapath.cfg\`: nbthread 1, mode tcp) and through mirrorlb (1 mirror of 2 members, default checks). Medians of ${s.reps} run(s) of ${s.duration_s} s each after a ${s.warmup_s} s warm-up, targets alternating. Backends: nginx \`return 200\` (wrk), iperf3 server, sockperf server.`,
+      `Same backend direct, through haproxy (\`bench/haproxy-datapath.cfg\`: nbthread 1, mode tcp) and through mirrorlb (1 mirror of 2 members, default checks). Medians of ${s.reps} run(s) of ${s.duration_s} s each after a ${s.warmup_s} s warm-up, targets alternating. Backends: nginx \`return 200\` (wrk), iperf3 server, sockperf server. "CPU per request" and "per connection" are the balancer process's own CPU time, user and kernel, all threads (/proc), over each measurement, divided by the requests wrk completed: unlike the rates, they do not depend on which side was the bottleneck.`,
       '',
     );
     if (d.tests.length) out.push(datapathTable(d), '');
