@@ -23,6 +23,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { cpuMicros } from './lib/proc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -82,15 +83,8 @@ function waitPort(port, ms = 10_000) {
   });
 }
 
-/** utime+stime of a process in ms (from /proc, 10 ms ticks). */
-function cpuMs(pid) {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return NaN;
-  }
-}
+/** utime+stime of a process in ms (bench/lib/proc.js, 10 ms ticks); NaN once it is gone. */
+const cpuMs = (pid) => (cpuMicros(pid) ?? NaN) / 1000;
 
 function rssMb(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
