@@ -12,6 +12,7 @@ interface Item extends Deadlined {
   readonly name: string;
   deadline: number;
   done: boolean;
+  queueSlot: number;
 }
 
 function setup(): {
@@ -34,7 +35,7 @@ function setup(): {
   return { q, expired, clock, next };
 }
 
-const item = (name: string, deadline: number): Item => ({ name, deadline, done: false });
+const item = (name: string, deadline: number): Item => ({ name, deadline, done: false, queueSlot: -1 });
 
 t.test('entries expire in order; finished ones never do', async (t) => {
   const { q, expired, next } = setup();
@@ -82,5 +83,44 @@ t.test('thousands of finished entries are skipped and the array is compacted', a
   clock.now = 100;
   await next();
   t.same(expired, ['i4999'], 'only the one still pending expired');
+  t.equal(q.size, 0);
+});
+
+t.test('a removed entry never expires and leaves the queue at once', async (t) => {
+  const { q, expired, next } = setup();
+  const a = item('a', 0);
+  const b = item('b', 0);
+  q.push(a);
+  q.push(b);
+  q.remove(a);
+  t.equal(q.size, 1, 'counted out as soon as it is removed');
+  q.remove(a);
+  q.remove(item('never-queued', 0));
+  t.equal(q.size, 1, 'removing twice, or an entry never queued, changes nothing');
+  await next();
+  t.same(expired, ['b']);
+  t.equal(q.size, 0);
+});
+
+t.test('removal finds its entry after the array was compacted', async (t) => {
+  const { q, expired, clock, next } = setup();
+  const first = Array.from({ length: 3000 }, (_, i) => item(`f${i}`, 100));
+  const second = Array.from({ length: 2000 }, (_, i) => item(`s${i}`, 200));
+  for (const it of [...first, ...second]) q.push(it);
+  clock.now = 100;
+  await next();
+  t.equal(expired.length, 3000, 'the first 3,000 expired');
+  t.equal(q.size, 2000);
+  // The queue compacted its array past the expired head; slots must still point right.
+  q.remove(second[1000]!);
+  q.remove(first[5]!);
+  t.equal(q.size, 1999, 'only the queued entry counted out');
+  expired.length = 0;
+  // One wake per expiry: wait for the last one.
+  const last = second[1999]!.name;
+  clock.now = 200;
+  while (!expired.includes(last)) await next();
+  t.equal(expired.length, 1999);
+  t.notOk(expired.includes('s1000'), 'the removed entry did not expire');
   t.equal(q.size, 0);
 });

@@ -349,6 +349,7 @@ export class MirrorProxy implements RawDialer {
   /** RawDialer: a raw connect completed (0) or failed (negative errno). */
   dialed(a: RawAttempt, status: number): void {
     this.rawConnecting.delete(a);
+    this.rawDeadlines.remove(a);
     this.connectDone(a.member);
     if (status === 0) {
       const d = this.decision;
@@ -376,6 +377,7 @@ export class MirrorProxy implements RawDialer {
     for (const a of [...this.rawConnecting]) {
       if (a.member === primary) continue;
       this.rawConnecting.delete(a);
+      this.rawDeadlines.remove(a);
       // Closing its backend ends the connect: its slot at the gate is free at once.
       a.abandon();
       this.connectDone(a.member);

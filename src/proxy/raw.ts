@@ -165,6 +165,8 @@ export interface RawDialer {
 export class RawAttempt {
   /** Completed, timed out or abandoned: a late completion does nothing. */
   done = false;
+  /** Its place in the proxy's DeadlineQueue of connect timeouts. */
+  queueSlot = -1;
 
   constructor(
     readonly client: RawTcp,
