@@ -329,13 +329,12 @@ export class MirrorProxy implements RawDialer {
       return false;
     const cfg = this.config.members.find((m) => m.name === d.primary);
     if (!cfg) return false;
-    const addr = this.resolver.get(cfg.address);
-    const family = net.isIP(addr.host);
+    const addr = this.resolver.dial(cfg.address);
     // Past proxy.max_connecting the client waits at the gate, on the socket path.
-    if (family === 0 || !this.gate.tryEnter(cfg.name)) return false;
+    if (addr.family === 0 || !this.gate.tryEnter(cfg.name)) return false;
     const now = performance.now();
     const deadline = now + this.config.proxy.connectTimeoutMs;
-    const a = rawDial(handle, addr.host, family as 4 | 6, addr.port, cfg.name, now, deadline, this);
+    const a = rawDial(handle, addr.host, addr.family, addr.port, cfg.name, now, deadline, this);
     if (typeof a === 'string') {
       // A connect that cannot even start goes the socket way, which retries it as usual.
       this.connectDone(cfg.name);

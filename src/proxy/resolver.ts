@@ -10,6 +10,11 @@ export interface Resolution {
   readonly error: string | null;
 }
 
+/** An address to dial as it stands now, with its IP family (0: a name not resolved yet). */
+export interface DialAddress extends HostPort {
+  readonly family: 0 | 4 | 6;
+}
+
 /**
  * Backend addresses resolved to IP literals once, not per connect (a lookup per connect
  * costs the data path 12-25% CPU). Re-resolved when a connect fails, because a container
@@ -19,11 +24,27 @@ export interface Resolution {
 export class Resolver {
   private readonly cache = new Map<string, HostPort>();
   private readonly errors = new Map<string, string>();
+  /** dial()'s answers by configured address object; `generation` says which lookups they saw. */
+  private readonly dials = new WeakMap<HostPort, { readonly generation: number; readonly to: DialAddress }>();
+  private generation = 0;
 
   /** The address to dial now: the resolved IP when known, else the name as configured. */
   get(addr: HostPort): HostPort {
     if (net.isIP(addr.host)) return addr;
     return this.cache.get(key(addr)) ?? addr;
+  }
+
+  /**
+   * get() with the family of the address it gives, kept per configured address object until
+   * a lookup changes something: the raw accept path asks on every client (issue 14).
+   */
+  dial(addr: HostPort): DialAddress {
+    const known = this.dials.get(addr);
+    if (known !== undefined && known.generation === this.generation) return known.to;
+    const { host, port } = this.get(addr);
+    const to: DialAddress = Object.freeze({ host, port, family: net.isIP(host) as 0 | 4 | 6 });
+    this.dials.set(addr, { generation: this.generation, to });
+    return to;
   }
 
   /** The state of addr's lookup; an IP literal needs none and is always resolved. */
@@ -36,11 +57,12 @@ export class Resolver {
     if (net.isIP(addr.host)) return;
     try {
       const { address } = await lookup(addr.host);
+      if (this.cache.get(key(addr))?.host !== address) this.generation++;
       this.cache.set(key(addr), { host: address, port: addr.port });
       this.errors.delete(key(addr));
     } catch (err) {
       // Unresolvable now (the container may not exist yet): dial by name, which retries the lookup.
-      this.cache.delete(key(addr));
+      if (this.cache.delete(key(addr))) this.generation++;
       this.errors.set(key(addr), (err as NodeJS.ErrnoException).code ?? 'lookup failed');
     }
   }
