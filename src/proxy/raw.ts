@@ -42,6 +42,8 @@ export interface RawTcp {
   /** Set-only in practice: Node's setter takes a function and asserts on anything else. */
   onread: (this: RawTcp) => void;
   [kWay]?: Way | undefined;
+  /** Reading since the connect started (rawDial): the link does not start it again. */
+  [kReading]?: boolean;
 }
 
 interface WriteReq {
@@ -75,6 +77,7 @@ interface Bindings {
 
 const UV_EOF = -4095;
 const kWay = Symbol('mirrorlb.rawWay');
+const kReading = Symbol('mirrorlb.rawReading');
 
 function loadBindings(): Bindings | null {
   const mode = process.env.MIRRORLB_DATAPATH;
@@ -229,6 +232,13 @@ export function rawDial(
     backend.close();
     return errname(err);
   }
+  // Reading is armed with the connect, so libuv registers the socket for both in one epoll_ctl;
+  // armed after the connect completed it costs an ADD that fails (EEXIST) and a MOD. Nothing is
+  // read early: libuv completes the connect (and the link is made in its callback) before it
+  // serves the socket's first read, and a connect that fails closes the handle.
+  backend.onread = onRead;
+  backend.useUserBuffer(sharedReadBuffer);
+  if (backend.readStart() === 0) backend[kReading] = true;
   return attempt;
 }
 
@@ -370,7 +380,7 @@ class RawSession implements Link {
 
   start(): void {
     const a = this.client.readStart();
-    const b = this.backend.readStart();
+    const b = this.backend[kReading] === true ? 0 : this.backend.readStart();
     // Failed later, not here: the caller has not got the link back yet.
     if (a !== 0 || b !== 0) process.nextTick(() => this.fail(rawError(a || b, 'read start')));
   }
