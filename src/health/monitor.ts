@@ -58,7 +58,11 @@ export interface Clock {
 
 export const REAL_CLOCK: Clock = Object.freeze({
   now: () => performance.now(),
-  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+  // Whole milliseconds (timers fire at that resolution anyway): Node keeps one timer list per
+  // distinct duration, keyed by its string form, so a jittered fractional delay made a new
+  // list, a priority-queue entry and a number-to-string conversion for every probe (issue 14).
+  // Rounding up keeps the delay never shorter than asked, and never above the interval.
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, Math.ceil(ms)),
   clearTimeout: (t: unknown): void => clearTimeout(t as NodeJS.Timeout),
   random: () => Math.random(),
 });
