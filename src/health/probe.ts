@@ -290,8 +290,15 @@ export class Prober {
       return { error: new TypeError(`only http and https check URLs are supported, not ${u.protocol}`) };
     }
     const tls = u.protocol === 'https:';
+    // Only the fields node:http reads (not href, hash, search, pathname): it copies the
+    // options object three times per request, field by field.
+    const { protocol, hostname, port, path, auth } = urlToHttpOptions(u);
     const options: http.RequestOptions = {
-      ...urlToHttpOptions(u),
+      protocol,
+      hostname,
+      ...(port === undefined ? {} : { port }),
+      path,
+      ...(auth === undefined ? {} : { auth }),
       method: 'GET',
       headers: REQUEST_HEADERS,
       agent: tls ? this.httpsAgent : this.httpAgent,
