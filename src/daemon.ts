@@ -12,7 +12,7 @@ import {
 } from './health/monitor.js';
 import type { AdminState, Decision, MemberHealth, ProbeResult } from './health/types.js';
 import type { Logger } from './log.js';
-import { Metrics } from './metrics.js';
+import { Metrics, type CheckCounters } from './metrics.js';
 import { fastPathDefault } from './proxy/fastpath.js';
 import { rawAvailable } from './proxy/raw.js';
 import { MirrorProxy, type ProxyEffect } from './proxy/mirror-proxy.js';
@@ -27,13 +27,32 @@ interface MirrorRuntime {
   readonly log: Logger;
   /** The last member that accepted clients (to count failovers, not every suspicion). */
   lastAccepting: string | null;
+  /** What is kept of each member's checks, made at its first check. */
+  readonly checks: Map<string, MemberChecks>;
+}
+
+/**
+ * One member's checks as the daemon reports them, kept from one probe to the next so that a
+ * probe only adds to numbers and compares with what it last reported (no label set built or
+ * looked up per probe). Daemon-private.
+ */
+interface MemberChecks {
+  readonly counters: CheckCounters;
   /**
-   * Per member: when the check before the latest one ended. A role change happened after
-   * it, so `now - previous` bounds how long the change went unseen.
+   * When the check before the latest one ended. A role change happened after it, so
+   * `now - previous` bounds how long the change went unseen.
    */
-  readonly checks: Map<string, { previous: number | null; latest: number }>;
-  /** Last answer class per member and check URL (log once per change). */
-  readonly urlClass: Map<string, string>;
+  previous: number | null;
+  latest: number | null;
+  /** What mirrorlb_member_reachable was last set to (null: never); set only when it changes. */
+  reachable: boolean | null;
+  /**
+   * Per check URL: its last answer class (logged once per change) and what
+   * mirrorlb_check_url_unexpected was last set to.
+   */
+  readonly urls: Map<string, { answer: string; unexpected: boolean }>;
+  /** Its URLs contradicted each other in the last round (logged when that starts). */
+  contradicted: boolean;
 }
 
 export interface DaemonDeps {
@@ -296,7 +315,7 @@ export class Daemon {
       onConnectFailed: () => rt?.monitor.kick(),
     });
     await proxy.listen();
-    rt = { config: m, monitor, proxy, log, lastAccepting: null, checks: new Map(), urlClass: new Map() };
+    rt = { config: m, monitor, proxy, log, lastAccepting: null, checks: new Map() };
     return rt;
   }
 
@@ -428,27 +447,42 @@ export class Daemon {
   }
 
   private onProbe(rt: MirrorRuntime, member: string, r: ProbeResult, health: MemberHealth): void {
-    rt.checks.set(member, { previous: rt.checks.get(member)?.latest ?? null, latest: performance.now() });
-    const labels = { mirror: rt.config.name, member };
-    this.metrics.healthChecks.inc({ ...labels, result: r.kind });
-    this.metrics.healthCheckDuration.observe(labels, r.latencyMs / 1000);
-    this.metrics.memberReachable.set(labels, health.reachable ? 1 : 0);
-    this.onUrlAnswers(rt, member, r);
+    let c = rt.checks.get(member);
+    if (!c) {
+      const counters = this.metrics.checks(rt.config.name, member);
+      c = { counters, previous: null, latest: null, reachable: null, urls: new Map(), contradicted: false };
+      rt.checks.set(member, c);
+    }
+    c.previous = c.latest;
+    c.latest = performance.now();
+    c.counters.result(r.kind).n++;
+    this.metrics.healthCheckDuration.observe(c.counters.labels, r.latencyMs / 1000);
+    if (c.reachable !== health.reachable) {
+      c.reachable = health.reachable;
+      this.metrics.memberReachable.set(c.counters.labels, health.reachable ? 1 : 0);
+    }
+    this.onUrlAnswers(rt, c, member, r);
   }
 
   /**
    * Per check URL: counted by class, and logged once per change of class (an unexpected answer
    * with its status: "one gateway is broken"); contradicting URLs are logged when they start.
    */
-  private onUrlAnswers(rt: MirrorRuntime, member: string, r: ProbeResult): void {
+  private onUrlAnswers(rt: MirrorRuntime, c: MemberChecks, member: string, r: ProbeResult): void {
     for (const a of r.answers ?? []) {
       if (a.outcome === 'skipped') continue;
-      const labels = { mirror: rt.config.name, member, url: a.url };
-      this.metrics.checkUrlAnswers.inc({ ...labels, answer: a.outcome });
-      this.metrics.checkUrlUnexpected.set(labels, a.outcome === 'unexpected' ? 1 : 0);
-      const key = `${member}\n${a.url}`;
-      const was = rt.urlClass.get(key);
-      rt.urlClass.set(key, a.outcome);
+      c.counters.answer(a.url, a.outcome).n++;
+      const unexpected = a.outcome === 'unexpected';
+      const last = c.urls.get(a.url);
+      const was = last?.answer;
+      if (last === undefined || last.unexpected !== unexpected) {
+        this.metrics.checkUrlUnexpected.set({ ...c.counters.labels, url: a.url }, unexpected ? 1 : 0);
+      }
+      if (last === undefined) c.urls.set(a.url, { answer: a.outcome, unexpected });
+      else {
+        last.answer = a.outcome;
+        last.unexpected = unexpected;
+      }
       if (was === a.outcome || (was === undefined && a.outcome !== 'unexpected')) continue;
       const fields = {
         member,
@@ -463,8 +497,7 @@ export class Daemon {
       else if (was === 'unexpected') rt.log.info(fields, 'check URL answers as expected again');
     }
     const contradicted = (r.kind === 'primary' || r.kind === 'not_primary') && r.contradicted === true;
-    const key = `${member}\ncontradicted`;
-    if (contradicted && rt.urlClass.get(key) !== 'yes') {
+    if (contradicted && !c.contradicted) {
       rt.log.warn(
         {
           member,
@@ -474,7 +507,7 @@ export class Daemon {
         'check URLs contradict each other; no new clients for this member until they agree',
       );
     }
-    rt.urlClass.set(key, contradicted ? 'yes' : 'no');
+    c.contradicted = contradicted;
   }
 
   /** One monitor step: the decision goes to the proxy first, then what it did is reported. */

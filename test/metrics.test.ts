@@ -209,6 +209,56 @@ t.test('every contract metric is exported with its labels and real values', asyn
   );
 });
 
+t.test('health-check counts agree with each other at every scrape and only grow', async (t) => {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const b = await withSim(t, { name: 'ap1b', role: 'backup' });
+  const lb = await withBalancer(t, yamlFor({ ap1: [a, b] }));
+  // Each probe adds one to its result, to its URL's answer class (one URL per member, never
+  // skipped) and to the duration histogram; a scrape must show the three equal, however often
+  // it is taken (counts kept as plain numbers are exported as increments at scrape time).
+  const counts = async (): Promise<Map<string, number[]>> => {
+    const { samples } = parse((await httpRequest(lb.adminPort(), '/metrics')).body);
+    const sum = (name: string, member: string): number =>
+      samples
+        .filter((s) => s.name === name && s.labels.mirror === 'ap1' && s.labels.member === member)
+        .reduce((n, s) => n + s.value, 0);
+    return new Map(
+      ['ap1a', 'ap1b'].map((m) => [
+        m,
+        [
+          sum('mirrorlb_health_checks_total', m),
+          sum('mirrorlb_check_url_answers_total', m),
+          sum('mirrorlb_health_check_duration_seconds_count', m),
+        ],
+      ]),
+    );
+  };
+  let last = new Map<string, number[]>();
+  for (let scrape = 1; scrape <= 4; scrape++) {
+    let now = new Map<string, number[]>();
+    const grew = await eventually(async () => {
+      now = await counts();
+      return [...now].every(([m, c]) => c[0]! > (last.get(m)?.[0] ?? 0));
+    }, 5000);
+    t.ok(grew, `scrape ${scrape}: every member was checked since the last scrape`, { now, last });
+    for (const [m, [checks, answers, observed]] of now) {
+      t.equal(answers, checks, `scrape ${scrape}: ${m}'s URL answers equal its checks`);
+      t.equal(observed, checks, `scrape ${scrape}: ${m}'s check durations equal its checks`);
+    }
+    last = now;
+  }
+  const { samples } = parse((await httpRequest(lb.adminPort(), '/metrics')).body);
+  const url = (m: string): string =>
+    samples.find((s) => s.labels.member === m && s.labels.url)?.labels.url ?? '';
+  t.equal(value(samples, 'mirrorlb_check_url_unexpected', { member: 'ap1a', url: url('ap1a') }), 0);
+  t.equal(value(samples, 'mirrorlb_member_reachable', { mirror: 'ap1', member: 'ap1b' }), 1);
+  t.equal(
+    value(samples, 'mirrorlb_check_url_answers_total', { member: 'ap1b', answer: 'primary' }),
+    undefined,
+    'no series for an answer class never seen',
+  );
+});
+
 t.test(
   'promtool check metrics accepts GET /metrics',
   {

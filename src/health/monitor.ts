@@ -7,20 +7,21 @@ import type { AdminState, Decision, HealthRole, MemberHealth, MemberView, ProbeR
 
 /** What the monitor needs from the prober (src/health/probe.ts); tests pass fakes. */
 export interface ProbeRunner {
-  probe(
-    target: { readonly urls: readonly string[]; readonly superserver: MemberConfig['address'] },
-    opts: {
-      readonly timeoutMs: number;
-      readonly expectStatus: number;
-      readonly expectBody: string | readonly string[] | null;
-      readonly expectBodyAll?: string | readonly string[] | null;
-      readonly notPrimaryStatus?: number | readonly number[];
-      readonly notPrimaryBody?: string | readonly string[] | null;
-      readonly maxBodyBytes: number;
-      readonly checkSuperserver: boolean;
-    },
-  ): Promise<ProbeResult>;
+  probe(target: ProbeTarget, opts: ProbeRunOptions): Promise<ProbeResult>;
 }
+
+type ProbeTarget = { readonly urls: readonly string[]; readonly superserver: MemberConfig['address'] };
+
+type ProbeRunOptions = {
+  readonly timeoutMs: number;
+  readonly expectStatus: number;
+  readonly expectBody: string | readonly string[] | null;
+  readonly expectBodyAll?: string | readonly string[] | null;
+  readonly notPrimaryStatus?: number | readonly number[];
+  readonly notPrimaryBody?: string | readonly string[] | null;
+  readonly maxBodyBytes: number;
+  readonly checkSuperserver: boolean;
+};
 
 export interface RoleChange {
   readonly member: string;
@@ -57,7 +58,11 @@ export interface Clock {
 
 export const REAL_CLOCK: Clock = Object.freeze({
   now: () => performance.now(),
-  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+  // Whole milliseconds (timers fire at that resolution anyway): Node keeps one timer list per
+  // distinct duration, keyed by its string form, so a jittered fractional delay made a new
+  // list, a priority-queue entry and a number-to-string conversion for every probe (issue 14).
+  // Rounding up keeps the delay never shorter than asked, and never above the interval.
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, Math.ceil(ms)),
   clearTimeout: (t: unknown): void => clearTimeout(t as NodeJS.Timeout),
   random: () => Math.random(),
 });
@@ -76,6 +81,8 @@ const KICK_GAP_MS = 10;
 
 interface MemberSlot {
   readonly config: MemberConfig;
+  /** What the prober is asked to check, the same object every probe (it caches by it). */
+  readonly target: ProbeTarget;
   health: MemberHealth;
   admin: AdminState;
   timer: unknown;
@@ -104,6 +111,11 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   private readonly slots: Map<string, MemberSlot>;
   private readonly prober: ProbeRunner;
   private readonly clock: Clock;
+  /**
+   * The probe options of this config, without and with the SuperServer check: made once,
+   * so the prober can keep what it derives from them (answer rules) across probes.
+   */
+  private readonly probeOpts: readonly [ProbeRunOptions, ProbeRunOptions];
   private current: Decision;
   private lastChangeAt: number;
   private noPrimarySince: number | null;
@@ -115,6 +127,20 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     this.config = config;
     this.prober = prober;
     this.clock = opts.clock ?? REAL_CLOCK;
+    const h = config.health;
+    const base = {
+      timeoutMs: h.timeoutMs,
+      expectStatus: h.expectStatus,
+      expectBody: h.expectBody,
+      expectBodyAll: h.expectBodyAll,
+      notPrimaryStatus: h.notPrimaryStatus,
+      notPrimaryBody: h.notPrimaryBody,
+      maxBodyBytes: h.maxBodyBytes,
+    };
+    this.probeOpts = [
+      Object.freeze({ ...base, checkSuperserver: false }),
+      Object.freeze({ ...base, checkSuperserver: true }),
+    ];
     const seed = opts.seed ?? new Map();
     this.slots = new Map(
       config.members.map((m) => {
@@ -123,6 +149,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
           m.name,
           {
             config: m,
+            target: Object.freeze({ urls: m.check, superserver: m.address }),
             health: s?.health ?? INITIAL_HEALTH,
             admin: s?.admin ?? 'enabled',
             timer: null,
@@ -206,19 +233,8 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     const startedAt = this.clock.now();
     let result: ProbeResult;
     try {
-      result = await this.prober.probe(
-        { urls: slot.config.check, superserver: slot.config.address },
-        {
-          timeoutMs: h.timeoutMs,
-          expectStatus: h.expectStatus,
-          expectBody: h.expectBody,
-          expectBodyAll: h.expectBodyAll,
-          notPrimaryStatus: h.notPrimaryStatus,
-          notPrimaryBody: h.notPrimaryBody,
-          maxBodyBytes: h.maxBodyBytes,
-          checkSuperserver: heldRole === 'primary' || heldRole === 'suspect',
-        },
-      );
+      const holds = heldRole === 'primary' || heldRole === 'suspect';
+      result = await this.prober.probe(slot.target, this.probeOpts[holds ? 1 : 0]);
     } catch (err) {
       // The prober promises never to reject; if it ever does, that is a failed check, not a crash.
       result = {

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
+import { urlToHttpOptions } from 'node:url';
 import type { HostPort } from '../config/types.js';
 import { VERSION } from '../version.js';
 import { checkSuperserver } from './superserver.js';
@@ -149,11 +150,42 @@ function needlesFor(rules: AnswerRules, status: number): Buffer[] {
 const ignore = (): void => {};
 
 /**
- * Why a round's signals are aborted once it is over (every round, even when nothing is left
- * to cancel). A given reason spares abort() creating a DOMException with a stack trace each
- * time (6% of a probe's allocation).
+ * The end of one probe round (its timer, close(), a decided answer): hooks that cancel its
+ * requests and stop its body readers, run once. Plain callbacks rather than an
+ * AbortController per URL and per round: at 70 probes a second the signals, node:http's
+ * abort listener and end-of-stream watcher on every request and an Event per abort were a
+ * sixth of the daemon's JavaScript time at rest (--cpu-prof, issue 14).
  */
-const ROUND_OVER = Object.freeze(new Error('probe round over'));
+class RoundEnd {
+  private hooks: (() => void)[] | null = [];
+
+  get ended(): boolean {
+    return this.hooks === null;
+  }
+
+  /** Runs `fn` when the round ends (at once if it has). */
+  on(fn: () => void): void {
+    if (this.hooks === null) fn();
+    else this.hooks.push(fn);
+  }
+
+  off(fn: () => void): void {
+    const i = this.hooks?.indexOf(fn) ?? -1;
+    if (i >= 0) this.hooks?.splice(i, 1);
+  }
+
+  end(): void {
+    const hooks = this.hooks;
+    if (hooks === null) return;
+    this.hooks = null;
+    for (const fn of hooks) fn();
+  }
+}
+
+/** A check URL ready to request, or why it cannot be (reported by every probe of it). */
+type PreparedUrl =
+  | { readonly mod: typeof http | typeof https; readonly options: http.RequestOptions }
+  | { readonly error: Error };
 
 /**
  * Checks mirror members' status pages over HTTP(S). Owns the keep-alive agents, so one
@@ -167,6 +199,12 @@ export class Prober {
   /** Cancel hooks of the probes in flight, run by close(). */
   private readonly running = new Set<() => void>();
   private readonly drainGraceMs: number;
+  /**
+   * Parsed check URLs and normalised answer rules, made once per configured list and options
+   * object (the monitor passes the same ones every interval) instead of once per probe.
+   */
+  private readonly prepared = new WeakMap<readonly string[], readonly PreparedUrl[]>();
+  private readonly rules = new WeakMap<ProbeOptions, AnswerRules>();
 
   constructor(options: ProberOptions = {}) {
     this.drainGraceMs = options.drainGraceMs ?? DRAIN_GRACE_MS;
@@ -198,7 +236,7 @@ export class Prober {
 
   private async run(target: ProbeTarget, opts: ProbeOptions, started: number): Promise<ProbeResult> {
     if (this.closing.signal.aborted) return closedResult(0);
-    const out = await this.race(target.urls, answerRules(opts), opts, started);
+    const out = await this.race(target.urls, this.rulesFor(opts), opts, started);
     const { answers } = out;
     if (out.closed) return { ...closedResult(0), answers };
     const first = answers[out.decided];
@@ -229,6 +267,45 @@ export class Prober {
     return { kind: 'error', code, latencyMs, superserver, answers };
   }
 
+  private rulesFor(opts: ProbeOptions): AnswerRules {
+    let rules = this.rules.get(opts);
+    if (rules === undefined) this.rules.set(opts, (rules = answerRules(opts)));
+    return rules;
+  }
+
+  private preparedFor(urls: readonly string[]): readonly PreparedUrl[] {
+    let list = this.prepared.get(urls);
+    if (list === undefined) this.prepared.set(urls, (list = urls.map((u) => this.prepare(u))));
+    return list;
+  }
+
+  private prepare(url: string): PreparedUrl {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch (err) {
+      return { error: err as Error };
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      return { error: new TypeError(`only http and https check URLs are supported, not ${u.protocol}`) };
+    }
+    const tls = u.protocol === 'https:';
+    // Only the fields node:http reads (not href, hash, search, pathname): it copies the
+    // options object three times per request, field by field.
+    const { protocol, hostname, port, path, auth } = urlToHttpOptions(u);
+    const options: http.RequestOptions = {
+      protocol,
+      hostname,
+      ...(port === undefined ? {} : { port }),
+      path,
+      ...(auth === undefined ? {} : { auth }),
+      method: 'GET',
+      headers: REQUEST_HEADERS,
+      agent: tls ? this.httpsAgent : this.httpAgent,
+    };
+    return { mod: tls ? https : http, options };
+  }
+
   /**
    * Requests every URL at once and classifies each answer. A "not primary" answer decides at
    * once (and the rest are aborted): demoting is never the unsafe direction. A "primary"
@@ -252,24 +329,21 @@ export class Prober {
       };
       return Promise.resolve({ answers: [none], decided: -1, timedOut: false, closed: false });
     }
+    const prepared = this.preparedFor(urls);
     return new Promise((resolve) => {
-      const attempts = urls.map(() => new AbortController());
       const answers: (UrlAnswer | null)[] = urls.map(() => null);
-      const deadline = new AbortController();
+      // Cancels the requests and body readers still running when the round is over.
+      const end = new RoundEnd();
       let timedOut = false;
       let closed = false;
       let finished = false;
       let decided = -1;
-      const stop = (): void => {
-        deadline.abort(ROUND_OVER);
-        for (const a of attempts) a.abort(ROUND_OVER);
-      };
       const finish = (): void => {
         if (finished) return;
         finished = true;
         clearTimeout(timer);
         this.running.delete(cancel);
-        stop();
+        end.end();
         const outcome: UrlAnswer['outcome'] = timedOut ? 'timeout' : 'skipped';
         const all = answers.map(
           (a, i) => a ?? { url: urls[i] ?? '', outcome, status: null, code: null, latencyMs: null },
@@ -301,14 +375,14 @@ export class Prober {
       const mayRetry = (): boolean => !finished;
 
       urls.forEach((url, i) => {
-        const attempt = attempts[i]!;
-        this.fetchWithRetry(url, attempt.signal, mayRetry).then(
+        fetchWithRetry(prepared[i]!, end, mayRetry).then(
           (res) => {
+            // Lost the race: the round's end destroyed its request, and its socket is not worth waiting for.
             if (finished) {
-              discard(res, attempt);
+              res.body.destroy();
               return;
             }
-            void judge(res, rules, opts.maxBodyBytes, deadline.signal, this.drainGraceMs).then((v) => {
+            void judge(res, rules, opts.maxBodyBytes, end, this.drainGraceMs).then((v) => {
               if (v !== null) {
                 settle(i, {
                   url,
@@ -335,22 +409,18 @@ export class Prober {
       });
     });
   }
+}
 
-  private async fetchWithRetry(url: string, signal: AbortSignal, mayRetry: () => boolean): Promise<Answer> {
-    try {
-      return await this.send(url, signal);
-    } catch (err) {
-      // A kept-alive socket that the server closed just as it was reused fails with
-      // ECONNRESET before any answer (a race inherent to HTTP keep-alive); one retry,
-      // which finds that socket gone from the pool, tells it from a status page that
-      // really resets.
-      if (probeErrorCode(err) !== 'ECONNRESET' || !mayRetry()) throw err;
-      return await this.send(url, signal);
-    }
-  }
-
-  private send(url: string, signal: AbortSignal): Promise<Answer> {
-    return request(url, signal, (u) => (u.protocol === 'https:' ? this.httpsAgent : this.httpAgent));
+async function fetchWithRetry(url: PreparedUrl, end: RoundEnd, mayRetry: () => boolean): Promise<Answer> {
+  try {
+    return await request(url, end);
+  } catch (err) {
+    // A kept-alive socket that the server closed just as it was reused fails with
+    // ECONNRESET before any answer (a race inherent to HTTP keep-alive); one retry,
+    // which finds that socket gone from the pool, tells it from a status page that
+    // really resets.
+    if (probeErrorCode(err) !== 'ECONNRESET' || !mayRetry()) throw err;
+    return await request(url, end);
   }
 }
 
@@ -365,25 +435,22 @@ interface Answer {
 /**
  * One GET with node:http(s), resolved at the headers. node:http itself follows no redirect
  * (a 3xx is an answer like any other) and decompresses nothing (no Accept-Encoding is sent).
- * `signal` cancels it before or after the headers. Rejects with the socket's, TLS's or
- * parser's error (its `code` is what probeErrorCode() reads), or a TypeError for a URL that
- * is not http(s). Plain node:http rather than node-fetch: a probe runs every interval for
- * every member, and node-fetch's Request/Response/Headers and stream wrappers were a quarter
- * of the daemon's CPU at rest and 40% of each probe's allocation (issue 14).
+ * The round's end cancels it before or after the headers. Rejects with the socket's, TLS's
+ * or parser's error (its `code` is what probeErrorCode() reads), or the URL's own error (a
+ * TypeError for one that is not http(s)). Plain node:http rather than node-fetch: a probe
+ * runs every interval for every member, and node-fetch's Request/Response/Headers and stream
+ * wrappers were a quarter of the daemon's CPU at rest and 40% of each probe's allocation
+ * (issue 14).
  */
-function request(url: string, signal: AbortSignal, agentFor: (u: URL) => http.Agent): Promise<Answer> {
+function request(url: PreparedUrl, end: RoundEnd): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch (err) {
-      return reject(err as Error);
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      return reject(new TypeError(`only http and https check URLs are supported, not ${u.protocol}`));
-    }
-    const mod = u.protocol === 'https:' ? https : http;
-    const req = mod.request(u, { method: 'GET', headers: REQUEST_HEADERS, agent: agentFor(u), signal });
+    if ('error' in url) return reject(url.error);
+    const req = url.mod.request(url.options);
+    // A request whose answer was read to its end is already marked destroyed (its socket is
+    // back in the pool), so this only ever cuts one still running.
+    end.on(() => {
+      if (!req.destroyed) req.destroy(roundOver());
+    });
     // `on`, not `once`: an abort or a broken socket after the headers errors the request
     // again, and that second error must not go unhandled (reject is a no-op by then).
     req.on('error', reject);
@@ -401,14 +468,13 @@ function request(url: string, signal: AbortSignal, agentFor: (u: URL) => http.Ag
   });
 }
 
-function closedResult(latencyMs: number): ProbeResult {
-  return { kind: 'error', code: 'MLB_ERR_PROBER_CLOSED', latencyMs, superserver: null };
+/** What a request cut by the round's end fails with (never reported: the round is over). */
+function roundOver(): Error {
+  return Object.assign(new Error('probe round over'), { code: 'ABORT_ERR' });
 }
 
-/** Drops a response that lost the race: its socket is not worth waiting for. */
-function discard(res: Answer, attempt: AbortController): void {
-  attempt.abort();
-  res.body.destroy();
+function closedResult(latencyMs: number): ProbeResult {
+  return { kind: 'error', code: 'MLB_ERR_PROBER_CLOSED', latencyMs, superserver: null };
 }
 
 /**
@@ -419,7 +485,7 @@ async function judge(
   res: Answer,
   rules: AnswerRules,
   maxBodyBytes: number,
-  deadline: AbortSignal,
+  end: RoundEnd,
   graceMs: number,
 ): Promise<{ cls: AnswerClass; decidedAt: number } | null> {
   return readBody(
@@ -428,7 +494,7 @@ async function judge(
     (found, complete) => classifyAnswer(rules, res.status, found, complete),
     maxBodyBytes,
     res.declaredLength,
-    deadline,
+    end,
     graceMs,
   );
 }
@@ -436,7 +502,7 @@ async function judge(
 /**
  * Reads a body at most `maxBytes` far, looking for `needles`, until `classify` can decide:
  * when a needle settles it, the cap is reached or the body ends. Resolves null when
- * `deadline` aborts or the body breaks first. After deciding it lets a small remainder
+ * the round ends or the body breaks first. After deciding it lets a small remainder
  * drain for `graceMs` so the socket can be reused, and otherwise destroys the response.
  * Holds one chunk plus the longest needle's length at most; resolves once the body is settled.
  */
@@ -446,7 +512,7 @@ function readBody(
   classify: (found: (n: Buffer) => boolean, complete: boolean) => AnswerClass | null,
   maxBytes: number,
   declaredLength: number,
-  deadline: AbortSignal,
+  end: RoundEnd,
   graceMs: number,
 ): Promise<{ cls: AnswerClass; decidedAt: number } | null> {
   return new Promise((resolve) => {
@@ -463,7 +529,7 @@ function readBody(
       if (settled) return;
       settled = true;
       clearTimeout(grace);
-      deadline.removeEventListener('abort', onAbort);
+      end.off(onAbort);
       if (body) {
         body.off('data', onData).off('end', onEnd).off('close', onClose);
         if (!complete) body.destroy();
@@ -504,11 +570,11 @@ function readBody(
       settle(true);
       return;
     }
-    if (deadline.aborted || (verdict !== null && declaredLength > maxBytes)) {
+    if (end.ended || (verdict !== null && declaredLength > maxBytes)) {
       settle(false);
       return;
     }
-    deadline.addEventListener('abort', onAbort, { once: true });
+    end.on(onAbort);
     body.on('data', onData).once('end', onEnd).once('close', onClose);
   });
 }
