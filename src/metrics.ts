@@ -54,6 +54,23 @@ export class MemberCounters {
   }
 }
 
+/** Objects kept per mirror and member, made on first use. */
+class PerMember<T> {
+  private readonly byMirror = new Map<string, Map<string, T>>();
+
+  get(mirror: string, member: string, make: () => T): T {
+    let byMember = this.byMirror.get(mirror);
+    if (!byMember) this.byMirror.set(mirror, (byMember = new Map()));
+    let v = byMember.get(member);
+    if (v === undefined) byMember.set(member, (v = make()));
+    return v;
+  }
+
+  *values(): Iterable<T> {
+    for (const byMember of this.byMirror.values()) yield* byMember.values();
+  }
+}
+
 /** A count kept as a plain number and copied into its prom-client counter at each scrape. */
 export class Tally<L extends string> {
   n = 0;
@@ -152,17 +169,17 @@ export class Metrics {
   readonly noPrimarySeconds: Histogram<'mirror'>;
   readonly sessionsRedispatched: Counter<'mirror' | 'member'>;
   /** One MemberCounters per mirror and member, made on first use (see `member`). */
-  private readonly members = new Map<string, Map<string, MemberCounters>>();
+  private readonly members = new PerMember<MemberCounters>();
   /** One CheckCounters per mirror and member, made on first use (see `checks`). */
-  private readonly checkCounters = new Map<string, Map<string, CheckCounters>>();
+  private readonly checkCounters = new PerMember<CheckCounters>();
 
   constructor(registry: Registry = new Registry(), opts: MetricsOptions = {}) {
     this.registry = registry;
     const r = [registry];
     const hot = opts.hotPath !== false;
     // The collect hooks run at every scrape: they copy the plain numbers of MemberCounters.
-    const counters = (): Iterable<MemberCounters> => this.allMembers();
-    const checks = (): Iterable<CheckCounters> => this.allChecks();
+    const counters = (): Iterable<MemberCounters> => this.members.values();
+    const checks = (): Iterable<CheckCounters> => this.checkCounters.values();
     this.memberPrimary = new Gauge({
       name: 'mirrorlb_member_primary',
       help: '1 while the balancer holds this member as its mirror primary',
@@ -339,41 +356,25 @@ export class Metrics {
   }
 
   /**
+   * The plain-number counters of one member, the same object every time (the session table
+   * keeps it; a removed member's figures stay, as prom-client's series would).
+   */
+  member(mirror: string, member: string): MemberCounters {
+    return this.members.get(mirror, member, () => new MemberCounters(mirror, member));
+  }
+
+  /** The health-check counts of one member, the same object every time (kept by the daemon). */
+  checks(mirror: string, member: string): CheckCounters {
+    return this.checkCounters.get(mirror, member, () => new CheckCounters(mirror, member));
+  }
+
+  /**
    * Creates every series of a mirror at zero, so that a scrape shows each counter from its
    * first value on (rate() and absent() need the series before the first event) and
    * dashboards list members that never had a session. Idempotent and cheap; values that
    * already exist are not touched. Histograms are left alone: prom-client's zero() would
    * reset them, and their first observation comes with the first check anyway.
    */
-  /**
-   * The plain-number counters of one member, the same object every time (the session table
-   * keeps it; a removed member's figures stay, as prom-client's series would).
-   */
-  member(mirror: string, member: string): MemberCounters {
-    let byMember = this.members.get(mirror);
-    if (!byMember) this.members.set(mirror, (byMember = new Map()));
-    let c = byMember.get(member);
-    if (!c) byMember.set(member, (c = new MemberCounters(mirror, member)));
-    return c;
-  }
-
-  private *allMembers(): Iterable<MemberCounters> {
-    for (const byMember of this.members.values()) yield* byMember.values();
-  }
-
-  /** The health-check counts of one member, the same object every time (kept by the daemon). */
-  checks(mirror: string, member: string): CheckCounters {
-    let byMember = this.checkCounters.get(mirror);
-    if (!byMember) this.checkCounters.set(mirror, (byMember = new Map()));
-    let c = byMember.get(member);
-    if (!c) byMember.set(member, (c = new CheckCounters(mirror, member)));
-    return c;
-  }
-
-  private *allChecks(): Iterable<CheckCounters> {
-    for (const byMember of this.checkCounters.values()) yield* byMember.values();
-  }
-
   seedMirror(mirror: string, members: readonly string[]): void {
     this.failovers.inc({ mirror }, 0);
     this.primaryConflicts.inc({ mirror }, 0);

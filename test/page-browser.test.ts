@@ -11,10 +11,10 @@ import { connect, readGreeting, withSim } from './helpers/sim.js';
 const CHROMIUM = '/usr/bin/chromium';
 const STRICT = process.env.MIRRORLB_TEST_STRICT === '1';
 // The README's picture is refreshed only on request: a test run leaves the checkout clean.
-const SCREENSHOT =
-  process.env.MIRRORLB_UPDATE_SCREENSHOT === '1'
-    ? fileURLToPath(new URL('../docs/status-page.png', import.meta.url))
-    : path.join(os.tmpdir(), `mirrorlb-status-page-${process.pid}.png`);
+const UPDATE_SCREENSHOT = process.env.MIRRORLB_UPDATE_SCREENSHOT === '1';
+const SCREENSHOT = UPDATE_SCREENSHOT
+  ? fileURLToPath(new URL('../docs/status-page.png', import.meta.url))
+  : path.join(os.tmpdir(), `mirrorlb-status-page-${process.pid}.png`);
 // Chromium stays offline and quiet: no update, sync or QUIC traffic, no GPU on CI machines.
 const ARGS = [
   '--no-sandbox',
@@ -116,7 +116,7 @@ t.test(
     await ap1.locator('[data-stat="sessions"]', { hasText: /^1$/ }).waitFor({ timeout: 5_000 });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     t.ok(existsSync(SCREENSHOT), `screenshot saved to ${SCREENSHOT}`);
-    if (process.env.MIRRORLB_UPDATE_SCREENSHOT !== '1') t.teardown(() => rm(SCREENSHOT, { force: true }));
+    if (!UPDATE_SCREENSHOT) t.teardown(() => rm(SCREENSHOT, { force: true }));
 
     await page.setViewportSize({ width: 375, height: 812 });
     // Two animation frames: the resize has been laid out and painted.

@@ -2,26 +2,14 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { MirrorConfig, MemberConfig } from '../config/types.js';
 import { choosePrimary, sameDecision } from './choose.js';
+import type { ProbeOptions, ProbeTarget } from './probe.js';
 import { INITIAL_HEALTH, nextHealth } from './state.js';
 import type { AdminState, Decision, HealthRole, MemberHealth, MemberView, ProbeResult } from './types.js';
 
 /** What the monitor needs from the prober (src/health/probe.ts); tests pass fakes. */
 export interface ProbeRunner {
-  probe(target: ProbeTarget, opts: ProbeRunOptions): Promise<ProbeResult>;
+  probe(target: ProbeTarget, opts: ProbeOptions): Promise<ProbeResult>;
 }
-
-type ProbeTarget = { readonly urls: readonly string[]; readonly superserver: MemberConfig['address'] };
-
-type ProbeRunOptions = {
-  readonly timeoutMs: number;
-  readonly expectStatus: number;
-  readonly expectBody: string | readonly string[] | null;
-  readonly expectBodyAll?: string | readonly string[] | null;
-  readonly notPrimaryStatus?: number | readonly number[];
-  readonly notPrimaryBody?: string | readonly string[] | null;
-  readonly maxBodyBytes: number;
-  readonly checkSuperserver: boolean;
-};
 
 export interface RoleChange {
   readonly member: string;
@@ -115,7 +103,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
    * The probe options of this config, without and with the SuperServer check: made once,
    * so the prober can keep what it derives from them (answer rules) across probes.
    */
-  private readonly probeOpts: readonly [ProbeRunOptions, ProbeRunOptions];
+  private readonly probeOpts: readonly [ProbeOptions, ProbeOptions];
   private current: Decision;
   private lastChangeAt: number;
   private noPrimarySince: number | null;
