@@ -55,7 +55,7 @@ for (let run = 0; run < 10; run++) {
   );
   const d = new Daemon(cfg, { log: createLogger('silent'), prober: new Prober() });
   await d.start();
-  const port = d.runtimes().get('m').listen.port;
+  const port = d.snapshots().get('m').listen.port;
   while ((await who(port)).m !== 'a') await sleep(20);
   // an old session on a
   const old = net.connect({ port, host: '127.0.0.1' });

@@ -5,7 +5,7 @@ import type { Resolution } from './proxy/resolver.js';
 /**
  * What the daemon shows of one mirror to admin/status, the demo and tests: plain frozen
  * data copied at the time of the call, never the live monitor or proxy. Made by
- * `Daemon.runtimes()`; changing the daemon goes through its methods only.
+ * `Daemon.snapshots()`; changing the daemon goes through its methods only.
  */
 export interface MirrorSnapshot {
   readonly config: MirrorConfig;

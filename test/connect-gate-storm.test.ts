@@ -116,7 +116,7 @@ t.test('released clients connect at most max_connecting at a time, and all get l
     CLIENTS - LEAVE,
     'one connect per client still there, none for those that left',
   );
-  t.equal(lb.daemon.runtimes().get('ap1')!.sessions, CLIENTS - LEAVE, 'every one is a session');
+  t.equal(lb.daemon.snapshots().get('ap1')!.sessions, CLIENTS - LEAVE, 'every one is a session');
   for (const c of clients) c.destroy();
 });
 

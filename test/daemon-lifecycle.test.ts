@@ -4,7 +4,8 @@ import { choosePrimary } from '../src/health/choose.js';
 import { INITIAL_HEALTH } from '../src/health/state.js';
 import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
-import { MirrorProxy } from '../src/proxy/mirror-proxy.js';
+import { PrimaryPlan } from '../src/mirror/plan.js';
+import { Router } from '../src/mirror/router.js';
 import { Resolver } from '../src/proxy/resolver.js';
 import { LogSink, withBalancer, yamlFor } from './helpers/balancer.js';
 import { within } from './helpers/http.js';
@@ -68,7 +69,7 @@ t.test('a mirror renamed (or two swapping ports) takes over the listen address o
   const s = await connect(PORT_A);
   t.equal(await readGreeting(s), 'ap1a');
   await lb.daemon.reload(parseConfig(yaml(['ap1x', 'ap2'], [PORT_A, PORT_B]), 'renamed.yml', process.env));
-  t.same([...lb.daemon.runtimes().keys()].sort(), ['ap1x', 'ap2']);
+  t.same([...lb.daemon.snapshots().keys()].sort(), ['ap1x', 'ap2']);
   t.equal(lb.port('ap1x'), PORT_A);
   const r = await connect(PORT_A);
   t.equal(await readGreeting(r), 'ap1a', 'ap1x serves on the old address');
@@ -92,12 +93,12 @@ t.test(
       'newest',
       null,
     );
-    const make = (metrics: Metrics): MirrorProxy =>
-      new MirrorProxy(mirror, decision, {
+    const make = (metrics: Metrics): Router =>
+      new Router(mirror, new PrimaryPlan(decision), {
         metrics,
         resolver: new Resolver(),
         log: createLogger('debug', new LogSink()),
-        onConnectFailed: () => {},
+        owner: { connectFailed: () => {} },
       });
     const metrics = new Metrics(undefined, { defaultMetrics: false });
 
@@ -125,14 +126,14 @@ t.test(
   },
 );
 
-t.test('runtimes() hands out frozen copies, not the live state', async (t) => {
+t.test('snapshots() hands out frozen copies, not the live state', async (t) => {
   const a = await withSim(t, { name: 'ap1a', role: 'primary' });
   const lb = await withBalancer(t, yamlFor({ ap1: [a] }));
-  const before = lb.daemon.runtimes().get('ap1')!;
+  const before = lb.daemon.snapshots().get('ap1')!;
   t.equal(before.sessions, 0);
   const s = await connect(lb.port('ap1'));
   t.equal(await readGreeting(s), 'ap1a');
-  const after = lb.daemon.runtimes().get('ap1')!;
+  const after = lb.daemon.snapshots().get('ap1')!;
   t.equal(after.sessions, 1, 'a new snapshot sees the session');
   t.equal(after.members[0]!.sessions, 1);
   t.equal(before.sessions, 0, 'the old one does not change under its reader');

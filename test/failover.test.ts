@@ -126,14 +126,14 @@ t.test('primary hung: new clients are not sent into it; its sessions are cut at 
   t.equal(old.member, 'ap1a');
   await a.setRole('hang');
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.accepting === false, 5000),
+    await eventually(() => lb.daemon.snapshots().get('ap1')!.decision.accepting === false, 5000),
     'hung primary becomes suspect',
   );
   const suspect = lb.daemon.events.list().find((e) => e.kind === 'role' && e.to === 'suspect');
   t.equal(suspect?.cutSessions, 0, 'turning suspect cuts nothing, and its event says so');
   // A client arriving now is held, not sent into the hung member.
   const held = whoAnswers(port);
-  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.held === 1, 10000), 'the new client is held');
+  t.ok(await eventually(() => lb.daemon.snapshots().get('ap1')!.held === 1, 10000), 'the new client is held');
   await b.setRole('primary');
   t.equal((await held).member, 'ap1b', 'the held client reaches the new primary');
   const end = await readUpTo(old.socket!, 1, 5000);
@@ -160,7 +160,7 @@ t.test('status page down, SuperServer up: the primary keeps its sessions and cli
   const echo = await readUpTo(s.socket!, 12, 3000);
   t.equal(echo.data.toString(), 'still there?', 'the open session still works');
   t.equal((await whoAnswers(port)).member, 'ap1a', 'new clients still reach it');
-  const d = lb.daemon.runtimes().get('ap1')!.decision;
+  const d = lb.daemon.snapshots().get('ap1')!.decision;
   t.same([d.primary, d.accepting], ['ap1a', true]);
   s.socket!.destroy();
 });
@@ -171,7 +171,7 @@ t.test(
     const { b, lb, port } = await pair(t, 'backup', 'backup');
     const clients = Array.from({ length: 20 }, () => whoAnswers(port));
     t.ok(
-      await eventually(() => lb.daemon.runtimes().get('ap1')!.held === 20, 10000),
+      await eventually(() => lb.daemon.snapshots().get('ap1')!.held === 20, 10000),
       'all 20 held while no member is primary',
     );
     await b.setRole('primary');
@@ -211,9 +211,9 @@ t.test('hold policy: two primaries hold new clients until one steps down', async
   const port = lb.port('ap1');
   t.equal((await whoAnswers(port)).member, 'ap1a');
   await b.setRole('primary');
-  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.conflict.length === 2, 5000));
+  t.ok(await eventually(() => lb.daemon.snapshots().get('ap1')!.decision.conflict.length === 2, 5000));
   const held = whoAnswers(port);
-  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.held === 1, 10000), 'the new client is held');
+  t.ok(await eventually(() => lb.daemon.snapshots().get('ap1')!.held === 1, 10000), 'the new client is held');
   await a.setRole('backup');
   t.equal((await held).member, 'ap1b');
   (await held).socket?.destroy();
@@ -237,7 +237,7 @@ t.test('admin drain, disable, enable', async (t) => {
   t.ok(lb.daemon.adminAction('ap1', 'ap1a', 'drain'));
   const held = whoAnswers(port, 8000);
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.held === 1, 10000),
+    await eventually(() => lb.daemon.snapshots().get('ap1')!.held === 1, 10000),
     'draining: new clients wait',
   );
   s.socket!.write('x');
@@ -289,7 +289,7 @@ t.test(
       await eventually(
         () =>
           lb.daemon
-            .runtimes()
+            .snapshots()
             .get('ap1')!
             .members.find((m) => m.config.name === 'ap1a')!.sessions === 0,
         5000,

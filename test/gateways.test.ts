@@ -39,7 +39,7 @@ async function setup(t: Tap.Test) {
   return { a, b, gw1, gw2, lb, port: lb.port('ap1') };
 }
 
-const mirror = (lb: Balancer) => lb.daemon.runtimes().get('ap1')!;
+const mirror = (lb: Balancer) => lb.daemon.snapshots().get('ap1')!;
 const member = (lb: Balancer, name: string) => mirror(lb).members.find((m) => m.config.name === name)!;
 
 async function greetedBy(port: number): Promise<{ member: string; socket: net.Socket }> {

@@ -96,7 +96,7 @@ async function busyBalancer(t: Tap.Test) {
     return res.body;
   };
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.accepting, 5000),
+    await eventually(() => lb.daemon.snapshots().get('ap1')!.decision.accepting, 5000),
     'ap1 has a primary',
   );
 
@@ -186,7 +186,7 @@ t.test('every contract metric is exported with its labels and real values', asyn
   await a.setRole('backup');
   await b.setRole('primary');
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.primary === 'ap1b', 8000),
+    await eventually(() => lb.daemon.snapshots().get('ap1')!.decision.primary === 'ap1b', 8000),
     'switched over',
   );
   t.match(

@@ -1,6 +1,14 @@
 import t from 'tap';
 import type { MirrorConfig } from '../src/config/types.js';
-import { MirrorMonitor, type Clock, type MonitorChange, type ProbeRunner } from '../src/health/monitor.js';
+import {
+  MirrorMonitor,
+  type Clock,
+  type MonitorChange,
+  type MonitorSink,
+  type ProbeRunner,
+} from '../src/health/monitor.js';
+
+const NO_SINK: MonitorSink = { probed: () => undefined, changed: () => undefined };
 import type { ProbeResult } from '../src/health/types.js';
 
 /**
@@ -124,9 +132,13 @@ function mirror(intervalMs: number, fastIntervalMs: number, fastWindowMs = 0): M
 function setup(t: Tap.Test, cfg: MirrorConfig) {
   const clock = new FakeClock();
   const p = new FakeProber();
-  const m = new MirrorMonitor(cfg, p, { clock });
   const changes: MonitorChange[] = [];
-  m.on('change', (c) => changes.push(c));
+  const m = new MirrorMonitor(
+    cfg,
+    p,
+    { probed: () => undefined, changed: (c) => changes.push(c) },
+    { clock },
+  );
   t.teardown(() => m.stop());
   return { clock, p, m, changes };
 }
@@ -258,7 +270,7 @@ t.test('seeded health survives a rebuild: the decision in force stays in force',
   await settle();
   m.stop();
   const seed = new Map(m.members().map((s) => [s.config.name, { health: s.health, admin: s.admin }]));
-  const m2 = new MirrorMonitor(mirror(20, 10), p, { seed, clock: new FakeClock() });
+  const m2 = new MirrorMonitor(mirror(20, 10), p, NO_SINK, { seed, clock: new FakeClock() });
   t.same(
     m2.decision,
     { primary: 'a', accepting: true, conflict: [], fallback: null, cutReason: { b: 'demoted' } },

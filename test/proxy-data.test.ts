@@ -178,7 +178,7 @@ t.test('reload adds and removes a mirror while another carries traffic', async (
   t.equal(await readGreeting(s), 'ap1a');
   const ap2Port = lb.port('ap2');
   await lb.daemon.reload(parseConfig(yamlFor({ ap1: [a], ap3: [d2] }), 'next.yml', process.env));
-  t.notOk(lb.daemon.runtimes().has('ap2'), 'ap2 removed');
+  t.notOk(lb.daemon.snapshots().has('ap2'), 'ap2 removed');
   await t.rejects(connect(ap2Port, '127.0.0.1', 2000), 'ap2 no longer listens');
   const s3 = await connect(lb.port('ap3'));
   t.equal(await readGreeting(s3), 'ap3a', 'ap3 added and routing');

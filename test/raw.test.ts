@@ -25,9 +25,9 @@ async function rawServer(t: Tap.Test, take: (h: RawTcp) => void): Promise<number
   return (server.address() as net.AddressInfo).port;
 }
 
-type Dialed = { attempt: RawAttempt; status: number };
+type Dialed = { attempt: RawAttempt<string>; status: number };
 
-function dialer(): { dialed(a: RawAttempt, status: number): void; next: Promise<Dialed> } {
+function dialer(): { dialed(a: RawAttempt<string>, status: number): void; next: Promise<Dialed> } {
   let resolve!: (d: Dialed) => void;
   const next = new Promise<Dialed>((r) => (resolve = r));
   return { dialed: (attempt, status) => resolve({ attempt, status }), next };
@@ -41,7 +41,7 @@ t.test('a refused raw connect reports its errno, and the client becomes a workin
   const echoPort = await withBackend(t, (s) => s.pipe(s));
   const d = dialer();
   const port = await rawServer(t, (h) => {
-    const a = rawDial(h, '127.0.0.1', 4, closedPort, 'm', 0, Infinity, d);
+    const a = rawDial(h, '127.0.0.1', 4, closedPort, 'm', Infinity, d);
     t.type(a, 'object', 'the connect started');
   });
   const c = await connectTo(port);
@@ -68,7 +68,7 @@ t.test('detachClient: a member that never answered gives the client back with it
   const silentPort = await withBackend(t, (s) => s.on('data', (b: Buffer) => (silentGot += b.toString())));
   const echoPort = await withBackend(t, (s) => s.pipe(s));
   const d = dialer();
-  const port = await rawServer(t, (h) => void rawDial(h, '127.0.0.1', 4, silentPort, 'm', 0, Infinity, d));
+  const port = await rawServer(t, (h) => void rawDial(h, '127.0.0.1', 4, silentPort, 'm', Infinity, d));
   const c = await connectTo(port);
   const { attempt, status } = await within(d.next, 5000, 'the dial');
   t.equal(status, 0);
@@ -94,7 +94,7 @@ t.test('detachClient: a member that never answered gives the client back with it
 t.test('detachClient: null once the member answered', async (t) => {
   const port0 = await withBackend(t, (s) => s.write('greeting'));
   const d = dialer();
-  const port = await rawServer(t, (h) => void rawDial(h, '127.0.0.1', 4, port0, 'm', 0, Infinity, d));
+  const port = await rawServer(t, (h) => void rawDial(h, '127.0.0.1', 4, port0, 'm', Infinity, d));
   const c = await connectTo(port);
   let got = '';
   c.on('data', (b: Buffer) => (got += b.toString()));

@@ -52,12 +52,12 @@ t.test('a mirror without a primary does not make the replica unready; ?mirror= t
   const lb = await withBalancer(t, yamlFor({ ap1: [a], ap2: [c] }));
   const port = lb.adminPort();
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.accepting, 5000),
+    await eventually(() => lb.daemon.snapshots().get('ap1')!.decision.accepting, 5000),
     'ap1 has a primary',
   );
   // ap2's only member answered "not primary": it has none, and its clients are held.
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap2')!.members[0]!.health.role === 'backup'),
+    await eventually(() => lb.daemon.snapshots().get('ap2')!.members[0]!.health.role === 'backup'),
     'ap2a is a backup',
   );
   const ready = await httpRequest(port, '/readyz');
@@ -87,7 +87,7 @@ t.test('Daemon.stop with a grace: unready at once, still accepting, then closed;
   const a = await withSim(t, { name: 'ap1a', role: 'primary' });
   const lb = await withBalancer(t, yamlFor({ ap1: [a] }));
   const port = lb.port('ap1');
-  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.accepting, 5000));
+  t.ok(await eventually(() => lb.daemon.snapshots().get('ap1')!.decision.accepting, 5000));
   t.equal((await httpRequest(lb.adminPort(), '/readyz')).status, 200);
 
   const stopped = lb.daemon.stop(5000, 600_000);

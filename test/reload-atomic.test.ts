@@ -80,11 +80,11 @@ t.test(
     t.teardown(() => running.stop());
     const { daemon } = running;
     const adminPort = running.admin.address().port;
-    const port = (m: string): number => daemon.runtimes().get(m)!.listen!.port;
+    const port = (m: string): number => daemon.snapshots().get(m)!.listen!.port;
     t.ok(await eventually(() => daemon.ready(), 10_000), 'both mirrors have their primary');
     const ap1Port = port('ap1');
     const ap2Port = port('ap2');
-    const ap1Config = JSON.stringify(daemon.runtimes().get('ap1')!.config);
+    const ap1Config = JSON.stringify(daemon.snapshots().get('ap1')!.config);
     const s1 = await connect(ap1Port);
     t.equal(await readGreeting(s1), 'ap1a');
     const s2 = await connect(ap2Port);
@@ -97,8 +97,8 @@ t.test(
       (await daemon.metrics.configReloads.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
     t.ok(await eventually(async () => (await reloads('invalid')) === 1, 10_000), 'the reload is refused');
 
-    t.same([...daemon.runtimes().keys()], ['ap1', 'ap2'], 'the same mirrors run');
-    t.equal(JSON.stringify(daemon.runtimes().get('ap1')!.config), ap1Config, 'ap1 keeps its config');
+    t.same([...daemon.snapshots().keys()], ['ap1', 'ap2'], 'the same mirrors run');
+    t.equal(JSON.stringify(daemon.snapshots().get('ap1')!.config), ap1Config, 'ap1 keeps its config');
     t.equal(daemon.currentConfig.mirrors.length, 2, 'the daemon keeps the running config');
     t.same([port('ap1'), port('ap2')], [ap1Port, ap2Port], 'on the same listeners');
     for (const [s, what] of [
@@ -124,9 +124,9 @@ t.test(
     await new Promise<void>((r) => squatter.close(() => r()));
     process.emit('SIGHUP');
     t.ok(await eventually(async () => (await reloads('ok')) === 1, 10_000), 'the reload applies');
-    t.same([...daemon.runtimes().keys()].sort(), ['ap1', 'm9']);
+    t.same([...daemon.snapshots().keys()].sort(), ['ap1', 'm9']);
     t.equal(port('m9'), busy, 'm9 listens on the port it asked for');
-    t.equal(daemon.runtimes().get('ap1')!.config.proxy.holdTimeoutMs, 7000, 'ap1 took its new config');
+    t.equal(daemon.snapshots().get('ap1')!.config.proxy.holdTimeoutMs, 7000, 'ap1 took its new config');
     const n9 = await connect(busy);
     t.equal(await readGreeting(n9), 'm9a', 'm9 routes');
     n9.destroy();

@@ -46,7 +46,7 @@ t.test('a table of a running balancer', async (t) => {
   const b = await withSim(t, { name: 'ap1b', role: 'backup' });
   const c = await withSim(t, { name: 'ap2a', role: 'backup' });
   const lb = await withBalancer(t, yamlFor({ ap1: [a, b], ap2: [c] }));
-  t.ok(await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.accepting, 5000));
+  t.ok(await eventually(() => lb.daemon.snapshots().get('ap1')!.decision.accepting, 5000));
   const admin = `http://127.0.0.1:${lb.adminPort()}`;
 
   const plain = await withNoColor(undefined, () => run(['--admin', admin]));

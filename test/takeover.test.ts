@@ -32,7 +32,7 @@ t.test('switchovers are takeovers: failovers counted, no conflict logged', async
     const want = to.name;
     t.ok(
       await eventually(() => {
-        const d = lb.daemon.runtimes().get('ap1')!.decision;
+        const d = lb.daemon.snapshots().get('ap1')!.decision;
         return d.primary === want && d.accepting;
       }, 5000),
       `switchover ${i + 1}: ${want} takes over`,
@@ -77,7 +77,7 @@ t.test('a forced real conflict (both answer primary for seconds) is still an err
   t.equal(await served(port), 'ap1b', 'newest wins (on_conflict: newest)');
   // Many more rounds of both answering primary: still one conflict, not one per probe.
   const seen = new Set<number>();
-  const ap1a = () => lb.daemon.runtimes().get('ap1')!.members[0]!.health;
+  const ap1a = () => lb.daemon.snapshots().get('ap1')!.members[0]!.health;
   t.ok(
     await eventually(
       () => {
@@ -93,7 +93,7 @@ t.test('a forced real conflict (both answer primary for seconds) is still an err
   t.equal((await lb.daemon.metrics.primaryConflicts.get()).values[0]?.value, 1, 'still counted once');
   await a.setRole('backup');
   t.ok(
-    await eventually(() => lb.daemon.runtimes().get('ap1')!.decision.conflict.length === 0, 5000),
+    await eventually(() => lb.daemon.snapshots().get('ap1')!.decision.conflict.length === 0, 5000),
     'resolved when ap1a steps down',
   );
   t.equal((await lb.daemon.metrics.primaryConflicts.get()).values[0]?.value, 1, 'still one conflict');

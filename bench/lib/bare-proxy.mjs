@@ -42,7 +42,7 @@ export async function serveBare({
   };
   const server = createProxyServer((socket) => socket.destroy(), {
     takeHandle(h) {
-      if (typeof rawDial(h, backendHost, 4, backendPort, 'bare', 0, Infinity, dialer) === 'string') h.close();
+      if (typeof rawDial(h, backendHost, 4, backendPort, 'bare', Infinity, dialer) === 'string') h.close();
       return true;
     },
   });

@@ -79,7 +79,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
   const now = performance.now();
   const events = daemon.events.list();
   const mirrors: MirrorStatus[] = [];
-  for (const rt of daemon.runtimes().values()) {
+  for (const rt of daemon.snapshots().values()) {
     const d = rt.decision;
     mirrors.push({
       name: rt.config.name,

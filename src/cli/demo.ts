@@ -88,7 +88,7 @@ export async function runDemo(
   }
   const web = (name: string): number => sims.find((s) => s.name === name)!.webPort;
   // Print the bound addresses: port 0 (any free port) is allowed on every listener.
-  const bound = (mirror: string): string => formatHostPort(running.daemon.runtimes().get(mirror)!.listen!);
+  const bound = (mirror: string): string => formatHostPort(running.daemon.snapshots().get(mirror)!.listen!);
   const adminAddr = running.admin.address();
   const [host1, port1] = splitHostPort(bound('ap1'));
   out.write(

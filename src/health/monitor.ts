@@ -1,6 +1,6 @@
-import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { MirrorConfig, MemberConfig } from '../config/types.js';
+import { MlbError } from '../errors.js';
 import { choosePrimary, sameDecision } from './choose.js';
 import type { ProbeOptions, ProbeTarget } from './probe.js';
 import { INITIAL_HEALTH, nextHealth } from './state.js';
@@ -27,8 +27,8 @@ export interface DecisionChange {
 
 /**
  * One step of the monitor: what one probe result changed (a member's role, the decision,
- * or both). Emitted once per step, so the one subscriber (the daemon) applies the decision
- * and then reports the role change with what the cut really did.
+ * or both). Handed over once per step, so its mirror applies the decision and then reports
+ * the role change with what the cut really did.
  */
 export interface MonitorChange {
   readonly role: RoleChange | null;
@@ -47,8 +47,8 @@ export interface Clock {
 export const REAL_CLOCK: Clock = Object.freeze({
   now: () => performance.now(),
   // Whole milliseconds (timers fire at that resolution anyway): Node keeps one timer list per
-  // distinct duration, keyed by its string form, so a jittered fractional delay made a new
-  // list, a priority-queue entry and a number-to-string conversion for every probe (issue 14).
+  // distinct duration, keyed by its string form, so a jittered fractional delay would make a
+  // new list, a priority-queue entry and a number-to-string conversion for every probe.
   // Rounding up keeps the delay never shorter than asked, and never above the interval.
   setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, Math.ceil(ms)),
   clearTimeout: (t: unknown): void => clearTimeout(t as NodeJS.Timeout),
@@ -81,20 +81,21 @@ interface MemberSlot {
   again: boolean;
 }
 
-export interface MonitorEvents {
-  change: [MonitorChange];
-  /** Every probe: the member, what it saw, and the member's health after it. */
-  probe: [string, ProbeResult, MemberHealth];
+/** Who hears every step of a monitor: its mirror (src/mirror/mirror.ts), one explicit call each. */
+export interface MonitorSink {
+  /** Every probe, in order: the member, what it saw, its health before and after. */
+  probed(member: string, result: ProbeResult, prev: MemberHealth, next: MemberHealth): void;
+  /** A step that changed a role or the decision (after `probed` of the same probe). */
+  changed(change: MonitorChange): void;
 }
 
 /**
  * The health-check loop of one mirror: probes each member on its own timer (never two
  * probes of one member at once), feeds results through the pure reducer and primary
- * choice, and emits a 'change' per step that changed a role or the decision. It owns no
- * sockets and knows no proxy: the daemon subscribes, hands decisions to the proxy, and
- * calls `kick()` when the proxy reports a failed connect.
+ * choice, and hands each step to its sink. It owns no sockets and knows no router: the
+ * mirror applies decisions, and calls `kick()` when its router reports a failed connect.
  */
-export class MirrorMonitor extends EventEmitter<MonitorEvents> {
+export class MirrorMonitor {
   readonly config: MirrorConfig;
   private readonly slots: Map<string, MemberSlot>;
   private readonly prober: ProbeRunner;
@@ -110,8 +111,12 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   private state: 'new' | 'running' | 'stopped' = 'new';
   private lastKickAt = -Infinity;
 
-  constructor(config: MirrorConfig, prober: ProbeRunner, opts: MonitorOptions = {}) {
-    super();
+  constructor(
+    config: MirrorConfig,
+    prober: ProbeRunner,
+    private readonly sink: MonitorSink,
+    opts: MonitorOptions = {},
+  ) {
     this.config = config;
     this.prober = prober;
     this.clock = opts.clock ?? REAL_CLOCK;
@@ -166,7 +171,8 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   }
 
   start(): void {
-    if (this.state !== 'new') throw new Error(`monitor of ${this.config.name} already ${this.state}`);
+    if (this.state !== 'new')
+      throw new MlbError('MLB_ERR_ALREADY_STARTED', `monitor of ${this.config.name} already ${this.state}`);
     this.state = 'running';
     for (const slot of this.slots.values()) void this.probe(slot);
   }
@@ -188,20 +194,12 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     const now = this.clock.now();
     if (now - this.lastKickAt < Math.min(KICK_GAP_MS, this.config.health.fastIntervalMs / 5)) return;
     this.lastKickAt = now;
-    for (const slot of this.slots.values()) {
-      if (slot.inFlight) {
-        slot.again = true;
-        continue;
-      }
-      if (slot.timer) this.clock.clearTimeout(slot.timer);
-      slot.timer = null;
-      void this.probe(slot);
-    }
+    for (const slot of this.slots.values()) this.probeNow(slot);
   }
 
   /**
    * Sets a member's maintenance state. Returns the decision change it made (null: none, or
-   * no such member); it is not emitted: the caller (the daemon's admin action) applies it.
+   * no such member); it is not handed to the sink: the caller (the mirror's admin action) applies it.
    */
   setAdmin(member: string, admin: AdminState): DecisionChange | null {
     const slot = this.slots.get(member);
@@ -236,15 +234,17 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     if (this.state !== 'running') return;
     const prev = slot.health;
     slot.health = nextHealth(prev, result, h, this.clock.now(), startedAt);
-    this.emit('probe', slot.config.name, result, slot.health);
+    this.sink.probed(slot.config.name, result, prev, slot.health);
     const role: RoleChange | null =
       slot.health.role === prev.role
         ? null
         : { member: slot.config.name, from: prev.role, to: slot.health.role, result: slot.health.lastResult };
     const decision = this.decide();
-    if (role || decision) this.emit('change', { role, decision });
+    if (role || decision) this.sink.changed({ role, decision });
     // Whoever takes over is usually already answering: look at everyone now, not in one interval.
-    if (role && prev.role === 'primary' && this.state === 'running') this.kickOthers(slot);
+    if (role && prev.role === 'primary' && this.state === 'running') {
+      for (const s of this.slots.values()) if (s !== slot) this.probeNow(s);
+    }
     // A new claim while another member holds the role: check the old holder now. If it no longer
     // says primary this was a takeover (an ordinary failover); only a "primary" from a check sent
     // after the claim is a conflict (contract rule 6, choose.ts).
@@ -275,18 +275,6 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
     void this.probe(s);
   }
 
-  private kickOthers(except: MemberSlot): void {
-    for (const s of this.slots.values()) {
-      if (s === except) continue;
-      if (s.inFlight) s.again = true;
-      else {
-        if (s.timer) this.clock.clearTimeout(s.timer);
-        s.timer = null;
-        void this.probe(s);
-      }
-    }
-  }
-
   private schedule(slot: MemberSlot): void {
     const delay = this.nextDelay(slot);
     slot.dueAt = this.clock.now() + delay;
@@ -299,7 +287,7 @@ export class MirrorMonitor extends EventEmitter<MonitorEvents> {
   private nextDelay(slot: MemberSlot): number {
     const h = this.config.health;
     const now = this.clock.now();
-    // Contradicting URLs are re-probed at the fast interval until they agree (issue 10).
+    // Contradicting URLs are re-probed at the fast interval until they agree.
     const fast =
       !this.current.accepting ||
       now - this.lastChangeAt < h.fastWindowMs ||

@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
 import type net from 'node:net';
-import { getSystemErrorName } from 'node:util';
+import { errnoName } from '../errno.js';
 import { sharedReadBuffer } from './fastpath.js';
 import type { Link, LinkHooks } from './link.js';
 import { REPLAY_MAX_BYTES } from './link.js';
@@ -64,7 +64,7 @@ interface ShutdownReq {
 
 interface ConnectReq {
   oncomplete: (this: ConnectReq, status: number) => void;
-  attempt: RawAttempt;
+  attempt: RawAttempt<unknown>;
 }
 
 interface Bindings {
@@ -146,43 +146,34 @@ export function rawAvailable(): boolean {
   return B !== null;
 }
 
-/** Errno name of a libuv status (`ECONNREFUSED`...). */
-function errname(status: number): string {
-  try {
-    return getSystemErrorName(status);
-  } catch {
-    return `E${-status}`;
-  }
-}
-
 function rawError(status: number, what: string): Error & { code: string } {
-  const code = errname(status);
+  const code = errnoName(status);
   return Object.assign(new Error(`${what} ${code}`), { code });
 }
 
 // ---------------------------------------------------------------- connect
 
-/** Who is told when a raw connect completes (the mirror proxy). */
-export interface RawDialer {
+/** Who is told when a raw connect completes (the route's dialer, src/mirror/dial.ts). */
+export interface RawDialer<T> {
   /** status 0: connected; else a negative errno. Called once per attempt, never after `abandon`. */
-  dialed(attempt: RawAttempt, status: number): void;
+  dialed(attempt: RawAttempt<T>, status: number): void;
 }
 
 /** One backend connect for an accepted client handle that nothing has read yet. */
-export class RawAttempt {
+export class RawAttempt<T> {
   /** Completed, timed out or abandoned: a late completion does nothing. */
   done = false;
-  /** Its place in the proxy's DeadlineQueue of connect timeouts. */
+  /** Its place in the dialer's DeadlineQueue of connect timeouts. */
   queueSlot = -1;
 
   constructor(
     readonly client: RawTcp,
     readonly backend: RawTcp,
-    readonly member: string,
-    readonly acceptedAt: number,
+    /** Whose connect it is (the route's client). */
+    readonly owner: T,
     /** When the connect counts as timed out (performance.now() ms). */
     readonly deadline: number,
-    private readonly dialer: RawDialer,
+    private readonly dialer: RawDialer<T>,
   ) {}
 
   completed(status: number): void {
@@ -213,28 +204,27 @@ function onConnected(this: ConnectReq, status: number): void {
  * attempt, or the errno name when the connect could not even start (the backend handle is
  * then closed and the client is the caller's again).
  */
-export function rawDial(
+export function rawDial<T>(
   client: RawTcp,
   host: string,
   family: 4 | 6,
   port: number,
-  member: string,
-  acceptedAt: number,
+  owner: T,
   deadline: number,
-  dialer: RawDialer,
-): RawAttempt | string {
+  dialer: RawDialer<T>,
+): RawAttempt<T> | string {
   const b = B!;
   const backend = new b.TCP(b.SOCKET);
   // Applied by libuv when it creates the socket: no extra syscall.
   backend.setNoDelay(true);
-  const attempt = new RawAttempt(client, backend, member, acceptedAt, deadline, dialer);
+  const attempt = new RawAttempt(client, backend, owner, deadline, dialer);
   const req = new b.TCPConnectWrap();
   req.oncomplete = onConnected;
   req.attempt = attempt;
   const err = family === 4 ? backend.connect(req, host, port) : backend.connect6(req, host, port);
   if (err !== 0) {
     backend.close();
-    return errname(err);
+    return errnoName(err);
   }
   // Reading is armed with the connect, so libuv registers the socket for both in one epoll_ctl;
   // armed after the connect completed it costs an ADD that fails (EEXIST) and a MOD. Nothing is
@@ -345,7 +335,7 @@ function onRead(this: RawTcp): void {
   try {
     if (n > 0) way.data(n);
     else if (n === UV_EOF) way.end();
-    else if (n < 0 && !(way === way.session.out && way.session.giveBack(errname(n))))
+    else if (n < 0 && !(way === way.session.out && way.session.giveBack(errnoName(n))))
       way.session.fail(rawError(n, 'read'));
   } catch (err) {
     way.session.fail(err as Error);

@@ -11,7 +11,7 @@ import { socketForHandle } from './sockets.js';
  * sessions and, when `idle_timeout` is on, the mirror's idle wheel. One object per
  * session, which is also the link's hooks (a method, not a closure); every step is O(1).
  */
-export class ProxiedSession implements LinkHooks, IdleEntry {
+export class ProxiedSession<T = unknown> implements LinkHooks, IdleEntry {
   link!: Link;
   /** Bytes already added to the member's counters (the rest at scrape or at close). */
   countedIn = 0;
@@ -25,9 +25,11 @@ export class ProxiedSession implements LinkHooks, IdleEntry {
   open = true;
 
   constructor(
-    private readonly table: SessionTable,
-    readonly member: MemberSessions,
+    private readonly table: SessionTable<T>,
+    readonly member: MemberSessions<T>,
     readonly startedAt: number,
+    /** Whose session it is (the route's client); null in a table used alone. */
+    readonly owner: T | null,
   ) {}
 
   /** LinkHooks: both sockets are closed. */
@@ -37,7 +39,7 @@ export class ProxiedSession implements LinkHooks, IdleEntry {
 
   /** LinkHooks (raw path): the member left before its first byte; the client is the mirror's again. */
   onBackendLost(socket: Socket, replay: readonly Buffer[], code: string): void {
-    this.table.onBackendLost(this.member.name, socket, replay, code);
+    this.table.onBackendLost(this, socket, replay, code);
   }
 
   activity(): number {
@@ -50,8 +52,8 @@ export class ProxiedSession implements LinkHooks, IdleEntry {
 }
 
 /** One member's sessions and counters. */
-export class MemberSessions {
-  readonly sessions = new Set<ProxiedSession>();
+export class MemberSessions<T = unknown> {
+  readonly sessions = new Set<ProxiedSession<T>>();
 
   constructor(
     readonly name: string,
@@ -59,17 +61,17 @@ export class MemberSessions {
   ) {}
 }
 
-export class SessionTable {
-  private readonly byMember = new Map<string, MemberSessions>();
+export class SessionTable<T = unknown> {
+  private readonly byMember = new Map<string, MemberSessions<T>>();
   private wheel: IdleWheel | null = null;
   private total = 0;
   /** Called once per session closed by its idle timeout (for mirrorlb_sessions_cut_total). */
   onIdleCut: (member: string) => void = () => {};
   /** Called once per session after both its sockets closed (e.g. to resolve a drain). */
-  onClosed: (s: ProxiedSession) => void = () => {};
-  /** A raw session's member left before its first byte (LinkHooks.onBackendLost); default: close the client. */
-  onBackendLost: (member: string, socket: Socket, replay: readonly Buffer[], code: string) => void = (
-    _m,
+  onClosed: (s: ProxiedSession<T>) => void = () => {};
+  /** A session's member left before its first byte (LinkHooks.onBackendLost); default: close the client. */
+  onBackendLost: (s: ProxiedSession<T>, socket: Socket, replay: readonly Buffer[], code: string) => void = (
+    _s,
     socket,
   ) => socket.destroy();
 
@@ -91,24 +93,36 @@ export class SessionTable {
   }
 
   /** Links client and backend as a session of `member`. */
-  open(member: string, client: Socket, backend: Socket, now: number): ProxiedSession {
-    const s = this.add(member, now);
+  open(
+    member: string,
+    client: Socket,
+    backend: Socket,
+    now: number,
+    owner: T | null = null,
+  ): ProxiedSession<T> {
+    const s = this.add(member, now, owner);
     s.link = link(client, backend, s);
     this.wheel?.add(s);
     return s;
   }
 
   /** Links two raw handles (raw.ts) as a session of `member`. */
-  openRaw(member: string, client: RawTcp, backend: RawTcp, now: number): ProxiedSession {
-    const s = this.add(member, now);
+  openRaw(
+    member: string,
+    client: RawTcp,
+    backend: RawTcp,
+    now: number,
+    owner: T | null = null,
+  ): ProxiedSession<T> {
+    const s = this.add(member, now, owner);
     s.link = rawLink(client, backend, s, socketForHandle);
     this.wheel?.add(s);
     return s;
   }
 
-  private add(member: string, now: number): ProxiedSession {
+  private add(member: string, now: number, owner: T | null): ProxiedSession<T> {
     const m = this.memberEntry(member);
-    const s = new ProxiedSession(this, m, now);
+    const s = new ProxiedSession<T>(this, m, now, owner);
     m.sessions.add(s);
     this.total++;
     m.counters.total++;
@@ -132,7 +146,7 @@ export class SessionTable {
    * they no longer count (a second decision before their sockets close must not cut them
    * again), and their close still updates the member's counters.
    */
-  take(member: string): ProxiedSession[] {
+  take(member: string): ProxiedSession<T>[] {
     const m = this.byMember.get(member);
     if (!m || m.sessions.size === 0) return [];
     const out = [...m.sessions];
@@ -147,7 +161,7 @@ export class SessionTable {
    * session leaves the idle wheel at once, its backend closes, and the client is the
    * caller's. Null when the session cannot give its client back.
    */
-  detach(s: ProxiedSession): ReturnType<Link['detachClient']> {
+  detach(s: ProxiedSession<T>): ReturnType<Link['detachClient']> {
     const d = s.link.detachClient();
     if (d === null) return null;
     s.detached = true;
@@ -160,12 +174,7 @@ export class SessionTable {
     for (const m of this.byMember.values()) for (const s of m.sessions) this.countBytes(s);
   }
 
-  /** Stops the idle timer (the sessions themselves are cut or drained by the caller). */
-  close(): void {
-    this.wheel?.clear();
-  }
-
-  closed(s: ProxiedSession): void {
+  closed(s: ProxiedSession<T>): void {
     if (!s.open) return;
     s.open = false;
     const m = s.member;
@@ -176,12 +185,12 @@ export class SessionTable {
     this.onClosed(s);
   }
 
-  idle(s: ProxiedSession): void {
+  idle(s: ProxiedSession<T>): void {
     this.onIdleCut(s.member.name);
     s.link.destroy();
   }
 
-  private countBytes(s: ProxiedSession): void {
+  private countBytes(s: ProxiedSession<T>): void {
     const c = s.member.counters;
     const l = s.link;
     c.bytesIn += l.bytesIn - s.countedIn;
@@ -190,10 +199,13 @@ export class SessionTable {
     s.countedOut = l.bytesOut;
   }
 
-  private memberEntry(member: string): MemberSessions {
+  private memberEntry(member: string): MemberSessions<T> {
     let m = this.byMember.get(member);
     if (!m)
-      this.byMember.set(member, (m = new MemberSessions(member, this.metrics.member(this.mirror, member))));
+      this.byMember.set(
+        member,
+        (m = new MemberSessions<T>(member, this.metrics.member(this.mirror, member))),
+      );
     return m;
   }
 }

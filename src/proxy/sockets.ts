@@ -91,46 +91,63 @@ export class ConnectError extends Error {
 }
 
 /**
- * Connects to a backend. Resolves with a connected, paused socket, or rejects with a
- * ConnectError whose code is the errno (ECONNREFUSED, ...) or MLB_ERR_CONNECT_TIMEOUT.
+ * Starts a connect to a backend and returns its socket at once, so the caller can give it
+ * up (`destroy()`: `done` is then never called). `done` gets the connected, paused socket,
+ * or a ConnectError whose code is the errno (ECONNREFUSED, ...) or MLB_ERR_CONNECT_TIMEOUT.
  * `host` should already be an IP literal (resolved once per config), so no lookup runs here.
  */
+export function connectSocket(
+  addr: HostPort,
+  timeoutMs: number,
+  done: (err: ConnectError | null, socket: net.Socket) => void,
+  opts: DataPathOptions = {},
+): net.Socket {
+  const fast = opts.fastPath ?? fastPathDefault();
+  const socket = net.connect({
+    host: addr.host,
+    port: addr.port,
+    allowHalfOpen: true,
+    noDelay: true,
+    onread: fast ? fastReadOption : undefined,
+    emitClose: false,
+    autoDestroy: true,
+    decodeStrings: false,
+  } as net.NetConnectOpts);
+  if (fast) markFast(socket);
+  socket.pause();
+  // Until a link owns it, a late error (an RST before link) must not become an uncaught exception.
+  socket.on('error', ignoreUntilLinked);
+  const onError = (err: NodeJS.ErrnoException): void => {
+    clearTimeout(timer);
+    socket.destroy();
+    done(new ConnectError(err.code ?? 'MLB_ERR_CONNECT', err.message), socket);
+  };
+  const timer = setTimeout(() => {
+    socket.off('error', onError);
+    socket.destroy();
+    done(
+      new ConnectError('MLB_ERR_CONNECT_TIMEOUT', `connect to ${addr.host}:${addr.port} timed out`),
+      socket,
+    );
+  }, timeoutMs);
+  // A socket given up by its caller takes its timer with it.
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('connect', () => {
+    clearTimeout(timer);
+    socket.off('error', onError);
+    done(null, socket);
+  });
+  socket.once('error', onError);
+  return socket;
+}
+
+/** connectSocket as a promise: the connected, paused socket, or a rejection with a ConnectError. */
 export function connectBackend(
   addr: HostPort,
   timeoutMs: number,
   opts: DataPathOptions = {},
 ): Promise<net.Socket> {
-  const fast = opts.fastPath ?? fastPathDefault();
   return new Promise((resolve, reject) => {
-    const socket = net.connect({
-      host: addr.host,
-      port: addr.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      onread: fast ? fastReadOption : undefined,
-      emitClose: false,
-      autoDestroy: true,
-      decodeStrings: false,
-    } as net.NetConnectOpts);
-    if (fast) markFast(socket);
-    socket.pause();
-    // Until a link owns it, a late error (an RST before link) must not become an uncaught exception.
-    socket.on('error', ignoreUntilLinked);
-    const onError = (err: NodeJS.ErrnoException): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(new ConnectError(err.code ?? 'MLB_ERR_CONNECT', err.message));
-    };
-    const timer = setTimeout(() => {
-      socket.off('error', onError);
-      socket.destroy();
-      reject(new ConnectError('MLB_ERR_CONNECT_TIMEOUT', `connect to ${addr.host}:${addr.port} timed out`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
-    socket.once('error', onError);
+    connectSocket(addr, timeoutMs, (err, socket) => (err ? reject(err) : resolve(socket)), opts);
   });
 }

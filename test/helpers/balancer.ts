@@ -83,7 +83,7 @@ export async function withBalancer(t: Test, yaml: string): Promise<Balancer> {
     logs,
     config,
     port: (mirror) => {
-      const rt = daemon.runtimes().get(mirror);
+      const rt = daemon.snapshots().get(mirror);
       if (!rt?.listen) throw new Error(`no mirror ${mirror} listening`);
       return rt.listen.port;
     },

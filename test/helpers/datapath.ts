@@ -56,7 +56,7 @@ export async function withProxy(
   const clients = new Set<net.Socket>();
   const rawPending = new Set<RawTcp>();
   const dialer = {
-    dialed(a: RawAttempt, status: number): void {
+    dialed(a: RawAttempt<string>, status: number): void {
       rawPending.delete(a.client);
       if (status !== 0) {
         a.backend.close();
@@ -83,7 +83,7 @@ export async function withProxy(
         const h = handle as RawTcp;
         rawPending.add(h);
         const dial = (): void => {
-          const a = rawDial(h, '127.0.0.1', 4, backendPort, 'm', 0, Infinity, dialer);
+          const a = rawDial(h, '127.0.0.1', 4, backendPort, 'm', Infinity, dialer);
           if (typeof a === 'string') {
             rawPending.delete(h);
             h.close();

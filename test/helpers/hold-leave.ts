@@ -22,7 +22,7 @@ export async function heldClientsThatLeave(t: Tap.Test, expectFast: boolean): Pr
   const a = await withSim(t, { name: 'ap1a', role: 'backup' });
   const lb = await withBalancer(t, yamlFor({ ap1: [a] }, 'proxy:\n  hold_timeout: 20s'));
   t.equal(fastPathDefault(), expectFast, `the ${expectFast ? 'fast' : 'plain'} data path`);
-  const held = (): number => lb.daemon.runtimes().get('ap1')!.held;
+  const held = (): number => lb.daemon.snapshots().get('ap1')!.held;
   const port = lb.port('ap1');
   const STAY = 4;
   const FIN = 3;

@@ -1,0 +1,208 @@
+import type { MirrorConfig } from '../config/types.js';
+import { formatHostPort } from '../config/types.js';
+import type { EventLog } from '../events.js';
+import { MirrorMonitor, type MonitorChange, type MonitorSink, type ProbeRunner } from '../health/monitor.js';
+import type { AdminState, MemberHealth, ProbeResult } from '../health/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Resolver } from '../proxy/resolver.js';
+import { freezeSnapshot, type MirrorSnapshot } from '../snapshot.js';
+import { Reporter, type AdminAction } from './reporter.js';
+import { NO_EFFECT, PrimaryPlan, type RouteEffect } from './plan.js';
+import { Router, type RouterOwner } from './router.js';
+
+export interface MirrorDeps {
+  readonly metrics: Metrics;
+  readonly resolver: Resolver;
+  readonly prober: ProbeRunner;
+  readonly events: EventLog;
+  /** The daemon's logger; the mirror's records carry `mirror`. */
+  readonly log: Logger;
+}
+
+/**
+ * One mirror at run time, as one unit: its health monitor, its router (the listener and its
+ * clients) and its reporter. Every step of the monitor, every admin action and every failed
+ * connect goes through here, by one explicit call each:
+ *
+ *   monitor → `changed(step)` → router.apply(plan) → reporter (with what the router did)
+ *   router  → `connectFailed(member)` → monitor.kick()
+ *
+ * A reload replaces the monitor inside the unit (`update`), so neither the router nor the
+ * daemon ever holds a monitor that may be stale. Owned by the daemon (the collection).
+ */
+export class Mirror implements MonitorSink, RouterOwner {
+  private cfg: MirrorConfig;
+  private monitor: MirrorMonitor;
+  private readonly router: Router;
+  private readonly reporter: Reporter;
+  private readonly log: Logger;
+  /**
+   * The check before the latest probe's (its member's previous lastCheckAt) and when the
+   * latest ended: a role change its step reports happened in between.
+   */
+  private lastProbe = { previousCheckAt: null as number | null, at: 0 };
+
+  constructor(
+    config: MirrorConfig,
+    private readonly deps: MirrorDeps,
+  ) {
+    this.cfg = config;
+    this.log = deps.log.child({ mirror: config.name });
+    this.monitor = new MirrorMonitor(config, deps.prober, this);
+    this.router = new Router(config, new PrimaryPlan(this.monitor.decision), {
+      metrics: deps.metrics,
+      resolver: deps.resolver,
+      log: this.log,
+      owner: this,
+    });
+    this.reporter = new Reporter(config, deps.metrics, this.log, deps.events);
+  }
+
+  get config(): MirrorConfig {
+    return this.cfg;
+  }
+
+  /** Binds the listener, not serving yet (no probes, no metric series): a reload may still refuse. */
+  listen(): Promise<void> {
+    return this.router.listen();
+  }
+
+  /** Serves the bound listener and starts probing: the mirror is one of the daemon's from now on. */
+  start(): void {
+    this.router.serve();
+    const a = this.router.address();
+    this.log.info(
+      { listen: formatHostPort(a ? { host: this.cfg.listen.host, port: a.port } : this.cfg.listen) },
+      'listening',
+    );
+    this.begin();
+  }
+
+  /**
+   * A reload changed this mirror but not its listener. Same name at the same address is the
+   * same member, even when its check URLs changed (a Web Gateway added): it keeps its role
+   * until the new checks say otherwise, so no session is cut for it.
+   */
+  update(config: MirrorConfig): RouteEffect {
+    const seed = new Map<string, { health: MemberHealth; admin: AdminState }>();
+    for (const s of this.monitor.members()) {
+      const same = config.members.find((n) => n.name === s.config.name);
+      if (same && formatHostPort(same.address) === formatHostPort(s.config.address))
+        seed.set(s.config.name, { health: s.health, admin: s.admin });
+    }
+    this.monitor.stop();
+    this.monitor = new MirrorMonitor(config, this.deps.prober, this, { seed });
+    this.cfg = config;
+    const effect = this.router.update(config, new PrimaryPlan(this.monitor.decision));
+    this.begin();
+    return effect;
+  }
+
+  /** Series, resolved addresses and the first probes of the (new) monitor. */
+  private begin(): void {
+    this.reporter.configure(this.cfg, this.monitor.decision);
+    for (const m of this.cfg.members) void this.deps.resolver.refresh(m.address);
+    this.monitor.start();
+  }
+
+  /** MonitorSink: one probe, reported. */
+  probed(member: string, result: ProbeResult, prev: MemberHealth, next: MemberHealth): void {
+    this.lastProbe = { previousCheckAt: prev.lastCheckAt, at: next.lastCheckAt ?? 0 };
+    this.reporter.probed(member, result, prev, next);
+  }
+
+  /** MonitorSink: one step. The decision goes to the router first, then what it did is reported. */
+  changed(step: MonitorChange): void {
+    const effect = step.decision ? this.router.apply(new PrimaryPlan(step.decision.next)) : NO_EFFECT;
+    if (step.role) {
+      const { previousCheckAt, at } = this.lastProbe;
+      const detectionMs = previousCheckAt === null ? null : Math.round(at - previousCheckAt);
+      this.reporter.role(step.role, detectionMs, effect, this.router.heldCount());
+    }
+    if (step.decision) this.reporter.decision(step.decision, effect);
+  }
+
+  /** RouterOwner: a connect to a member failed; every member is probed now. */
+  connectFailed(): void {
+    this.monitor.kick();
+  }
+
+  /** Probes every member now (as a failed connect does). */
+  kick(): void {
+    this.monitor.kick();
+  }
+
+  /** Maintenance through the admin API. False: no such member. */
+  adminAction(member: string, action: AdminAction): boolean {
+    const slot = this.monitor.members().find((m) => m.config.name === member);
+    if (!slot) return false;
+    const from = slot.admin;
+    const to: AdminState = action === 'drain' ? 'draining' : action === 'disable' ? 'disabled' : 'enabled';
+    const change = this.monitor.setAdmin(member, to);
+    const effect = change ? this.router.apply(new PrimaryPlan(change.next)) : NO_EFFECT;
+    this.reporter.admin(member, action, from, to, effect, this.router.heldCount());
+    if (change) this.reporter.decision(change, effect);
+    return true;
+  }
+
+  /** Whether its listener is bound. */
+  get bound(): boolean {
+    return this.router.address() !== null;
+  }
+
+  /** Whether its primary takes clients now (GET /readyz?mirror=). */
+  get accepting(): boolean {
+    return this.monitor.decision.accepting;
+  }
+
+  /** Whether accepted sockets take the fast data path (null until listening). */
+  get fastAccept(): boolean | null {
+    return this.router.fastAccept;
+  }
+
+  sessionCount(): number {
+    return this.router.sessionCount();
+  }
+
+  flushBytes(): void {
+    this.router.flushBytes();
+  }
+
+  /** A frozen copy of its state now (never the live monitor or router). */
+  snapshot(): MirrorSnapshot {
+    const a = this.router.address();
+    return freezeSnapshot({
+      config: this.cfg,
+      decision: this.monitor.decision,
+      listen: a && { host: a.address, port: a.port },
+      sessions: this.router.sessionCount(),
+      held: this.router.heldCount(),
+      members: this.monitor.members().map((m) => ({
+        config: m.config,
+        health: m.health,
+        admin: m.admin,
+        sessions: this.router.sessionCount(m.config.name),
+        resolution: this.deps.resolver.state(m.config.address),
+      })),
+    });
+  }
+
+  /** Shutdown: no more probes, no more clients; open sessions are left to `drain`. */
+  close(): void {
+    this.monitor.stop();
+    this.router.close();
+  }
+
+  drain(timeoutMs: number): Promise<void> {
+    return this.router.drain(timeoutMs);
+  }
+
+  /** Removed by a reload: closed, every session cut, its routing series gone. Returns sessions cut. */
+  remove(): number {
+    this.close();
+    const cut = this.router.cutAll('removed');
+    this.reporter.removed();
+    return cut;
+  }
+}
