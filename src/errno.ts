@@ -1,14 +1,11 @@
 import { getSystemErrorName } from 'node:util';
 
 /**
- * The errno name of a libuv status (a negative errno): `ECONNREFUSED`, ... One mapping for
- * the data path and the health checks, so a metric label or log code never depends on which
- * path saw the error. An unknown status becomes `E<number>`.
+ * The errno name (`ECONNREFUSED`, ...) of a libuv status, a negative errno as the raw
+ * handles report it. `fallback` is for a status that is not one (zero or positive, which
+ * getSystemErrorName refuses); by default `E` and the number.
  */
-export function errnoName(status: number): string {
-  try {
-    return getSystemErrorName(status);
-  } catch {
-    return `E${-status}`;
-  }
+export function errnoName(status: number, fallback = `E${Math.abs(status)}`): string {
+  if (!Number.isInteger(status) || status >= 0) return fallback;
+  return getSystemErrorName(status);
 }

@@ -4,7 +4,8 @@
  * fencing), and when two claimants are a takeover or a conflict.
  */
 import t from 'tap';
-import { answerRules, classifyAnswer, type ProbeOptions } from '../src/health/probe.js';
+import { answerRules, classifyAnswer } from '../src/health/answer-rules.js';
+import type { ProbeOptions } from '../src/health/probe.js';
 import { choosePrimary } from '../src/health/choose.js';
 import { INITIAL_HEALTH, nextHealth } from '../src/health/state.js';
 import type { HealthRole, MemberHealth, MemberView, ProbeResult } from '../src/health/types.js';

@@ -3,7 +3,9 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
-import { Prober, checkSuperserver, probeErrorCode, type ProbeOptions } from '../src/health/probe.js';
+import { Prober, type ProbeOptions } from '../src/health/probe.js';
+import { probeErrorCode } from '../src/health/probe-error.js';
+import { checkSuperserver } from '../src/health/superserver.js';
 import type { ProbeResult } from '../src/health/types.js';
 import { closedPort, withHttpServer, withTcpServer, within } from './helpers/http.js';
 

@@ -232,7 +232,7 @@ function actions(cpf: string): { action: string; props: Record<string, string> }
   let inActions = false;
   for (const line of cpf.split('\n')) {
     if (/^\[/.test(line)) inActions = line.trim() === '[Actions]';
-    if (!inActions || line.startsWith('#') || !line.includes(':')) continue;
+    if (!inActions || !line.includes(':')) continue;
     const i = line.indexOf(':');
     const props: Record<string, string> = {};
     // Properties are comma-separated; a quoted value may hold commas (Arg2="ap1,ap1a").
@@ -259,6 +259,13 @@ t.test('cpf/ merge files build each mirror', async (t) => {
   for (const [member, [mirror, role]] of Object.entries(roles)) {
     const text = read(`cpf/${member}.cpf`);
     t.match(text, /^gmheap=\d+$/m, `${member}: gmheap raised`);
+    // Only the newest CPF reference documents comment lines in a merge file; the working
+    // merge files of the seed and of InterSystems have none (compose/README.md explains each line).
+    t.same(
+      text.split('\n').filter((l) => !/^(\[\w+\]|\w+=.*|\w+:.+|)$/.test(l)),
+      [],
+      `${member}: only sections, key=value and Action:props lines`,
+    );
     const acts = actions(text);
     const one = (name: string) => acts.filter((a) => a.action === name);
     const cm = one('ConfigMirror');
@@ -290,11 +297,23 @@ t.test('cpf/ merge files build each mirror', async (t) => {
     const app = one('CreateApplication')[0]?.props;
     t.same([app?.Name, app?.NameSpace, app?.DispatchClass], ['/csp/mirrorns/api', 'MIRRORNS', className]);
     const loads = one('Execute').filter((a) => a.props.MethodName === 'Load');
-    t.ok(loads.every((l) => l.props.Namespace === 'MIRRORNS'));
     t.same(
-      loads.map((l) => l.props.Arg1),
-      ['/cpf/src/MirrorNS/API.cls', '/cpf/src/MirrorNS/Setup.cls'],
-      'loads the class sources mounted from cpf/src',
+      loads.map((l) => [l.props.Namespace, l.props.Arg1]),
+      [
+        ['USER', '/cpf/src/MirrorNS/Setup.cls'],
+        ['MIRRORNS', '/cpf/src/MirrorNS/API.cls'],
+      ],
+      'loads the class sources mounted from cpf/src: the REST class where its application runs',
+    );
+    // On a backup, MIRRORNS reads its data from the read-only mirrored copy: setting the
+    // instance's CSPConfigName (without which its /apNx status path answers unexpectedly)
+    // happens in USER, local on every member, and before anything runs in MIRRORNS.
+    const execs = one('Execute');
+    const setupAt = execs.findIndex((a) => a.props.MethodName === 'CSPConfigName');
+    t.equal(execs[setupAt]?.props.Namespace, 'USER', `${member}: CSPConfigName set from USER`);
+    t.ok(
+      execs.slice(0, setupAt).every((a) => a.props.Namespace === 'USER'),
+      `${member}: nothing in MIRRORNS runs before CSPConfigName is set`,
     );
     for (const l of loads) t.ok(existsSync(join(ROOT, 'cpf', l.props.Arg1!.slice('/cpf/'.length))));
     // Every Execute target must return a %Status (CPF reference, Execute): only %SYSTEM.OBJ
