@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import t from 'tap';
 import { parse } from 'yaml';
-import { DEFAULTS } from '../src/config/defaults.js';
-import { HEALTH_KEYS, PROXY_KEYS } from '../src/config/keys.js';
+import { DEFAULTS, HEALTH_KEYS, PROXY_KEYS } from '../src/config/keys.js';
 import { compileSchema, loadSchema } from '../src/config/schema.js';
 
 const FIXTURES = new URL('./fixtures/config/', import.meta.url).pathname;

@@ -1,32 +1,33 @@
-/** Fills defaults and turns a checked file (snake_case, strings) into the typed Config (camelCase, ms). */
-import { DEFAULTS, type RawFile, type RawHealth, type RawMirror, type RawProxy } from './defaults.js';
+/** Turns a checked file and its converted section values into the typed Config (camelCase, ms). */
+import {
+  DEFAULTS,
+  type HEALTH_KEYS,
+  type PROXY_KEYS,
+  type RawFile,
+  type RawMirror,
+  type SHUTDOWN_KEYS,
+} from './keys.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
-import { buildSection, HEALTH_KEYS, PROXY_KEYS, SHUTDOWN_KEYS } from './keys.js';
-import { KIND_HEALTH } from './kinds.js';
-import type { Config, HealthConfig, MirrorConfig, MirrorKind, ProxyConfig } from './types.js';
+import { BUILT_DEFAULTS, buildSection, KIND_HEALTH, type SectionValues } from './sections.js';
+import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
 
-export function buildConfig(raw: RawFile, source: string): Config {
-  const proxy = { ...DEFAULTS.proxy, ...raw.proxy };
-  const topKind = raw.kind ?? DEFAULTS.kind;
+export function buildConfig(raw: RawFile, values: SectionValues, source: string): Config {
   return {
     source,
-    mirrors: raw.mirrors.map((m) => buildMirror(m, m.kind ?? topKind, raw.health ?? {}, proxy)),
+    mirrors: raw.mirrors.map((m, i) => buildMirror(m, raw, values, i)),
     admin: {
       listen: parseListenAddress(raw.admin?.listen ?? DEFAULTS.admin.listen),
       token: raw.admin?.token ?? DEFAULTS.admin.token,
     },
     log: { level: raw.log?.level ?? DEFAULTS.log.level },
-    shutdown: buildSection(SHUTDOWN_KEYS, raw.shutdown ?? {}),
+    shutdown: buildSection<typeof SHUTDOWN_KEYS>(BUILT_DEFAULTS.shutdown, values.top.shutdown),
     metrics: { enabled: raw.metrics?.enabled ?? DEFAULTS.metrics.enabled },
   };
 }
 
-function buildMirror(
-  m: RawMirror,
-  kind: MirrorKind,
-  topHealth: Partial<RawHealth>,
-  proxy: RawProxy,
-): MirrorConfig {
+function buildMirror(m: RawMirror, raw: RawFile, values: SectionValues, i: number): MirrorConfig {
+  const kind = m.kind ?? raw.kind ?? DEFAULTS.kind;
+  const own = values.mirrors[i]!;
   return {
     name: m.name,
     kind,
@@ -38,13 +39,17 @@ function buildMirror(
     })),
     // The key rows name every field; `satisfies` makes the compiler hold them to the interfaces.
     // Health: the generic defaults, then the kind's, then top-level `health`, then the mirror's.
-    health: buildSection(HEALTH_KEYS, {
-      ...DEFAULTS.health,
-      ...KIND_HEALTH[kind],
-      ...topHealth,
-      ...m.health,
-    }) satisfies HealthConfig,
-    proxy: buildSection(PROXY_KEYS, { ...proxy, ...m.proxy }) satisfies ProxyConfig,
+    health: buildSection<typeof HEALTH_KEYS>(
+      BUILT_DEFAULTS.health,
+      KIND_HEALTH[kind],
+      values.top.health,
+      own.health,
+    ) satisfies HealthConfig,
+    proxy: buildSection<typeof PROXY_KEYS>(
+      BUILT_DEFAULTS.proxy,
+      values.top.proxy,
+      own.proxy,
+    ) satisfies ProxyConfig,
     onConflict: m.on_conflict ?? DEFAULTS.onConflict,
   };
 }

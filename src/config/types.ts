@@ -13,10 +13,12 @@ export type ConflictPolicy = 'newest' | 'hold';
 
 /**
  * What the user says the mirror is. It picks the defaults of the answer classification,
- * `fence_after` and promotion confirmation (src/config/kinds.ts, docs/configuration.md);
+ * `fence_after` and promotion confirmation (the key rows of src/config/keys.ts, docs/configuration.md);
  * an explicit health key always wins over the kind.
  */
-export type MirrorKind = 'iris' | 'patroni' | 'generic';
+export const MIRROR_KINDS = ['iris', 'patroni', 'generic'] as const;
+
+export type MirrorKind = (typeof MIRROR_KINDS)[number];
 
 export interface HealthConfig {
   /** Probe interval while the mirror has a primary that accepts clients. */
