@@ -96,7 +96,7 @@ t.test('the defaults documented in the schema are the ones the loader fills in',
     );
   }
   t.equal(documented('mirrors[].on_conflict'), DEFAULTS.onConflict);
-  t.equal(documented('kind'), DEFAULTS.kind);
+  t.equal(documented('kind'), undefined, 'unwritten, the kind is inferred from the check URLs');
   t.equal(documented('mirrors[].kind'), undefined, 'a mirror without kind inherits the top-level one');
   const overrides = [...byPath.keys()].filter((p) => /^mirrors\[\]\.(health|proxy)\./.test(p));
   t.ok(

@@ -8,6 +8,7 @@ import {
   type SHUTDOWN_KEYS,
 } from './keys.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
+import { checkUrls, inferKind } from './kind.js';
 import { BUILT_DEFAULTS, buildSection, KIND_HEALTH, type SectionValues } from './sections.js';
 import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
 
@@ -26,11 +27,13 @@ export function buildConfig(raw: RawFile, values: SectionValues, source: string)
 }
 
 function buildMirror(m: RawMirror, raw: RawFile, values: SectionValues, i: number): MirrorConfig {
-  const kind = m.kind ?? raw.kind ?? DEFAULTS.kind;
+  const written = m.kind ?? raw.kind;
+  const kind = written ?? inferKind(checkUrls(m)).kind;
   const own = values.mirrors[i]!;
   return {
     name: m.name,
     kind,
+    kindSource: written === undefined ? 'inferred' : 'written',
     listen: parseListenAddress(m.listen),
     members: m.members.map((member) => ({
       name: member.name,

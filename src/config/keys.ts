@@ -320,7 +320,6 @@ export interface RawAdmin {
 
 interface Defaults {
   readonly onConflict: ConflictPolicy;
-  readonly kind: MirrorKind;
   readonly health: RawHealth;
   readonly proxy: RawProxy;
   readonly admin: RawAdmin;
@@ -331,11 +330,11 @@ interface Defaults {
 
 /**
  * The file's defaults in the file's own units, as the schema documents them: the generic
- * kind's values (the rows' `kinds` change some of them).
+ * kind's values (the rows' `kinds` change some of them). `kind` has none: unwritten, it is
+ * inferred from each mirror's check URLs (kind.ts).
  */
 export const DEFAULTS: Defaults = {
   onConflict: 'newest',
-  kind: 'generic',
   health: defaultsOf(HEALTH_KEYS),
   proxy: defaultsOf(PROXY_KEYS),
   admin: { listen: '127.0.0.1:9090', token: null },

@@ -17,7 +17,7 @@ import type { Config } from './types.js';
 import type { Pos } from './yaml/positions.js';
 import { readYamlTree } from './yaml/yaml-tree.js';
 
-export { configWarnings, summarize } from './summary.js';
+export { configWarnings, kindLine, summarize } from './summary.js';
 export type { Env } from './env.js';
 
 /** What the loader knew about a Config's file that the frozen Config itself does not hold. */

@@ -120,8 +120,8 @@ export function schemaDocument(): Json {
       },
       kind: {
         $ref: '#/definitions/kind',
-        description: 'Default kind of every mirror (a mirror can set its own `kind`).',
-        default: DEFAULTS.kind,
+        description:
+          "Kind of every mirror that does not set its own `kind`. Unset: each mirror's kind is inferred from its check URLs (a path ending in mirror_status.cxw: iris; a Patroni REST role path such as /primary, /leader, /master or /read-write: patroni; otherwise generic), and `mirrorlb check` says what it inferred.",
       },
       health: { $ref: '#/definitions/health' },
       proxy: { $ref: '#/definitions/proxy' },
@@ -203,7 +203,8 @@ export function schemaDocument(): Json {
           },
           kind: {
             $ref: '#/definitions/kind',
-            description: 'What this mirror is (iris, patroni or generic); unset: the top-level kind.',
+            description:
+              'What this mirror is (iris, patroni or generic); unset: the top-level kind, else inferred from the check URLs (see the top-level kind).',
           },
           on_conflict: {
             description:

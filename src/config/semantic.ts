@@ -1,6 +1,7 @@
 /**
  * Checks the schema cannot express: uniqueness across the file, address collisions, a
- * member that is mirrorlb itself, URL parsing (here); the row sections' durations, interval
+ * member that is mirrorlb itself, URL parsing (here), check URLs agreeing on an unwritten kind
+ * (kind.ts); the row sections' durations, interval
  * ordering and sanity bounds (sections.ts), whose converted values it returns. They run
  * even when the schema found problems, on every value that is itself sound, so one run
  * reports everything.
@@ -8,6 +9,7 @@
 import { Checker } from './checker.js';
 import { parseCheckUrl } from './check-url.js';
 import { DEFAULTS } from './keys.js';
+import { checkInferredKinds } from './kind.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
 import { isWildcard, reachesListener } from './local-address.js';
 import { displayPath } from './yaml/positions.js';
@@ -25,6 +27,7 @@ export function checkSemantics(tree: YamlTree, problems: ProblemList): SectionVa
   checkListens(c, mirrors);
   checkSelfProxy(c, mirrors);
   checkCheckUrls(c, mirrors);
+  checkInferredKinds(c, mirrors);
   return readSections(c, mirrors);
 }
 

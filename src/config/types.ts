@@ -81,9 +81,14 @@ export interface MemberConfig {
   readonly check: readonly string[];
 }
 
+/** Where a mirror's kind came from: the file (on the mirror or at the top level), or its check URLs. */
+export type KindSource = 'written' | 'inferred';
+
 export interface MirrorConfig {
   readonly name: string;
   readonly kind: MirrorKind;
+  /** 'inferred': no `kind` in the file; every check URL of the mirror says this kind (src/config/kind.ts). */
+  readonly kindSource: KindSource;
   readonly listen: HostPort;
   readonly members: readonly MemberConfig[];
   readonly health: HealthConfig;
