@@ -86,11 +86,13 @@ t.test('the minimal file from the contract loads with every default filled', asy
             name: 'ap1a',
             address: { host: 'ap1a', port: 1972 },
             check: ['http://ap1a:52773/csp/mirror_status.cxw'],
+            tls: null,
           },
           {
             name: 'ap1b',
             address: { host: 'ap1b', port: 1972 },
             check: ['http://ap1b:52773/csp/mirror_status.cxw'],
+            tls: null,
           },
         ],
         health: { ...DEFAULT_HEALTH, ...IRIS_HEALTH },

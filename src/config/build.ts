@@ -9,13 +9,15 @@ import {
 } from './keys.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
 import { checkUrls, inferKind } from './kind.js';
-import { BUILT_DEFAULTS, buildSection, KIND_HEALTH, type SectionValues } from './sections.js';
+import { BUILT_DEFAULTS, buildSection, KIND_HEALTH } from './sections.js';
+import type { Checked } from './semantic.js';
 import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
 
-export function buildConfig(raw: RawFile, values: SectionValues, source: string): Config {
+export function buildConfig(raw: RawFile, checked: Checked, source: string): Config {
+  const values = checked.sections;
   return {
     source,
-    mirrors: raw.mirrors.map((m, i) => buildMirror(m, raw, values, i)),
+    mirrors: raw.mirrors.map((m, i) => buildMirror(m, raw, checked, i)),
     admin: {
       listen: parseListenAddress(raw.admin?.listen ?? DEFAULTS.admin.listen),
       token: raw.admin?.token ?? DEFAULTS.admin.token,
@@ -26,19 +28,21 @@ export function buildConfig(raw: RawFile, values: SectionValues, source: string)
   };
 }
 
-function buildMirror(m: RawMirror, raw: RawFile, values: SectionValues, i: number): MirrorConfig {
+function buildMirror(m: RawMirror, raw: RawFile, checked: Checked, i: number): MirrorConfig {
   const written = m.kind ?? raw.kind;
   const kind = written ?? inferKind(checkUrls(m)).kind;
+  const values = checked.sections;
   const own = values.mirrors[i]!;
   return {
     name: m.name,
     kind,
     kindSource: written === undefined ? 'inferred' : 'written',
     listen: parseListenAddress(m.listen),
-    members: m.members.map((member) => ({
+    members: m.members.map((member, j) => ({
       name: member.name,
       address: parseHostPort(member.address),
       check: typeof member.check === 'string' ? [member.check] : [...member.check],
+      tls: checked.tls[i]?.[j] ?? null,
     })),
     // The key rows name every field; `satisfies` makes the compiler hold them to the interfaces.
     // Health: the generic defaults, then the kind's, then top-level `health`, then the mirror's.

@@ -45,9 +45,9 @@ export function parseConfig(text: string, file: string, env: Env): Config {
   if (tree === null) throw new ConfigError(problems.sorted());
   const fromEnv = substituteTree(tree, env, problems);
   validateSchema(tree, fromEnv, problems);
-  const values = checkSemantics(tree, problems);
+  const checked = checkSemantics(tree, problems);
   problems.throwIfAny();
-  const config = deepFreeze(buildConfig(tree.root as RawFile, values, file));
+  const config = deepFreeze(buildConfig(tree.root as RawFile, checked, file));
   LOADED.set(config, { warnings: problems.warnings(), position: (ptr) => tree.positions.value(ptr) });
   return config;
 }

@@ -71,13 +71,45 @@ function mapRows(rows: Rows, f: (key: string, row: KeyRow) => Json): Json {
   return Object.fromEntries(Object.entries(rows).map(([k, r]) => [k, f(k, r)]));
 }
 
-/** A mirror's override section: every key, no default (it inherits). */
-function override(description: string, rows: Rows): Json {
-  return object(
-    description,
-    mapRows(rows, (_, r) => property(r)),
-  );
+/** A mirror's override section: every key, no default (it inherits), and any keys that are no rows. */
+function override(description: string, rows: Rows, more: Json = {}): Json {
+  return object(description, { ...mapRows(rows, (_, r) => property(r)), ...more });
 }
+
+/** A file named in `tls`: resolved against the config file's directory, read at every load. */
+function pemFile(what: string): Json {
+  return {
+    description: `${what} Read when the config is loaded (and at every reload, so a rotated file is picked up); a relative path is relative to the config file's directory.`,
+    errorMessage: 'must be a file path',
+    type: 'string',
+    minLength: 1,
+  };
+}
+
+const TLS = object(
+  "TLS options of the https:// check URLs. On a mirror's health, for all its members; a member's own tls overrides it key by key.",
+  {
+    ca: pemFile(
+      "PEM file of the CA certificate(s) the members' certificates must chain to, instead of Node's built-in roots.",
+    ),
+    cert: pemFile(
+      'PEM client certificate, for a status endpoint that requires one (Patroni: verify_client: required).',
+    ),
+    key: pemFile('PEM private key of cert (unencrypted); it must match the certificate.'),
+    servername: {
+      description:
+        'Name sent as SNI and verified in the certificate, instead of the host of the check URL (for a URL that uses an address).',
+      errorMessage: 'must be a host name',
+      type: 'string',
+      pattern: '^[A-Za-z0-9_.-]+$',
+    },
+    verify: {
+      description:
+        "Whether the members' certificates are verified (default true). false accepts any certificate, so anyone on the path can answer for a member; check warns about it.",
+      type: 'boolean',
+    },
+  },
+);
 
 /** A top-level inherited section: each key refers to its override and adds the default. */
 function inherited(name: string, description: string, rows: Rows): Json {
@@ -177,6 +209,11 @@ export function schemaDocument(): Json {
             description:
               'SuperServer (or database) host:port that clients are proxied to while this member is primary.',
           },
+          tls: {
+            $ref: '#/definitions/tls',
+            description:
+              "This member's TLS options for its https:// check URLs, over the mirror's health.tls key by key.",
+          },
           check: {
             description:
               'Status URL of this member, or a list of 1 to 8 URLs that reach the same member (e.g. through each of two Web Gateways): the first that answers at all decides.',
@@ -237,6 +274,12 @@ export function schemaDocument(): Json {
       health_override: override(
         'Health-check settings of this mirror; unset keys inherit the top-level health value.',
         HEALTH_KEYS,
+        {
+          tls: {
+            $ref: '#/definitions/tls',
+            description: "TLS options of this mirror's https:// check URLs (a member's tls overrides them).",
+          },
+        },
       ),
       health: inherited(
         'health',
@@ -292,6 +335,7 @@ export function schemaDocument(): Json {
         'What SIGTERM/SIGINT do.',
         mapRows(SHUTDOWN_KEYS, (_, r) => ({ ...property(r), default: r.default })),
       ),
+      tls: TLS,
       kind: {
         description:
           'What the mirror is: iris, patroni or generic. It picks the defaults of expect_body, not_primary_status, not_primary_body and fence_after (docs/configuration.md says each and why); a health key set in the file always wins.',

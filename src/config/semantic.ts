@@ -1,7 +1,7 @@
 /**
  * Checks the schema cannot express: uniqueness across the file, address collisions, a
  * member that is mirrorlb itself, URL parsing (here), check URLs agreeing on an unwritten kind
- * (kind.ts); the row sections' durations, interval
+ * (kind.ts), the TLS files of the checks (tls.ts); the row sections' durations, interval
  * ordering and sanity bounds (sections.ts), whose converted values it returns. They run
  * even when the schema found problems, on every value that is itself sound, so one run
  * reports everything.
@@ -15,10 +15,17 @@ import { isWildcard, reachesListener } from './local-address.js';
 import { displayPath } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
 import { readSections, type SectionValues } from './sections.js';
+import { checkTls, type MemberTls } from './tls.js';
 import { formatHostPort, type HostPort } from './types.js';
 import type { YamlTree } from './yaml/yaml-tree.js';
 
-export function checkSemantics(tree: YamlTree, problems: ProblemList): SectionValues {
+/** What the semantic checks converted or read, for the build. */
+export interface Checked {
+  readonly sections: SectionValues;
+  readonly tls: MemberTls;
+}
+
+export function checkSemantics(tree: YamlTree, problems: ProblemList): Checked {
   const c = new Checker(tree, problems);
   const mirrors = c.list('/mirrors');
   checkMirrorNames(c, mirrors);
@@ -28,7 +35,8 @@ export function checkSemantics(tree: YamlTree, problems: ProblemList): SectionVa
   checkSelfProxy(c, mirrors);
   checkCheckUrls(c, mirrors);
   checkInferredKinds(c, mirrors);
-  return readSections(c, mirrors);
+  const tls = checkTls(c, mirrors, problems.file);
+  return { sections: readSections(c, mirrors), tls };
 }
 
 function mirrorLabel(c: Checker, mirror: string): string {

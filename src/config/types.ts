@@ -73,12 +73,27 @@ export interface ProxyConfig {
   readonly idleTimeoutMs: number;
 }
 
+/** TLS options of a member's https:// check URLs, files already read (PEM text). */
+export interface CheckTls {
+  readonly ca: string | null; // PEM text of the CA bundle; null: Node's built-in roots
+  readonly cert: string | null; // PEM client certificate
+  readonly key: string | null; // PEM private key
+  readonly servername: string | null;
+  readonly verify: boolean; // false: certificates not verified (warned by check)
+  readonly files: Readonly<{ ca: string | null; cert: string | null; key: string | null }>; // paths, for messages
+}
+
 export interface MemberConfig {
   readonly name: string;
   /** SuperServer (or database) address clients are proxied to. */
   readonly address: HostPort;
   /** Status URLs reaching this one member; the first that answers at all decides. */
   readonly check: readonly string[];
+  /**
+   * The mirror's `health.tls` with the member's own `tls` keys over it, files read at load
+   * (src/config/tls.ts); null when neither sets any.
+   */
+  readonly tls: CheckTls | null;
 }
 
 /** Where a mirror's kind came from: the file (on the mirror or at the top level), or its check URLs. */
