@@ -57,6 +57,9 @@ const DEFAULT_HEALTH: HealthConfig = {
   maxBodyBytes: 4096,
   jitter: 0.1,
 };
+/** What an IRIS mirror changes in the generic health defaults. */
+const IRIS_HEALTH = { expectBody: ['SUCCESS'], notPrimaryBody: ['FAILED'], fenceAfterMs: 60_000 };
+
 const DEFAULT_PROXY: ProxyConfig = {
   connectTimeoutMs: 1000,
   holdTimeoutMs: 10_000,
@@ -74,21 +77,25 @@ t.test('the minimal file from the contract loads with every default filled', asy
     mirrors: [
       {
         name: 'ap1',
-        kind: 'generic',
+        // No kind written: its check URLs are IRIS status pages, so it gets the IRIS rules.
+        kind: 'iris',
+        kindSource: 'inferred',
         listen: { host: '0.0.0.0', port: 1972 },
         members: [
           {
             name: 'ap1a',
             address: { host: 'ap1a', port: 1972 },
             check: ['http://ap1a:52773/csp/mirror_status.cxw'],
+            tls: null,
           },
           {
             name: 'ap1b',
             address: { host: 'ap1b', port: 1972 },
             check: ['http://ap1b:52773/csp/mirror_status.cxw'],
+            tls: null,
           },
         ],
-        health: DEFAULT_HEALTH,
+        health: { ...DEFAULT_HEALTH, ...IRIS_HEALTH },
         proxy: DEFAULT_PROXY,
         onConflict: 'newest',
       },
@@ -114,7 +121,15 @@ t.test('every key, with per-mirror overrides inheriting the rest from the top le
     fastWindowMs: 5000,
     timeoutMs: 300,
   };
-  const top = { ...topHealth, fall: 3, expectBody: ['SUCCESS'], maxBodyBytes: 1024, jitter: 0.2 };
+  // No kind written and IRIS status URLs: the IRIS defaults under the file's own keys.
+  const top = {
+    ...topHealth,
+    ...IRIS_HEALTH,
+    fall: 3,
+    expectBody: ['SUCCESS'],
+    maxBodyBytes: 1024,
+    jitter: 0.2,
+  };
   t.strictSame(ap1.health, { ...top, intervalMs: 500, rise: 2 });
   t.strictSame(ap2.health, top);
   const topProxy = {

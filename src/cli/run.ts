@@ -1,7 +1,7 @@
 import { AdminServer } from '../admin/server.js';
 import { EXIT, exitCodeOf } from '../errors.js';
 import { ConfigError } from '../config/errors.js';
-import { configWarnings, loadConfigFile, loadWarnings } from '../config/load.js';
+import { configWarnings, kindLine, loadConfigFile, loadWarnings } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
 import { Daemon } from '../daemon.js';
@@ -46,6 +46,8 @@ export async function startBalancer(
       version: VERSION,
       admin: formatHostPort(config.admin.listen),
       mirrors: config.mirrors.map((m) => `${m.name}@${formatHostPort(m.listen)}`),
+      // Each mirror's kind, and what it was inferred from where the file does not write it.
+      kinds: Object.fromEntries(config.mirrors.map((m) => [m.name, kindLine(m)])),
     },
     'mirrorlb started',
   );

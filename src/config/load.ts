@@ -5,10 +5,9 @@
  * stage that finds the text unusable stops, otherwise all problems are reported together.
  */
 import { buildConfig } from './build.js';
-import type { RawFile } from './defaults.js';
 import { substituteTree, type Env } from './env.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
-import { deepFreeze } from './freeze.js';
+import type { RawFile } from './keys.js';
 import { prescan } from './yaml/prescan.js';
 import { ProblemList } from './problems.js';
 import { readConfigText } from './yaml/read.js';
@@ -18,7 +17,7 @@ import type { Config } from './types.js';
 import type { Pos } from './yaml/positions.js';
 import { readYamlTree } from './yaml/yaml-tree.js';
 
-export { configWarnings, summarize } from './summary.js';
+export { configWarnings, kindLine, summarize } from './summary.js';
 export type { Env } from './env.js';
 
 /** What the loader knew about a Config's file that the frozen Config itself does not hold. */
@@ -46,9 +45,9 @@ export function parseConfig(text: string, file: string, env: Env): Config {
   if (tree === null) throw new ConfigError(problems.sorted());
   const fromEnv = substituteTree(tree, env, problems);
   validateSchema(tree, fromEnv, problems);
-  checkSemantics(tree, problems);
+  const checked = checkSemantics(tree, problems);
   problems.throwIfAny();
-  const config = deepFreeze(buildConfig(tree.root as RawFile, file));
+  const config = deepFreeze(buildConfig(tree.root as RawFile, checked, file));
   LOADED.set(config, { warnings: problems.warnings(), position: (ptr) => tree.positions.value(ptr) });
   return config;
 }
@@ -58,4 +57,13 @@ export async function loadConfigFile(path: string, env: Env = process.env): Prom
   const read = await readConfigText(path);
   if (!read.ok) throw new ConfigError([{ file: path, ...read.pos, message: read.message }]);
   return parseConfig(read.text, path, env);
+}
+
+/** Freezes a value and everything reachable from it, so a Config can be shared without copies. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }

@@ -4,12 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { DEFAULTS } from './defaults.js';
-import { describe, quote } from './describe.js';
-import { displayPath, isReported, pointer } from './yaml/positions.js';
-import type { ProblemList } from './problems.js';
+import { parseCheckUrl, redactUserinfo } from './check-url.js';
+import { parseDuration } from './duration.js';
+import { ConfigValueError } from './errors.js';
+import { parseHostPort, parseListenAddress } from './hostport.js';
+import { DEFAULTS, SECTIONS, type Rows } from './keys.js';
+import { describe, quote, type ProblemList } from './problems.js';
 import { nearestKey } from './suggest.js';
-import { explainBadValue, redactUserinfo } from './values.js';
+import { displayPath, isReported, pointer, segments } from './yaml/positions.js';
 import type { YamlTree } from './yaml/yaml-tree.js';
 
 /** Same relative place from src/config (tests) and dist/config (installed package). */
@@ -116,5 +118,41 @@ function genericExpectation(e: ErrorObject): string {
       return `must be one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`;
     default:
       return (e.message ?? 'is invalid').replace(/^must NOT have/, 'must not have');
+  }
+}
+
+/**
+ * Parsers that explain a string failing its schema pattern in their own words, by key: the
+ * addresses, check URLs, plain durations and the rows that ask for it (`parserExplains`).
+ */
+const PARSERS: Record<string, (s: string) => unknown> = {
+  listen: parseListenAddress,
+  address: parseHostPort,
+  check: parseCheckUrl,
+  ...Object.fromEntries(
+    Object.values(SECTIONS).flatMap((rows) =>
+      Object.entries(rows as Rows)
+        .filter(([, r]) => r.type === 'duration' || r.parserExplains === true)
+        .map(([k]) => [k, parseDuration]),
+    ),
+  ),
+};
+
+/**
+ * Why a string at ptr failed its schema pattern, in the words of the parser for that key
+ * (`port 70000 is out of range`), or null to fall back to the schema's errorMessage.
+ */
+function explainBadValue(ptr: string, value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const key = segments(ptr)
+    .filter((s) => !/^\d+$/.test(s))
+    .pop();
+  const parse = key === undefined ? undefined : PARSERS[key];
+  if (parse === undefined) return null;
+  try {
+    parse(value);
+    return null;
+  } catch (e) {
+    return e instanceof ConfigValueError ? e.message : null;
   }
 }

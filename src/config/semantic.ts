@@ -1,22 +1,31 @@
 /**
  * Checks the schema cannot express: uniqueness across the file, address collisions, a
- * member that is mirrorlb itself, URL parsing (here), duration ranges and the interval
- * ordering (timing.ts), sanity bounds (bounds.ts). They run even when the schema found
- * problems, on every value that is itself sound, so one run reports everything.
+ * member that is mirrorlb itself, URL parsing (here), check URLs agreeing on an unwritten kind
+ * (kind.ts), the TLS files of the checks (tls.ts); the row sections' durations, interval
+ * ordering and sanity bounds (sections.ts), whose converted values it returns. They run
+ * even when the schema found problems, on every value that is itself sound, so one run
+ * reports everything.
  */
-import { checkBounds } from './bounds.js';
 import { Checker } from './checker.js';
-import { DEFAULTS } from './defaults.js';
+import { parseCheckUrl } from './check-url.js';
+import { DEFAULTS } from './keys.js';
+import { checkInferredKinds } from './kind.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
 import { isWildcard, reachesListener } from './local-address.js';
 import { displayPath } from './yaml/positions.js';
 import type { ProblemList } from './problems.js';
-import { checkDurations, checkIntervalOrder } from './timing.js';
+import { readSections, type SectionValues } from './sections.js';
+import { checkTls, type MemberTls } from './tls.js';
 import { formatHostPort, type HostPort } from './types.js';
-import { parseCheckUrl } from './values.js';
 import type { YamlTree } from './yaml/yaml-tree.js';
 
-export function checkSemantics(tree: YamlTree, problems: ProblemList): void {
+/** What the semantic checks converted or read, for the build. */
+export interface Checked {
+  readonly sections: SectionValues;
+  readonly tls: MemberTls;
+}
+
+export function checkSemantics(tree: YamlTree, problems: ProblemList): Checked {
   const c = new Checker(tree, problems);
   const mirrors = c.list('/mirrors');
   checkMirrorNames(c, mirrors);
@@ -25,9 +34,9 @@ export function checkSemantics(tree: YamlTree, problems: ProblemList): void {
   checkListens(c, mirrors);
   checkSelfProxy(c, mirrors);
   checkCheckUrls(c, mirrors);
-  checkDurations(c, mirrors);
-  checkIntervalOrder(c, mirrors);
-  checkBounds(c, mirrors);
+  checkInferredKinds(c, mirrors);
+  const tls = checkTls(c, mirrors, problems.file);
+  return { sections: readSections(c, mirrors), tls };
 }
 
 function mirrorLabel(c: Checker, mirror: string): string {

@@ -1,5 +1,6 @@
 /** What `mirrorlb check` prints for a valid config, and the warnings a valid config can still earn. */
 import { formatDuration } from './duration.js';
+import { describeInferred, inferKind } from './kind.js';
 import { isLoopback } from './local-address.js';
 import {
   formatHostPort,
@@ -36,10 +37,16 @@ function mirrorLines(m: MirrorConfig): string[] {
       ),
     ),
     `  health  ${healthLine(m.health)}`,
-    `  kind    ${m.kind}`,
+    `  kind    ${kindLine(m)}`,
     `  proxy   ${proxyLine(m.proxy)}`,
     '',
   ];
+}
+
+/** The kind, and when the file does not write it, what it was inferred from. */
+export function kindLine(m: MirrorConfig): string {
+  if (m.kindSource === 'written') return m.kind;
+  return `${m.kind} (${describeInferred(inferKind(m.members.flatMap((x) => x.check)))})`;
 }
 
 function healthLine(h: HealthConfig): string {

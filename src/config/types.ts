@@ -13,10 +13,12 @@ export type ConflictPolicy = 'newest' | 'hold';
 
 /**
  * What the user says the mirror is. It picks the defaults of the answer classification,
- * `fence_after` and promotion confirmation (src/config/kinds.ts, docs/configuration.md);
+ * `fence_after` and promotion confirmation (the key rows of src/config/keys.ts, docs/configuration.md);
  * an explicit health key always wins over the kind.
  */
-export type MirrorKind = 'iris' | 'patroni' | 'generic';
+export const MIRROR_KINDS = ['iris', 'patroni', 'generic'] as const;
+
+export type MirrorKind = (typeof MIRROR_KINDS)[number];
 
 export interface HealthConfig {
   /** Probe interval while the mirror has a primary that accepts clients. */
@@ -71,17 +73,37 @@ export interface ProxyConfig {
   readonly idleTimeoutMs: number;
 }
 
+/** TLS options of a member's https:// check URLs, files already read (PEM text). */
+export interface CheckTls {
+  readonly ca: string | null; // PEM text of the CA bundle; null: Node's built-in roots
+  readonly cert: string | null; // PEM client certificate
+  readonly key: string | null; // PEM private key
+  readonly servername: string | null;
+  readonly verify: boolean; // false: certificates not verified (warned by check)
+  readonly files: Readonly<{ ca: string | null; cert: string | null; key: string | null }>; // paths, for messages
+}
+
 export interface MemberConfig {
   readonly name: string;
   /** SuperServer (or database) address clients are proxied to. */
   readonly address: HostPort;
   /** Status URLs reaching this one member; the first that answers at all decides. */
   readonly check: readonly string[];
+  /**
+   * The mirror's `health.tls` with the member's own `tls` keys over it, files read at load
+   * (src/config/tls.ts); null when neither sets any.
+   */
+  readonly tls: CheckTls | null;
 }
+
+/** Where a mirror's kind came from: the file (on the mirror or at the top level), or its check URLs. */
+export type KindSource = 'written' | 'inferred';
 
 export interface MirrorConfig {
   readonly name: string;
   readonly kind: MirrorKind;
+  /** 'inferred': no `kind` in the file; every check URL of the mirror says this kind (src/config/kind.ts). */
+  readonly kindSource: KindSource;
   readonly listen: HostPort;
   readonly members: readonly MemberConfig[];
   readonly health: HealthConfig;

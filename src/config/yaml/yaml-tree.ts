@@ -14,9 +14,8 @@ import {
   type YAMLError,
 } from 'yaml';
 import { findTooDeep } from './cst-depth.js';
-import { quote } from '../describe.js';
+import { quote, type ProblemList } from '../problems.js';
 import { START, type PositionIndex, type Pos } from './positions.js';
-import type { ProblemList } from '../problems.js';
 import { MAX_TREE_DEPTH, TreeAbort, Walker } from './yaml-walker.js';
 
 export interface YamlTree {

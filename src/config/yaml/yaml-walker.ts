@@ -4,9 +4,8 @@
  * nothing later has to care about anchors.
  */
 import { isAlias, isMap, isScalar, isSeq, visit, type Document, type Node } from 'yaml';
-import { quote } from '../describe.js';
+import { quote, type ProblemList } from '../problems.js';
 import { displayPath, pointer, PositionIndex, START, type Pos } from './positions.js';
-import type { ProblemList } from '../problems.js';
 
 /** Alias dereferences while expanding the whole file; a real config needs a handful. */
 export const MAX_ALIAS_EXPANSIONS = 256;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { DEFAULTS } from '../../../src/config/defaults.js';
+import { DEFAULTS } from '../../../src/config/keys.js';
 
 /**
  * Where each suite of the fault and hostile tests leaves its results, one JSON file per
