@@ -1,4 +1,7 @@
-import t from 'tap';
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import t, { type Test } from 'tap';
 import { parseConfig } from '../src/config/load.js';
 import { choosePrimary } from '../src/health/choose.js';
 import { INITIAL_HEALTH } from '../src/health/state.js';
@@ -6,6 +9,7 @@ import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 import { PrimaryPlan } from '../src/mirror/plan.js';
 import { Router } from '../src/mirror/router.js';
+import { rawAvailable } from '../src/proxy/raw.js';
 import { Resolver } from '../src/proxy/resolver.js';
 import { LogSink, withBalancer, yamlFor } from './helpers/balancer.js';
 import { within } from './helpers/http.js';
@@ -15,7 +19,69 @@ import { connect, readGreeting, readUpTo, withSim } from './helpers/sim.js';
 const PORT_A = 20011;
 const PORT_B = 20012;
 
-t.test('the data path is logged once, at start', async (t) => {
+/** What the accept hook (src/proxy/accept-hook.ts) needs of Node's server internals, looked at here directly. */
+async function serverInternals(): Promise<{ accept: boolean; noDelay: boolean }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const s = server as unknown as {
+      _handle?: { onconnection?: unknown; setNoDelay?: unknown } | null;
+      _connections?: unknown;
+    };
+    return {
+      accept: typeof s._handle?.onconnection === 'function' && typeof s._connections === 'number',
+      // The raw path needs TCP_NODELAY set once on the listener and inherited, as on Linux.
+      noDelay: process.platform === 'linux' && typeof s._handle?.setNoDelay === 'function',
+    };
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** Whether raw.ts finds the TCP bindings it needs, as a process started without MIRRORLB_DATAPATH would. */
+async function rawBindings(t: Test): Promise<boolean> {
+  const mode = process.env.MIRRORLB_DATAPATH;
+  if (mode !== 'plain' && mode !== 'stream') return rawAvailable();
+  delete process.env.MIRRORLB_DATAPATH;
+  try {
+    return (await t.mockImport<typeof import('../src/proxy/raw.js')>('../src/proxy/raw.js')).rawAvailable();
+  } finally {
+    process.env.MIRRORLB_DATAPATH = mode;
+  }
+}
+
+interface Expected {
+  readonly data_path: 'raw' | 'fast' | 'plain';
+  readonly accept: 'fast' | 'plain';
+  readonly connect: 'fast' | 'plain';
+  /** How the listener hands over a client (test/fixtures/datapath-daemon.ts). */
+  readonly accepted: 'none' | 'socket-fast' | 'socket-plain';
+}
+
+/**
+ * The data path a daemon started with MIRRORLB_DATAPATH=`mode` must take, worked out from
+ * the environment and from Node itself, never from what the daemon says: a hook that fails
+ * to wrap the server must show up as a mismatch, not as an honest 'plain'.
+ */
+function expectedDataPath(
+  mode: string | undefined,
+  node: { accept: boolean; noDelay: boolean },
+  bindings: boolean,
+): Expected {
+  const connect = mode === 'plain' ? 'plain' : 'fast';
+  const accept = mode !== 'plain' && node.accept ? 'fast' : 'plain';
+  const fast = connect === 'fast' && accept === 'fast';
+  const raw = fast && mode !== 'stream' && bindings && node.noDelay;
+  return {
+    data_path: raw ? 'raw' : fast ? 'fast' : 'plain',
+    accept,
+    connect,
+    accepted: raw ? 'none' : accept === 'fast' ? 'socket-fast' : 'socket-plain',
+  };
+}
+
+t.test('the data path is logged once, at start, as this process takes it', async (t) => {
+  const want = expectedDataPath(process.env.MIRRORLB_DATAPATH, await serverInternals(), await rawBindings(t));
   const a = await withSim(t, { name: 'ap1a', role: 'primary' });
   const b = await withSim(t, { name: 'ap2a', role: 'primary' });
   const lb = await withBalancer(t, yamlFor({ ap1: [a], ap2: [b] }));
@@ -23,16 +89,56 @@ t.test('the data path is logged once, at start', async (t) => {
   const lines = lb.logs.records.filter((r) => r.msg === 'data path');
   t.equal(lines.length, 1, 'one line, not one per mirror or reload');
   const l = lines[0]!;
-  t.equal(l.connect, process.env.MIRRORLB_DATAPATH === 'plain' ? 'plain' : 'fast');
-  const fast = l.accept === 'fast' && l.connect === 'fast';
-  const mode = process.env.MIRRORLB_DATAPATH;
-  t.equal(
-    l.data_path,
-    fast ? (mode === 'stream' ? 'fast' : 'raw') : 'plain',
-    'raw by default; fast only when both accept and connect are',
+  t.same(
+    { data_path: l.data_path, accept: l.accept, connect: l.connect },
+    { data_path: want.data_path, accept: want.accept, connect: want.connect },
+    `MIRRORLB_DATAPATH=${process.env.MIRRORLB_DATAPATH ?? '(unset)'}: ${want.data_path}`,
   );
-  if (l.data_path === 'raw') t.equal(l.reason, null, 'no reason when raw');
+  if (want.data_path === 'raw') t.equal(l.reason, null, 'no reason when raw');
   else t.type(l.reason, 'string', 'why not raw');
+});
+
+const DAEMON_CHILD = fileURLToPath(new URL('./fixtures/datapath-daemon.ts', import.meta.url));
+// The TypeScript loader tap runs this file with, so the child runs the same sources.
+const LOADER = process.execArgv.filter((a) => a.includes('typescript'));
+
+/** Runs test/fixtures/datapath-daemon.ts with MIRRORLB_DATAPATH=`mode` (unset when empty). */
+function daemonChild(
+  mode: string,
+): Promise<{ greeting: string; accepted: string; logged: Array<Record<string, unknown>> }> {
+  const env = { ...process.env };
+  if (mode) env.MIRRORLB_DATAPATH = mode;
+  else delete env.MIRRORLB_DATAPATH;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [...LOADER, DAEMON_CHILD], { env, timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${err.message}\n${stderr}`));
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!));
+      } catch {
+        reject(new Error(`no result from the child: ${stdout}\n${stderr}`));
+      }
+    });
+  });
+}
+
+t.test('each MIRRORLB_DATAPATH mode is the data path logged and the one clients take', async (t) => {
+  const node = await serverInternals();
+  const bindings = await rawBindings(t);
+  t.ok(node.accept, "this Node's server internals are what the accept hook wraps");
+  for (const mode of ['', 'stream', 'plain']) {
+    const want = expectedDataPath(mode, node, bindings);
+    const r = await daemonChild(mode);
+    const name = `MIRRORLB_DATAPATH=${mode || '(unset)'}`;
+    t.equal(r.greeting, 'ap1a', `${name}: the client is served`);
+    t.equal(r.logged.length, 1, `${name}: one data path line`);
+    const l = r.logged[0] ?? {};
+    t.same(
+      { data_path: l.data_path, accept: l.accept, connect: l.connect },
+      { data_path: want.data_path, accept: want.accept, connect: want.connect },
+      `${name}: logged ${want.data_path}`,
+    );
+    t.equal(r.accepted, want.accepted, `${name}: the listener hands over the client as ${want.accepted}`);
+  }
 });
 
 t.test('stop drains: it ends when the last session closes, not at the drain timeout', async (t) => {

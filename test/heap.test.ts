@@ -1,11 +1,36 @@
 // The daemon's young-generation limit (src/heap.ts): that V8 really keeps the limit set at
 // run time, in a child process with an allocation load that grows an unlimited heap.
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import t from 'tap';
+import ts from 'typescript';
 import { limitYoungGeneration } from '../src/heap.js';
 
-/** The built module, as bin/mirrorlb.js loads it. */
-const HEAP_JS = new URL('../dist/heap.js', import.meta.url).href;
+/**
+ * src/heap.ts compiled to JavaScript in a temporary directory, for the child: it must run
+ * under plain Node (a TypeScript loader in the child would allocate on its heap before the
+ * limit is set), and it must be this source, not whatever dist/ a past build left behind.
+ */
+function compiledHeapModule(): string {
+  const source = readFileSync(new URL('../src/heap.ts', import.meta.url), 'utf8');
+  const js = ts.transpileModule(source, {
+    fileName: 'heap.ts',
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
+  // Alone in its directory, it can import nothing but Node's own modules.
+  const local = /\bfrom\s+['"](\.[^'"]*)['"]/.exec(js);
+  if (local) throw new Error(`src/heap.ts imports ${local[1]}: compile that too, or import it otherwise`);
+  const dir = mkdtempSync(join(tmpdir(), 'mirrorlb-heap-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'heap.mjs');
+  writeFileSync(file, js);
+  return pathToFileURL(file).href;
+}
+
+const HEAP_JS = compiledHeapModule();
 
 // Allocates about 200 MB in small objects, 2% of them kept for a while (they survive
 // scavenges, which is what makes V8 grow the young generation), and prints the young

@@ -183,16 +183,27 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** Polls `cond` every 10 ms; rejects after `ms`. */
+/**
+ * Polls `cond` every 10 ms; rejects once `ms` have passed without it holding, and then polls
+ * no more (a condition left polling would run on into later tests, or past teardown).
+ */
 export function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  return within(
-    new Promise<void>((resolve) => {
-      const check = (): void => (cond() ? resolve() : void setTimeout(check, 10));
-      check();
-    }),
-    ms,
-    what,
-  );
+  const deadline = performance.now() + ms;
+  return new Promise<void>((resolve, reject) => {
+    const check = (): void => {
+      let ok: boolean;
+      try {
+        ok = cond();
+      } catch (e) {
+        return reject(e as Error);
+      }
+      if (ok) return resolve();
+      const left = deadline - performance.now();
+      if (left <= 0) return reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+      setTimeout(check, Math.min(10, left));
+    };
+    check();
+  });
 }
 
 /**

@@ -74,13 +74,19 @@ export async function withFrozenBackend(t: Test, backlog: number): Promise<Froze
     const l = lines.shift();
     if (l !== undefined) return Promise.resolve(l);
     let timer: NodeJS.Timeout | undefined;
+    let waiter: ((line: string) => void) | undefined;
     return Promise.race([
-      new Promise<string>((resolve) => waiters.push(resolve)),
+      new Promise<string>((resolve) => waiters.push((waiter = resolve))),
       exited,
       new Promise<string>((_, reject) => {
         timer = setTimeout(() => reject(new Error('the frozen backend did not answer')), timeoutMs);
       }),
-    ]).finally(() => clearTimeout(timer));
+    ]).finally(() => {
+      clearTimeout(timer);
+      // A wait that timed out must not swallow the next line, meant for the next wait.
+      const i = waiters.indexOf(waiter!);
+      if (i >= 0) waiters.splice(i, 1);
+    });
   };
   const first = await nextLine();
   const port = Number(/^port (\d+)$/.exec(first)?.[1]);

@@ -64,6 +64,9 @@ export function httpRequest(
   });
 }
 
+/** The error listener of a test socket: its close or end is what `readUpTo` reports. */
+function ignoreError(): void {}
+
 /** Connects to a SuperServer port; rejects with the error code (ECONNREFUSED, ...). */
 export function connect(port: number, host = '127.0.0.1', timeoutMs = 5000): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -76,7 +79,7 @@ export function connect(port: number, host = '127.0.0.1', timeoutMs = 5000): Pro
       clearTimeout(timer);
       s.removeAllListeners('error');
       // Resets are expected in these tests (down, stop); readUpTo reports them as the end.
-      s.on('error', () => undefined);
+      s.on('error', ignoreError);
       resolve(s);
     });
     s.once('error', (err) => {
@@ -118,8 +121,10 @@ export function readUpTo(
     s.on('data', onData);
     s.once('end', onEnd);
     s.once('close', onEnd);
-    // A reset counts as the end; without a listener it would be an uncaught error.
-    s.on('error', () => undefined);
+    // A reset counts as the end; without a listener it would be an uncaught error. One shared
+    // listener per socket, however often it is read: one per call piled up past Node's limit
+    // of ten (a MaxListenersExceededWarning) on a session read in a loop.
+    if (!s.listeners('error').includes(ignoreError)) s.on('error', ignoreError);
     s.resume();
   });
 }
