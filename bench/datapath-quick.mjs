@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Quick side-by-side measurement of the data path against haproxy (nbthread 1), same
 // backends, same run, alternating targets each round. Not the full bench harness
-// (bench/run.js): this one measures only src/proxy/{sockets,link}.ts as mirror-proxy uses
+// (bench/run.js): this one measures only src/proxy/{sockets,link}.ts as the router uses
 // them (accept paused, connect backend, link), so a change to the data path can be judged
 // in minutes.
 //

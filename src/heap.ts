@@ -1,5 +1,5 @@
 /**
- * V8 heap sizing for the long-running daemon (issue 14: RSS at rest).
+ * V8 heap sizing for the long-running daemon: its memory at rest.
  *
  * The health checks allocate steadily (every member, every interval), and V8 grows its
  * young generation with every scavenge that sees survivors, up to 2 x 16 MiB, then never

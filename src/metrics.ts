@@ -90,10 +90,9 @@ function exportTallies<L extends string>(counter: Counter<L>, tallies: Iterable<
  * The health-check counts of one member as plain numbers: a probe adds to a Tally, a scrape
  * copies the increments into mirrorlb_health_checks_total and mirrorlb_check_url_answers_total
  * (their `collect`), as MemberCounters does for the data path. Made once per member
- * (`Metrics.checks`) and kept by the daemon, so a probe hashes no label set for them: at
- * 70 probes a second those label lookups were a tenth of the daemon's JavaScript time at
- * rest (issue 14). A series appears at the first scrape after its first count, as it did
- * with an inc() per probe.
+ * (`Metrics.checks`) and kept by the mirror's reporter, so a probe hashes no label set for
+ * them: at 70 probes a second label lookups would be a tenth of the daemon's JavaScript time
+ * at rest. A series appears at the first scrape after its first count.
  */
 export class CheckCounters {
   readonly labels: Readonly<{ mirror: string; member: string }>;
@@ -294,7 +293,7 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: r,
     });
-    // Per check URL (issue 10): one broken Web Gateway shows here while the member's own
+    // Per check URL: one broken Web Gateway shows here while the member's own
     // result stays primary. URLs are from the config, so the label set is bounded.
     this.checkUrlAnswers = new Counter({
       name: 'mirrorlb_check_url_answers_total',

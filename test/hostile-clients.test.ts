@@ -269,7 +269,7 @@ t.test('file descriptors run out (ulimit -n 128): refused politely, sessions kep
   });
 });
 
-// A held client that resets or leaves (src/proxy/hold.ts) frees its hold-queue place at once, so
+// A held client that resets or leaves (src/mirror/watch.ts) frees its hold-queue place at once, so
 // clients that connect and vanish cannot keep a mirror without a primary full (hold_full), and
 // mirrorlb_held_connections follows.
 t.test('held clients that vanish free their place in the hold queue', async (t) => {

@@ -27,7 +27,7 @@ export interface MemberStatus {
   readonly resolution: Resolution;
   /**
    * Each check URL's last answer and its class, and which one decided, so that one broken
-   * Web Gateway is visible at a glance (issue 10). One entry per configured URL.
+   * Web Gateway is visible at a glance. One entry per configured URL.
    */
   readonly checks: readonly CheckStatus[];
   /** Its URLs contradicted each other in the last round: no new clients until they agree. */

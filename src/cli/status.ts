@@ -199,7 +199,7 @@ function mirrorLines(m: MirrorStatus, p: typeof PAINT): string[] {
 
 /**
  * Each check URL's last answer and class, and which one decided: one broken Web Gateway
- * shows as one `unexpected` line next to a `primary` one (issue 10).
+ * shows as one `unexpected` line next to a `primary` one.
  */
 function checkLines(m: MirrorStatus, p: typeof PAINT): string[] {
   const rows: string[][] = [['CHECK', 'URL', 'LAST ANSWER', 'DECIDED']];

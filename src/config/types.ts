@@ -1,5 +1,5 @@
 /**
- * The validated, frozen configuration. Produced once by `loadConfig` (src/config/load.ts)
+ * The validated, frozen configuration. Produced once by `parseConfig` / `loadConfigFile` (src/config/load.ts)
  * and never mutated; a reload builds a whole new Config. Durations are milliseconds.
  */
 

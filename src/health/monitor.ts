@@ -142,7 +142,7 @@ export class MirrorMonitor {
           m.name,
           {
             config: m,
-            target: Object.freeze({ urls: m.check, superserver: m.address }),
+            target: Object.freeze({ urls: m.check, superserver: m.address, tls: m.tls }),
             health: s?.health ?? INITIAL_HEALTH,
             admin: s?.admin ?? 'enabled',
             timer: null,

@@ -6,7 +6,7 @@
  * here, in arrival order, and starts when one in flight to the same member completes
  * (connected or failed).
  *
- * Pure bookkeeping, no sockets or timers: the proxy (mirror-proxy.ts) asks `enter` before
+ * Pure bookkeeping, no sockets or timers: the connector (src/mirror/connector.ts) asks `enter` before
  * each connect and calls `done` when it completes, and starts whatever `done` hands back.
  * Items are compared by identity; the same item waits at most once.
  */

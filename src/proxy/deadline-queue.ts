@@ -8,7 +8,7 @@
  * An entry that finishes is removed at once (`remove`, O(1)): its slot is emptied, so the
  * queue does not keep a finished connect (and the handles it holds) alive until the timer
  * reaches it. Under churn that was a connect timeout's worth of finished connects surviving
- * every young-generation GC (issue 14). Entries marked `done` without a remove are skipped
+ * every young-generation GC. Entries marked `done` without a remove are skipped
  * when they reach the head.
  */
 export interface Deadlined {

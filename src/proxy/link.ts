@@ -8,7 +8,7 @@ import { clearReadSink, isFast, readSinkOf, setReadSink, type ReadSink } from '.
  * altered, dropped or reordered byte. It owns both sockets from the moment it is made:
  * it ends them, destroys them, and reports once.
  *
- * This is the data path; `mirror-proxy.ts` decides when to make and cut links.
+ * This is the data path; the router (src/mirror/) decides when to make and cut links.
  */
 export interface Link {
   /** Bytes forwarded client → backend. */

@@ -36,7 +36,7 @@ export class Resolver {
 
   /**
    * get() with the family of the address it gives, kept per configured address object until
-   * a lookup changes something: the raw accept path asks on every client (issue 14).
+   * a lookup changes something: the raw accept path asks on every client.
    */
   dial(addr: HostPort): DialAddress {
     const known = this.dials.get(addr);

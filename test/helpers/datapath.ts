@@ -29,18 +29,18 @@ export interface ProxyUnderTest {
 export interface ProxyOptions {
   readonly fastPath?: boolean;
   /**
-   * The raw path (raw.ts) as mirror-proxy uses it: each accepted handle is taken before any
+   * The raw path (raw.ts) as the router's dialer uses it (src/mirror/dial.ts): each accepted handle is taken before any
    * socket is made, dialled with rawDial and linked with rawLink. Implies the fast path.
    */
   readonly raw?: boolean;
   /** Delay before connecting the backend (a client held while there is no primary). */
   readonly holdMs?: number;
-  /** An idle timeout on the client socket that cuts the link, as mirror-proxy's idle_timeout does. */
+  /** An idle timeout on the client socket that cuts the link, as the router's idle_timeout does. */
   readonly idleMs?: number;
 }
 
 /**
- * The smallest proxy built from the data-path modules exactly as mirror-proxy uses them:
+ * The smallest proxy built from the data-path modules exactly as the router uses them:
  * a paused accepted socket, a backend connect, then `link()`.
  */
 export async function withProxy(

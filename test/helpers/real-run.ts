@@ -134,7 +134,7 @@ export async function realRun(t: Test): Promise<RealRun> {
 
   await s('ap1b').setRole('backup');
   await s('ap1b').settled();
-  if (!(await eventually(() => !lb.daemon.runtimes().get('ap1')!.decision.accepting, 10_000)))
+  if (!(await eventually(() => !lb.daemon.snapshots().get('ap1')!.decision.accepting, 10_000)))
     throw new Error('ap1 kept accepting after its primary turned backup');
   const held = await connect(lb.port('ap1'));
   const closed = await readUpTo(held, 1, 10_000);
