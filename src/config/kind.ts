@@ -45,9 +45,17 @@ export function kindOfUrl(href: string): UrlKind {
   return { kind: 'generic', from: null };
 }
 
-/** The kind of a mirror whose URLs agree (checkInferredKinds refuses the others): its first URL's. */
+/**
+ * The kind of a mirror whose URLs agree (checkInferredKinds refuses the others): that of its
+ * first URL of a known kind. A URL of no known kind (a gateway's own path) says nothing, so
+ * it neither decides nor disagrees.
+ */
 export function inferKind(urls: readonly string[]): UrlKind {
-  return urls[0] === undefined ? { kind: 'generic', from: null } : kindOfUrl(urls[0]);
+  for (const u of urls) {
+    const k = kindOfUrl(u);
+    if (k.kind !== 'generic') return k;
+  }
+  return { kind: 'generic', from: null };
 }
 
 /** Every check URL of a mirror that passed the checks, normalised. */
@@ -69,7 +77,7 @@ function pointsAt(k: UrlKind): string {
     case 'patroni':
       return `for a Patroni member (${k.from ?? ''})`;
     case 'generic':
-      return 'of no known kind (neither an IRIS nor a Patroni status path)';
+      return 'of no known kind';
     default:
       return k.kind satisfies never;
   }
@@ -92,6 +100,7 @@ function checkMirrorUrlsAgree(c: Checker, mirror: string): void {
       const href = validUrl(c.str(u));
       if (href === null) continue; // reported by the URL check
       const said = kindOfUrl(href);
+      if (said.kind === 'generic') continue;
       if (first === null) first = { ptr: u, said };
       else if (said.kind !== first.said.kind) {
         c.report(
