@@ -8,12 +8,20 @@ import { now, sleep } from './util.js';
  * One connect-and-greet attempt. Resolves (never rejects) with
  * { c, t0, t1, member, outcome } where outcome is ok | refused | reset | closed | timeout | <errno>.
  */
+/**
+ * @param {string} host
+ * @param {number} port
+ * @param {number} timeoutMs
+ * @param {number} c the client's index
+ * @returns {Promise<{ c: number, t0: number, t1: number, member: string | null, outcome: string }>}
+ */
 function attempt(host, port, timeoutMs, c) {
   return new Promise((resolve) => {
     const t0 = now();
     const s = net.connect({ host, port, noDelay: true });
     let buf = '';
     let settled = false;
+    /** @type {(outcome: string, member?: string | null) => void} */
     const finish = (outcome, member = null) => {
       if (settled) return;
       settled = true;
@@ -33,7 +41,7 @@ function attempt(host, port, timeoutMs, c) {
     });
     s.on('end', () => finish('closed'));
     s.on('close', () => finish('closed'));
-    s.on('error', (err) =>
+    s.on('error', (/** @type {NodeJS.ErrnoException} */ err) =>
       finish(
         err.code === 'ECONNREFUSED'
           ? 'refused'
@@ -98,6 +106,7 @@ export function startFleet({
 export async function openHolders({ host = '127.0.0.1', port, n = 8, timeoutMs = 5000 }) {
   const one = () =>
     new Promise((resolve) => {
+      /** @type {{ member: string | null, tOpen: number, tClose: number | null, how: string | null, socket: net.Socket | null, mine: boolean }} */
       const h = { member: null, tOpen: now(), tClose: null, how: null, socket: null, mine: false };
       const s = net.connect({ host, port, noDelay: true });
       h.socket = s;
@@ -127,7 +136,7 @@ export async function openHolders({ host = '127.0.0.1', port, n = 8, timeoutMs =
       });
       s.on('end', () => closed('closed'));
       s.on('close', () => closed('closed'));
-      s.on('error', (err) => closed(err.code ?? 'error'));
+      s.on('error', (/** @type {NodeJS.ErrnoException} */ err) => closed(err.code ?? 'error'));
     });
   const holders = await Promise.all(Array.from({ length: n }, one));
   return {

@@ -1,18 +1,50 @@
 // The members' network namespace: every simulated member gets its own address behind a veth
 // pair, so "primary blackholed" can drop one member's packets (iptables DROP inside the
 // namespace, never on the host) the way a network partition would. Needs root and ip netns.
+// filterRestore is shared with the fault suite's network (test/faults/lib/netns.ts).
 import { has, onInterrupt, run } from './proc.js';
 import { isRoot } from './tools.js';
 
+/**
+ * iptables-restore for `rules` (lines such as `-A INPUT -i eth0 -j DROP`) added to the
+ * filter table in one transaction, so every rule is in force from the same instant; `-w 5`
+ * waits for the xtables lock another run may hold rather than failing at once.
+ * @param {readonly string[]} rules
+ * @returns {{ argv: string[], input: string }}
+ */
+export function filterRestore(rules) {
+  return {
+    argv: ['iptables-restore', '-w', '5', '--noflush'],
+    input: ['*filter', ...rules, 'COMMIT', ''].join('\n'),
+  };
+}
+
+/**
+ * @typedef {object} MemberNetns
+ * @property {string} ns
+ * @property {string} hostIp the host's end of the veth pair
+ * @property {string[]} ips one address per member, inside the namespace
+ * @property {(ip: string, ports: readonly number[]) => Promise<void>} blackhole
+ * @property {(ip: string, ports: readonly number[]) => Promise<void>} restore
+ * @property {() => Promise<void>} teardown
+ * @property {undefined} [skipped] (so that `netns.skipped` tells the two answers apart)
+ */
+
+/**
+ * @param {string[]} args
+ * @param {import('./proc.js').RunOptions} [opts]
+ */
 async function sh(args, opts) {
-  const r = await run(args[0], args.slice(1), { timeoutMs: 15_000, ...opts });
+  const [cmd = '', ...rest] = args;
+  const r = await run(cmd, rest, { timeoutMs: 15_000, ...opts });
   if (r.code !== 0) throw new Error(`${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;
 }
 
 /**
- * Creates the namespace with `count` member addresses. Resolves to
- * { ns, hostIp, ips, blackhole(ip, ports), restore(ip, ports), teardown() } or { skipped: reason }.
+ * Creates the namespace with `count` member addresses, or says why it cannot.
+ * @param {number} count
+ * @returns {Promise<MemberNetns | { skipped: string }>}
  */
 export async function createMemberNetns(count) {
   if (!isRoot) return { skipped: 'not root (ip netns and iptables need it)' };
@@ -29,7 +61,9 @@ export async function createMemberNetns(count) {
   const hostIp = `${net}.1`;
   const ips = Array.from({ length: count }, (_, i) => `${net}.${11 + i}`);
   // One teardown, whoever asks first (the part's finally or an interrupt); both wait for it.
+  /** @type {Promise<void> | null} */
   let tearing = null;
+  /** @returns {Promise<void>} */
   const teardown = () =>
     (tearing ??= (async () => {
       await run('ip', ['netns', 'del', ns], { timeoutMs: 10_000 }).catch(() => null);
@@ -49,8 +83,11 @@ export async function createMemberNetns(count) {
     await sh(['iptables', '-w', '-L', 'INPUT', '-n'], { netns: ns });
   } catch (err) {
     await teardown();
-    return { skipped: `cannot set up a network namespace: ${err.message.split('\n')[0]}` };
+    return {
+      skipped: `cannot set up a network namespace: ${String(err instanceof Error ? err.message : err).split('\n')[0]}`,
+    };
   }
+  /** @type {(ip: string, ports: readonly number[]) => string[][]} */
   const rules = (ip, ports) => [
     ['INPUT', '-d', ip, '-p', 'tcp', '-m', 'multiport', '--dports', ports.join(','), '-j', 'DROP'],
     ['OUTPUT', '-s', ip, '-p', 'tcp', '-m', 'multiport', '--sports', ports.join(','), '-j', 'DROP'],
@@ -64,8 +101,9 @@ export async function createMemberNetns(count) {
      * directions in one iptables-restore transaction; resolves once the rules are in force.
      */
     blackhole: async (ip, ports) => {
-      const input = ['*filter', ...rules(ip, ports).map((r) => `-I ${r.join(' ')}`), 'COMMIT', ''].join('\n');
-      const r = await run('iptables-restore', ['--noflush'], { netns: ns, input, timeoutMs: 15_000 });
+      const { argv, input } = filterRestore(rules(ip, ports).map((r) => `-I ${r.join(' ')}`));
+      const [cmd = '', ...args] = argv;
+      const r = await run(cmd, args, { netns: ns, input, timeoutMs: 15_000 });
       if (r.code !== 0) throw new Error(`iptables-restore: ${r.stderr.trim()}`);
     },
     restore: async (ip, ports) => {

@@ -113,7 +113,14 @@ export async function createNet() {
   };
 }
 
-/** One small HTTP request (bounded); resolves { status, body }, or { status: 0, body: error } when nothing answered. */
+/**
+ * One small HTTP request (bounded); resolves { status, body }, or { status: 0, body: error } when nothing answered.
+ * @param {string} host
+ * @param {number} port
+ * @param {string} urlPath
+ * @param {{ method?: string, body?: string, timeoutMs?: number, token?: string }} [opts]
+ * @returns {Promise<{ status: number, body: string }>}
+ */
 export function httpGet(host, port, urlPath, { method = 'GET', body, timeoutMs = 2000, token } = {}) {
   return new Promise((resolve) => {
     const req = http.request(
@@ -210,14 +217,9 @@ function haproxyCfg(net, dir) {
  * Builds the network and starts members, replicas and the distributor; resolves once every
  * replica routes to m1 and the distributor has every replica up. `graceMs` is the replicas'
  * shutdown.grace, `intervalMs` their health.interval.
+ * @param {{ repoRoot: string, graceMs?: number, intervalMs?: number, timeoutMs?: number, logDir?: string }} opts
  */
-export async function startReplicaSet({
-  repoRoot,
-  graceMs = 2000,
-  intervalMs = 200,
-  timeoutMs,
-  logDir,
-} = {}) {
+export async function startReplicaSet({ repoRoot, graceMs = 2000, intervalMs = 200, timeoutMs, logDir }) {
   const dir = logDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rp15-replicas-'));
   const netw = await createNet();
   const bin = path.join(repoRoot, 'bin', 'mirrorlb.js');
@@ -384,6 +386,7 @@ export function oneClient(host, port, timeoutMs = 20_000) {
     const s = net.connect({ host, port });
     let buf = '';
     let done = false;
+    /** @type {(outcome: string, member?: string | null) => void} */
     const finish = (outcome, member = null) => {
       if (done) return;
       done = true;
@@ -397,7 +400,9 @@ export function oneClient(host, port, timeoutMs = 20_000) {
       const nl = buf.indexOf('\n');
       if (nl >= 0) finish('ok', buf.slice(0, nl));
     });
-    s.on('error', (e) => finish(e.code === 'ECONNREFUSED' ? 'refused' : 'error'));
+    s.on('error', (/** @type {NodeJS.ErrnoException} */ e) =>
+      finish(e.code === 'ECONNREFUSED' ? 'refused' : 'error'),
+    );
     s.on('close', () => finish('closed'));
   });
 }

@@ -60,12 +60,31 @@ export async function waitFor(fn, timeoutMs, what, stepMs = 50) {
 
 /** Errors of the bench itself, with a stable code like the daemon's. */
 export class BenchError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   */
   constructor(code, message) {
     super(message);
     this.name = 'BenchError';
     this.code = code;
   }
 }
+
+/**
+ * @typedef {object} BenchContext What run.js hands every part: where things are, the CPUs,
+ *   the tools found and the run's options.
+ * @property {string} repoRoot
+ * @property {string} benchDir
+ * @property {string} logDir child logs and generated configs
+ * @property {boolean} quick
+ * @property {number | null} reps --reps, or null for the part's default
+ * @property {{ balancer: number | null, load: number | null }} cpus null: not pinned
+ * @property {{ available: Record<string, boolean>, installed: string[], missing: Record<string, string> }} tools
+ * @property {string[]} only failover scenarios to run (empty: all)
+ * @property {number} nofile the open-files limit
+ * @property {number | null} stormClients --storm-clients, or null for the default
+ */
 
 const t0 = now();
 

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { childEnv } from './proc.js';
+import { filterRestore } from '../../../bench/lib/netns.js';
+import { childEnv, nsExec, runCommand } from '../../../bench/lib/proc.js';
 
 /**
  * A throw-away network of hosts built from Linux network namespaces: one namespace per
@@ -24,33 +24,17 @@ export interface RunResult {
   readonly stderr: string;
 }
 
-/** Runs a command (bounded); never rejects: a timeout is code null. */
-export function run(
+/** Runs a command (bounded); never rejects: a timeout is code null, a command that cannot start 127. */
+export async function run(
   argv: readonly string[],
   opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: childEnv(opts.env),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: 127, stdout, stderr: stderr + err.message });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    // A command that exits without reading its input must not crash the test with EPIPE.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
-  });
+  const { code, stdout, stderr, error } = await runCommand(argv, {
+    input: opts.input ?? '',
+    timeoutMs: opts.timeoutMs ?? 15_000,
+    env: childEnv(opts.env),
+  }).result;
+  return error ? { code: 127, stdout, stderr: stderr + error.message } : { code, stdout, stderr };
 }
 
 async function must(argv: readonly string[], opts: { input?: string } = {}): Promise<string> {
@@ -192,8 +176,8 @@ export async function createNetwork(hosts: readonly string[]): Promise<Network> 
     throw err;
   }
 
-  const wrap = (h: string, argv: readonly string[]): string[] => ['ip', 'netns', 'exec', ns(h), ...argv];
-  const dropRules = ['-A INPUT -i eth0 -j DROP', '-A OUTPUT -o eth0 -j DROP'];
+  const wrap = (h: string, argv: readonly string[]): string[] => nsExec(ns(h), argv);
+  const drop = filterRestore(['-A INPUT -i eth0 -j DROP', '-A OUTPUT -o eth0 -j DROP']);
   return {
     id,
     hosts,
@@ -204,10 +188,7 @@ export async function createNetwork(hosts: readonly string[]): Promise<Network> 
     linkDown: async (h) => void (await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'down'])),
     linkUp: async (h) => void (await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'up'])),
     // One iptables-restore transaction: both directions are dropped from the same instant.
-    blackhole: async (h) =>
-      void (await must(wrap(h, ['iptables-restore', '-w', '5', '--noflush']), {
-        input: `*filter\n${dropRules.join('\n')}\nCOMMIT\n`,
-      })),
+    blackhole: async (h) => void (await must(wrap(h, drop.argv), { input: drop.input })),
     unblackhole: async (h) => void (await must(wrap(h, ['iptables', '-w', '5', '-F']))),
     heal: async (h) => {
       await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'up']);
