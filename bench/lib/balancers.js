@@ -261,6 +261,11 @@ export async function startHaproxy({ benchDir, label, cfg, env, port, cpu, logDi
  * One balancer in front of a pair of simulated members, as the failover and storm parts
  * use it: mirrorlb at its defaults with one mirror `ap1` over both members, or haproxy with
  * `b.cfg` and the members' addresses (and the seed set-up's check script) in its env.
+ * @param {import('./util.js').BenchContext} ctx
+ * @param {{ id: string, cfg?: string }} b
+ * @param {{ name: string, address: string, checkUrl: string }[]} sims
+ * @param {string} part
+ * @returns {Promise<Balancer>}
  */
 export async function startPairBalancer(ctx, b, sims, part) {
   const port = await freePort();
@@ -279,6 +284,7 @@ export async function startPairBalancer(ctx, b, sims, part) {
       logDir: ctx.logDir,
     });
   }
+  if (!b.cfg) throw new BenchError('MLB_ERR_BENCH_HAPROXY', `${b.id}: no haproxy config to start it with`);
   return startHaproxy({
     benchDir: ctx.benchDir,
     label: `${part}-${b.id}`,

@@ -4,6 +4,8 @@
 import net from 'node:net';
 import { now, sleep } from './util.js';
 
+/** @typedef {{ c: number, t0: number, t1: number, member: string | null, outcome: string }} Attempt */
+
 /**
  * One connect-and-greet attempt. Resolves (never rejects) with
  * { c, t0, t1, member, outcome } where outcome is ok | refused | reset | closed | timeout | <errno>.
@@ -13,7 +15,7 @@ import { now, sleep } from './util.js';
  * @param {number} port
  * @param {number} timeoutMs
  * @param {number} c the client's index
- * @returns {Promise<{ c: number, t0: number, t1: number, member: string | null, outcome: string }>}
+ * @returns {Promise<Attempt>}
  */
 function attempt(host, port, timeoutMs, c) {
   return new Promise((resolve) => {
@@ -58,6 +60,7 @@ function attempt(host, port, timeoutMs, c) {
  * whether or not its previous one has answered (open loop: a balancer that makes clients
  * wait does not thereby get fewer attempts to fail). `onRecord` sees each record as it
  * completes; stop() resolves with every record once the attempts in flight have ended.
+ * @param {{ host?: string, port: number, clients?: number, pauseMs?: number, timeoutMs?: number, onRecord?: (r: Attempt) => void }} opts
  */
 export function startFleet({
   host = '127.0.0.1',
@@ -67,9 +70,12 @@ export function startFleet({
   timeoutMs = 2000,
   onRecord,
 }) {
+  /** @type {Attempt[]} */
   const records = [];
+  /** @type {Set<Promise<void>>} */
   const inflight = new Set();
   let running = true;
+  /** @param {number} c */
   const loop = async (c) => {
     // Spread the clients so their connects do not line up.
     let next = now() + (pauseMs * c) / clients;
@@ -103,6 +109,7 @@ export function startFleet({
  * Opens `n` sessions and reads each greeting. Resolves with holders
  * { member, tOpen, tClose (null while open), how } and close() to end the rest.
  */
+/** @param {{ host?: string, port: number, n?: number, timeoutMs?: number }} opts */
 export async function openHolders({ host = '127.0.0.1', port, n = 8, timeoutMs = 5000 }) {
   const one = () =>
     new Promise((resolve) => {
@@ -116,6 +123,7 @@ export async function openHolders({ host = '127.0.0.1', port, n = 8, timeoutMs =
         s.destroy();
         resolve(h);
       }, timeoutMs);
+      /** @param {string} how */
       const closed = (how) => {
         if (h.tClose !== null || h.mine) return;
         h.tClose = now();

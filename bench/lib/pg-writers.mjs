@@ -22,9 +22,14 @@ import pg from 'pg';
 /** @typedef {import('./pg-writers.d.mts').SessionRecord} SessionRecord */
 /** @typedef {{ client: pg.Client, session: SessionRecord, error?: undefined } | { error: unknown }} Opened */
 
+/** @param {string} table */
 export const TABLE_SQL = (table) =>
   `CREATE TABLE IF NOT EXISTS ${table} (id bigint PRIMARY KEY, writer text NOT NULL, port int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
 
+/**
+ * @param {{ code?: string, message?: string } | null | undefined} err
+ * @returns {import('./pg-writers.d.mts').ErrorKind | null}
+ */
 export function errorKind(err) {
   if (!err) return null;
   if (err.code === '25006') return 'read-only';
@@ -39,6 +44,8 @@ let nextId = 1;
 /**
  * Starts `short` + `long` writers against host:port; `stop()` ends them (waits for each to
  * finish its write in flight) and returns { writes, sessions }.
+ * @param {Parameters<typeof import('./pg-writers.d.mts').startWriters>[0]} opts
+ * @returns {import('./pg-writers.d.mts').Writers}
  */
 export function startWriters({
   host = '127.0.0.1',
@@ -126,6 +133,7 @@ export function startWriters({
     });
   };
 
+  /** @param {string} writer */
   const shortLoop = async (writer) => {
     while (running) {
       const o = await open(writer, 'short');
