@@ -1,5 +1,5 @@
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { filterRestore } from '../../../bench/lib/netns.js';
+import { readdirSync } from 'node:fs';
+import { buildBridgeNetwork, filterRestore, must, removeNamespace } from '../../../bench/lib/netns.js';
 import { childEnv, nsExec, runCommand } from '../../../bench/lib/proc.js';
 
 /**
@@ -11,6 +11,8 @@ import { childEnv, nsExec, runCommand } from '../../../bench/lib/proc.js';
  *
  * Owned by the test that created it; `destroy()` (idempotent) kills every process left in
  * its namespaces and removes them. Needs root, iproute2 and (for blackholes) iptables.
+ * The bridge and namespaces are built by bench/lib/netns.js (buildBridgeNetwork), as the
+ * bench's replicas network is; this file adds the names, the faults and the sweep.
  */
 
 export const PREFIX = 'mlbt';
@@ -37,13 +39,6 @@ export async function run(
   return error ? { code: 127, stdout, stderr: stderr + error.message } : { code, stdout, stderr };
 }
 
-async function must(argv: readonly string[], opts: { input?: string } = {}): Promise<string> {
-  const r = await run(argv, opts);
-  if (r.code !== 0)
-    throw new Error(`${argv.join(' ')}: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`);
-  return r.stdout;
-}
-
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -51,24 +46,6 @@ function pidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-/** Kills (SIGKILL, by id) whatever still runs inside `ns`: processes this suite started there. */
-async function killInside(ns: string): Promise<void> {
-  const r = await run(['ip', 'netns', 'pids', ns], { timeoutMs: 5000 });
-  for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-async function removeNamespace(ns: string): Promise<void> {
-  await killInside(ns);
-  await run(['ip', 'netns', 'del', ns], { timeoutMs: 10_000 });
-  rmSync(`${ETC_NETNS}/${ns}`, { recursive: true, force: true });
 }
 
 /**
@@ -141,7 +118,6 @@ export async function createNetwork(hosts: readonly string[]): Promise<Network> 
     return `${id}-${h}`;
   };
   const ip = (h: string): string => `${SUBNET}.${11 + hosts.indexOf(h)}`;
-  const all = [sw, ...hosts.map(ns)];
   const hostsFile = [
     '127.0.0.1 localhost',
     '::1 localhost ip6-localhost ip6-loopback',
@@ -149,32 +125,7 @@ export async function createNetwork(hosts: readonly string[]): Promise<Network> 
     '',
   ].join('\n');
 
-  let destroyed: Promise<void> | null = null;
-  const destroy = (): Promise<void> =>
-    (destroyed ??= (async () => {
-      for (const n of all) await killInside(n);
-      for (const n of all) await removeNamespace(n);
-    })());
-
-  try {
-    for (const n of all) {
-      await must(['ip', 'netns', 'add', n]);
-      mkdirSync(`${ETC_NETNS}/${n}`, { recursive: true });
-      writeFileSync(`${ETC_NETNS}/${n}/hosts`, hostsFile);
-    }
-    const swCmds = ['link set lo up', 'link add br0 type bridge', 'link set br0 up'];
-    hosts.forEach((h, i) => {
-      swCmds.push(`link add v${i} type veth peer name eth0 netns ${ns(h)}`, `link set v${i} master br0 up`);
-    });
-    await must(['ip', '-n', sw, '-b', '-'], { input: `${swCmds.join('\n')}\n` });
-    for (const h of hosts) {
-      const cmds = ['link set lo up', `addr add ${ip(h)}/24 dev eth0`, 'link set eth0 up'];
-      await must(['ip', '-n', ns(h), '-b', '-'], { input: `${cmds.join('\n')}\n` });
-    }
-  } catch (err) {
-    await destroy();
-    throw err;
-  }
+  const destroy = await buildBridgeNetwork({ sw, hosts, ns, ip, hostsFile });
 
   const wrap = (h: string, argv: readonly string[]): string[] => nsExec(ns(h), argv);
   const drop = filterRestore(['-A INPUT -i eth0 -j DROP', '-A OUTPUT -o eth0 -j DROP']);
@@ -188,7 +139,7 @@ export async function createNetwork(hosts: readonly string[]): Promise<Network> 
     linkDown: async (h) => void (await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'down'])),
     linkUp: async (h) => void (await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'up'])),
     // One iptables-restore transaction: both directions are dropped from the same instant.
-    blackhole: async (h) => void (await must(wrap(h, drop.argv), { input: drop.input })),
+    blackhole: async (h) => void (await must(wrap(h, drop.argv), drop.input)),
     unblackhole: async (h) => void (await must(wrap(h, ['iptables', '-w', '5', '-F']))),
     heal: async (h) => {
       await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'up']);
