@@ -513,9 +513,10 @@ async function runIdle() {
   let proxy;
   if (kind === 'daemon' || kind === 'daemon-semi') {
     const ports = { ka: lp, iperf: lp + 1, sockperf: lp + 2 };
-    // nginx answers the daemon's checks only; its "http" mirror fronts the echo backend.
+    // nginx answers the daemon's checks only; its "http" mirror fronts the echo backend,
+    // the other two mirrors ports where nothing listens (their members only need addresses).
     const nginx = await startNginx({ dir: TMP, cpu: LOAD_CPU, logDir: TMP });
-    PORTS.nginx = backendPort;
+    Object.assign(PORTS, { nginx: backendPort, iperf: BASE + 201, sockperf: BASE + 111 });
     proxy = await startDaemon(name, ports, distDir, nginx, false);
   } else {
     const execArgv = [...(kind === 'mlb-semi' ? SEMI : []), '--expose-gc'];
