@@ -16,14 +16,23 @@
 // Tests: ka (wrk, 50 keep-alive connections, small HTTP responses from nginx), close (wrk
 // with Connection: close: new connections per second), iperf (iperf3 bulk, one stream),
 // sockperf (TCP ping-pong round trip, percentiles).
+//
+// The backends, haproxy, the daemon and the load generators are started through the full
+// bench's helpers (bench/lib/{backends,balancers,proc}.js), so both measure the same
+// processes; only the in-process proxy variants (mlb, raw, naive) are this file's own.
 
-import { execFile, fork, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { cpuMicros } from './lib/proc.js';
+import { startIperf3Server, startNginx, startSockperfServer } from './lib/backends.js';
+import { startHaproxy, startMirrorlb } from './lib/balancers.js';
+import { cpuMicros, run, start, stopAll } from './lib/proc.js';
+import { tcpProbe } from './lib/sims.js';
+import { waitFor } from './lib/util.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -36,7 +45,8 @@ function opt(name, dflt) {
 
 const TMP = opt('tmp', '/tmp/dpq');
 const BASE = Number(opt('base-port', '21000'));
-const PORTS = { nginx: BASE + 80, iperf: BASE + 201, sockperf: BASE + 111 };
+/** The backends' ports, known once they listen (bench/lib/backends.js picks free ones). */
+const PORTS = { nginx: 0, iperf: 0, sockperf: 0 };
 const SEMI = ['--min-semi-space-size=16', '--max-semi-space-size=64'];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -48,39 +58,27 @@ const median = (xs) => {
 
 // As the full bench: the target alone on CPU 1, load generators and backends on CPU 0
 // (--pin 0 turns it off). Rates then follow the target's CPU per operation.
-const PIN = opt('pin', '1') === '1' && (await import('node:os')).cpus().length >= 2;
-const LOADGEN = new Set(['wrk', 'iperf3', 'sockperf', 'nginx']);
+const PIN = opt('pin', '1') === '1' && os.cpus().length >= 2;
+/** CPU of the load generators and backends, and of the target (null: not pinned). */
+const LOAD_CPU = PIN ? 0 : null;
+const TARGET_CPU = PIN ? 1 : null;
 
+/** Pins every thread of a forked target, which cannot be started under taskset. */
 async function pinTarget(pid) {
   if (PIN) await run('taskset', ['-a', '-pc', '1', String(pid)]);
 }
 
-function run(cmd, args, timeoutMs = 120_000) {
-  if (PIN && LOADGEN.has(cmd)) [cmd, args] = ['taskset', ['-c', '0', cmd, ...args]];
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ err, out: String(stdout) + String(stderr) }),
-    );
-  });
+/**
+ * A load generator on the load CPU, through bench/lib/proc.js; its stdout and stderr
+ * together, empty when it could not run (the figure then reads NaN).
+ */
+async function tool(cmd, args, timeoutMs = 120_000) {
+  const r = await run(cmd, args, { cpu: LOAD_CPU, timeoutMs }).catch(() => ({ stdout: '', stderr: '' }));
+  return r.stdout + r.stderr;
 }
 
 function waitPort(port, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve();
-      });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) reject(new Error(`port ${port} never opened`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
+  return waitFor(() => tcpProbe('127.0.0.1', port, 300), ms, `port ${port}`);
 }
 
 /** utime+stime of a process in ms (bench/lib/proc.js, 10 ms ticks); NaN once it is gone. */
@@ -132,9 +130,9 @@ async function proxyChild() {
       }
     } else {
       const { createProxyServer, connectBackend } = await import(
-        pathToFileURL(path.join(dist, 'proxy/sockets.js'))
+        pathToFileURL(path.join(dist, 'proxy/sockets.js')).href
       );
-      const { link } = await import(pathToFileURL(path.join(dist, 'proxy/link.js')));
+      const { link } = await import(pathToFileURL(path.join(dist, 'proxy/link.js')).href);
       for (const [lp, bp] of pairs) {
         const addr = { host: '127.0.0.1', port: bp };
         const server = createProxyServer((client) => {
@@ -156,15 +154,15 @@ async function proxyChild() {
   process.on('message', (m) => {
     if (m === 'snapshot') {
       import('node:v8').then((v8) =>
-        process.send({ snapshot: v8.writeHeapSnapshot(`${TMP}/proxy.heapsnapshot`) }),
+        process.send?.({ snapshot: v8.writeHeapSnapshot(`${TMP}/proxy.heapsnapshot`) }),
       );
     }
     if (m === 'mem' || m === 'mem-gc') {
       if (m === 'mem-gc') globalThis.gc?.();
-      process.send({ mem: process.memoryUsage() });
+      process.send?.({ mem: process.memoryUsage() });
     }
     if (m === 'eld') {
-      process.send({
+      process.send?.({
         eld: { p50: elu.percentile(50) / 1e6, p99: elu.percentile(99) / 1e6, max: elu.max / 1e6 },
         sessions,
       });
@@ -178,25 +176,39 @@ async function proxyChild() {
 
 // ---------------------------------------------------------------- backends and targets
 
+/**
+ * @typedef {object} Target A proxy under test.
+ * @property {string} [name]
+ * @property {number | undefined} pid
+ * @property {import('node:child_process').ChildProcess} [proc] our own proxy child (IPC)
+ * @property {() => Promise<void>} stop
+ * @property {{ ka: number, close: number, iperf: number, sockperf: number }} [ports]
+ */
+
+/**
+ * Resolves when a forked proxy child says it listens.
+ * @param {import('node:child_process').ChildProcess} child
+ * @returns {Promise<void>}
+ */
+function ready(child) {
+  return new Promise((resolve) =>
+    child.on('message', (m) => {
+      if (/** @type {{ ready?: boolean }} */ (m).ready) resolve();
+    }),
+  );
+}
+
+/** nginx, iperf3 and sockperf servers as the full bench starts them, on the load CPU. */
 async function startBackends() {
   mkdirSync(TMP, { recursive: true });
-  writeFileSync(
-    `${TMP}/nginx.conf`,
-    `worker_processes 1; daemon off; pid ${TMP}/nginx.pid; error_log ${TMP}/nginx.err; user root;
-events { worker_connections 30000; use epoll; multi_accept on; }
-http { access_log off; keepalive_requests 100000000; client_body_temp_path ${TMP}; proxy_temp_path ${TMP};
-  fastcgi_temp_path ${TMP}; uwsgi_temp_path ${TMP}; scgi_temp_path ${TMP};
-  server { listen 127.0.0.1:${PORTS.nginx} backlog=4096; location / { return 200 "ok\\n"; } } }
-`,
-  );
-  const pin0 = (cmd, args, o) => (PIN ? spawn('taskset', ['-c', '0', cmd, ...args], o) : spawn(cmd, args, o));
-  const procs = [
-    pin0('nginx', ['-c', `${TMP}/nginx.conf`], { stdio: 'ignore' }),
-    pin0('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(PORTS.iperf)], { stdio: 'ignore' }),
-    pin0('sockperf', ['sr', '--tcp', '-i', '127.0.0.1', '-p', String(PORTS.sockperf)], { stdio: 'ignore' }),
-  ];
-  await Promise.all(Object.values(PORTS).map((p) => waitPort(p)));
-  return procs;
+  const opts = { dir: TMP, cpu: LOAD_CPU, logDir: TMP };
+  const [nginx, iperf, sockperf] = await Promise.all([
+    startNginx(opts),
+    startIperf3Server(opts),
+    startSockperfServer(opts),
+  ]);
+  Object.assign(PORTS, { nginx: nginx.port, iperf: iperf.port, sockperf: sockperf.port });
+  return { nginx, procs: [nginx.proc, iperf.proc, sockperf.proc] };
 }
 
 function listenPorts(i) {
@@ -204,27 +216,30 @@ function listenPorts(i) {
   return { ka: b, close: b, iperf: b + 1, sockperf: b + 2 };
 }
 
-async function startTarget(name, i) {
+async function startTarget(name, i, nginx) {
   const lp = listenPorts(i);
   const pairs = [`${lp.ka}:${PORTS.nginx}`, `${lp.iperf}:${PORTS.iperf}`, `${lp.sockperf}:${PORTS.sockperf}`];
   if (name === 'haproxy') {
-    const fe = (n, port, be) =>
-      `frontend f_${n}\n  bind 127.0.0.1:${port}\n  default_backend b_${n}\nbackend b_${n}\n  server s 127.0.0.1:${be}\n`;
-    writeFileSync(
-      `${TMP}/haproxy.cfg`,
-      `global\n  nbthread 1\n  maxconn 9000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 5m\n  timeout server 5m\n\n` +
-        fe('http', lp.ka, PORTS.nginx) +
-        fe('iperf', lp.iperf, PORTS.iperf) +
-        fe('sockperf', lp.sockperf, PORTS.sockperf),
-    );
-    const p = spawn('haproxy', ['-f', `${TMP}/haproxy.cfg`, '-db'], { stdio: 'ignore' });
-    await waitPort(lp.ka);
-    await pinTarget(p.pid);
-    return { name, pid: p.pid, proc: p, ports: lp };
+    const lb = await startHaproxy({
+      benchDir: here,
+      label: 'dpq-haproxy',
+      cfg: 'haproxy-datapath-quick.cfg',
+      port: lp.ka,
+      env: {
+        MLB_HTTP_BACKEND: `127.0.0.1:${PORTS.nginx}`,
+        MLB_IPERF_LISTEN: `127.0.0.1:${lp.iperf}`,
+        MLB_IPERF_BACKEND: `127.0.0.1:${PORTS.iperf}`,
+        MLB_SOCKPERF_LISTEN: `127.0.0.1:${lp.sockperf}`,
+        MLB_SOCKPERF_BACKEND: `127.0.0.1:${PORTS.sockperf}`,
+      },
+      cpu: TARGET_CPU,
+      logDir: TMP,
+    });
+    return { name, pid: lb.proc.pid, stop: () => lb.stop(), ports: lp };
   }
   // `mlb@/some/dist` runs another build of the data path (A/B of two versions in one run).
   const [kind, distDir] = name.split('@');
-  if (kind === 'daemon' || kind === 'daemon-semi') return startDaemon(name, lp, distDir);
+  if (kind === 'daemon' || kind === 'daemon-semi') return startDaemon(name, lp, distDir, nginx);
   const variant = kind === 'naive' ? 'naive' : kind === 'raw' ? 'raw' : 'mlb';
   const execArgv = kind === 'mlb-semi' ? [...SEMI] : [];
   const env = { ...process.env, ...(kind === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
@@ -237,70 +252,55 @@ async function startTarget(name, i) {
     env,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  await new Promise((resolve) => child.on('message', (m) => m.ready && resolve()));
+  await ready(child);
   await waitPort(lp.ka);
   await pinTarget(child.pid);
-  return { name, pid: child.pid, proc: child, ports: lp };
+  return { name, pid: child.pid, proc: child, stop: async () => void child.kill(), ports: lp };
 }
 
 /**
- * The whole daemon (bin/mirrorlb.js, or `daemon@/build/dist` with schema/ beside dist/):
- * three mirrors in front of the three backends, each with a primary whose check answers
- * from a small HTTP server here and a backup whose check says FAILED, plus 4 more mirrors
- * of 2 members checked at the default interval (the health checks and metrics of
- * a realistic config must not show in the figures).
+ * The whole daemon (bin/mirrorlb.js, or `daemon@/build/dist` with schema/ beside dist/),
+ * started by bench/lib/balancers.js: three mirrors in front of the three backends, each with
+ * a primary whose check nginx answers SUCCESS and a backup whose check says FAILED, plus 4
+ * more mirrors of 2 members checked at the default interval (the health checks and metrics
+ * of a realistic config must not show in the figures). With `waitForRouting`, resolves once
+ * every mirror has a primary taking clients.
  */
-let checkServer = null;
-async function startDaemon(name, lp, distDir, waitForRouting = true) {
-  const http = await import('node:http');
-  if (!checkServer) {
-    checkServer = http.createServer((req, res) => {
-      const up = req.url.includes('/up/');
-      res.writeHead(up ? 200 : 503, { 'Content-Type': 'text/plain' });
-      res.end(up ? 'SUCCESS' : 'FAILED');
-    });
-    await new Promise((r) => checkServer.listen(BASE + 90, '127.0.0.1', r));
-  }
-  const check = (m, state) => `http://127.0.0.1:${BASE + 90}/${m}/${state}/csp/mirror_status.cxw`;
+async function startDaemon(name, lp, distDir, nginx, waitForRouting = true) {
   // Member addresses must be unique: backups and idle mirrors use other loopback addresses.
-  const mirror = (n, port, primary, backup) =>
-    `  - name: ${n}\n    listen: "127.0.0.1:${port}"\n    members:\n` +
-    `      - name: ${n}a\n        address: "${primary}"\n        check: "${check(n + 'a', 'up')}"\n` +
-    `      - name: ${n}b\n        address: "${backup}"\n        check: "${check(n + 'b', 'down')}"\n`;
-  let yml = 'mirrors:\n' + mirror('http', lp.ka, `127.0.0.1:${PORTS.nginx}`, `127.0.2.1:${PORTS.nginx}`);
-  yml += mirror('iperf', lp.iperf, `127.0.0.1:${PORTS.iperf}`, `127.0.2.1:${PORTS.iperf}`);
-  yml += mirror('sockperf', lp.sockperf, `127.0.0.1:${PORTS.sockperf}`, `127.0.2.1:${PORTS.sockperf}`);
-  for (let i = 0; i < 4; i++)
-    yml += mirror(`idle${i}`, lp.ka + 5 + i, `127.0.3.${i + 1}:1972`, `127.0.4.${i + 1}:1972`);
-  yml += `admin:\n  listen: "127.0.0.1:${lp.ka + 9}"\nlog:\n  level: warn\nshutdown:\n  grace: 0\n`;
-  const file = `${TMP}/daemon-${lp.ka}.yml`;
-  writeFileSync(file, yml);
-  const main = distDir ? path.join(distDir, 'cli/main.js') : path.join(here, '..', 'dist/cli/main.js');
-  const extra = opt('node-flags', '').split(' ').filter(Boolean);
-  if (name.startsWith('daemon-semi')) extra.push(...SEMI);
-  const p = spawn(
-    process.execPath,
-    [
-      ...extra,
-      '--input-type=module',
-      '-e',
-      `import(${JSON.stringify(pathToFileURL(main).href)}).then((m) => m.main(['--config', ${JSON.stringify(file)}]))`,
+  const mirror = (n, port, primary, backup) => ({
+    name: n,
+    listen: `127.0.0.1:${port}`,
+    members: [
+      { name: `${n}a`, address: primary, check: nginx.statusUrl(`${n}a`, true) },
+      { name: `${n}b`, address: backup, check: nginx.statusUrl(`${n}b`, false) },
     ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  await waitPort(lp.ka);
-  // Routing starts once the first check answered: wait until a request goes through.
-  for (let i = 0; i < 100 && waitForRouting; i++) {
-    const r = await run('curl', ['-s', '-m', '1', `http://127.0.0.1:${lp.ka}/`]);
-    if (r.out.includes('ok')) break;
-    await sleep(100);
-  }
-  await pinTarget(p.pid);
-  return { name, pid: p.pid, proc: p, ports: lp };
+  });
+  const mirrors = [
+    mirror('http', lp.ka, `127.0.0.1:${PORTS.nginx}`, `127.0.2.1:${PORTS.nginx}`),
+    mirror('iperf', lp.iperf, `127.0.0.1:${PORTS.iperf}`, `127.0.2.1:${PORTS.iperf}`),
+    mirror('sockperf', lp.sockperf, `127.0.0.1:${PORTS.sockperf}`, `127.0.2.1:${PORTS.sockperf}`),
+  ];
+  for (let i = 0; i < 4; i++)
+    mirrors.push(mirror(`idle${i}`, lp.ka + 5 + i, `127.0.3.${i + 1}:1972`, `127.0.4.${i + 1}:1972`));
+  const nodeArgs = opt('node-flags', '').split(' ').filter(Boolean);
+  if (name.startsWith('daemon-semi')) nodeArgs.push(...SEMI);
+  const lb = await startMirrorlb({
+    repoRoot: path.join(here, '..'),
+    label: `dpq-${name.split('@')[0]}-${lp.ka}`,
+    mirrors,
+    adminPort: lp.ka + 9,
+    cpu: TARGET_CPU,
+    logDir: TMP,
+    waitReady: waitForRouting,
+    nodeArgs,
+    ...(distDir ? { main: path.join(distDir, 'cli/main.js') } : {}),
+  });
+  return { name, pid: lb.proc.pid, stop: () => lb.stop(), ports: lp };
 }
 
 function eld(target) {
-  if (!target.proc.send) return Promise.resolve(null);
+  if (!target.proc?.send) return Promise.resolve(null);
   return new Promise((resolve) => {
     const on = (m) => {
       if (m.eld) {
@@ -319,13 +319,13 @@ const DURATION = Number(opt('duration', '5'));
 
 const tests = {
   async ka(t) {
-    const r = await run('wrk', ['-t1', '-c50', `-d${DURATION}s`, `http://127.0.0.1:${t.ports.ka}/`]);
-    const m = /Requests\/sec:\s+([\d.]+)/.exec(r.out);
-    const n = /(\d+) requests in/.exec(r.out);
+    const out = await tool('wrk', ['-t1', '-c50', `-d${DURATION}s`, `http://127.0.0.1:${t.ports.ka}/`]);
+    const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+    const n = /(\d+) requests in/.exec(out);
     return { value: m ? Number(m[1]) : NaN, unit: 'req/s', ops: n ? Number(n[1]) : NaN };
   },
   async close(t) {
-    const r = await run('wrk', [
+    const out = await tool('wrk', [
       '-t1',
       '-c50',
       `-d${DURATION}s`,
@@ -333,9 +333,9 @@ const tests = {
       'Connection: close',
       `http://127.0.0.1:${t.ports.close}/`,
     ]);
-    const m = /Requests\/sec:\s+([\d.]+)/.exec(r.out);
-    const n = /(\d+) requests in/.exec(r.out);
-    const e = /Socket errors: (.*)/.exec(r.out);
+    const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+    const n = /(\d+) requests in/.exec(out);
+    const e = /Socket errors: (.*)/.exec(out);
     return {
       value: m ? Number(m[1]) : NaN,
       unit: 'conn/s',
@@ -344,7 +344,7 @@ const tests = {
     };
   },
   async iperf(t) {
-    const r = await run('iperf3', [
+    const out = await tool('iperf3', [
       '-c',
       '127.0.0.1',
       '-p',
@@ -354,14 +354,14 @@ const tests = {
       '-J',
     ]);
     try {
-      const j = JSON.parse(r.out.slice(r.out.indexOf('{')));
+      const j = JSON.parse(out.slice(out.indexOf('{')));
       return { value: j.end.sum_received.bits_per_second / 1e9, unit: 'Gbit/s' };
     } catch {
-      return { value: NaN, unit: 'Gbit/s', note: r.out.slice(0, 200) };
+      return { value: NaN, unit: 'Gbit/s', note: out.slice(0, 200) };
     }
   },
   async sockperf(t) {
-    const r = await run('sockperf', [
+    const out = await tool('sockperf', [
       'pp',
       '--tcp',
       '-i',
@@ -373,12 +373,12 @@ const tests = {
       '--full-rtt',
     ]);
     // eslint-disable-next-line no-control-regex
-    const out = r.out.replace(/\x1b\[[0-9;]*m/g, '');
+    const clean = out.replace(/\x1b\[[0-9;]*m/g, '');
     const pct = (p) => {
-      const m = new RegExp(`percentile ${p} =\\s+([\\d.]+)`).exec(out);
+      const m = new RegExp(`percentile ${p} =\\s+([\\d.]+)`).exec(clean);
       return m ? Number(m[1]) : NaN;
     };
-    const n = /ReceivedMessages=(\d+)/.exec(out.split('Valid Duration')[1] ?? '');
+    const n = /ReceivedMessages=(\d+)/.exec(clean.split('Valid Duration')[1] ?? '');
     return {
       value: pct('50.000'),
       unit: 'us p50',
@@ -396,7 +396,7 @@ async function runBench() {
   const backends = await startBackends();
   const targets = [];
   try {
-    for (const [i, n] of targetNames.entries()) targets.push(await startTarget(n, i));
+    for (const [i, n] of targetNames.entries()) targets.push(await startTarget(n, i, backends.nginx));
     const results = {}; // test -> target -> [runs]
     for (let round = 0; round < rounds; round++) {
       for (const test of testNames) {
@@ -450,9 +450,8 @@ async function runBench() {
       }
     }
   } finally {
-    for (const t of targets) t.proc.kill();
-    for (const p of backends) p.kill();
-    checkServer?.close();
+    await Promise.all(targets.map((t) => t.stop()));
+    await stopAll();
   }
 }
 
@@ -469,7 +468,7 @@ async function idleChild() {
   for (let i = 0; i < n; i += batch) {
     await Promise.all(
       Array.from({ length: Math.min(batch, n - i) }, () => {
-        return new Promise((resolve) => {
+        return new Promise((/** @type {(v?: undefined) => void} */ resolve) => {
           const s = net.connect(port, '127.0.0.1');
           s.on('error', () => {
             failed++;
@@ -485,7 +484,7 @@ async function idleChild() {
       }),
     );
   }
-  process.send({ done, failed });
+  process.send?.({ done, failed });
   process.on('message', () => process.exit(0));
 }
 
@@ -496,53 +495,63 @@ async function runIdle() {
   mkdirSync(TMP, { recursive: true });
   // The echo backend and the clients live in their own processes (each side holds n fds).
   const backendPort = BASE + 333;
-  const backend = spawn(
-    process.execPath,
-    [
+  start({
+    name: 'dpq-echo',
+    cmd: process.execPath,
+    args: [
       '-e',
       `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(${backendPort}, '127.0.0.1')`,
     ],
-    { stdio: 'inherit' },
-  );
+    logDir: TMP,
+  });
   await waitPort(backendPort);
   const lp = BASE + 334;
+  /**
+   * The proxy under test: its pid, and the IPC channel of our own proxy child (the daemon has none).
+   * @type {Target}
+   */
   let proxy;
   if (kind === 'daemon' || kind === 'daemon-semi') {
     const ports = { ka: lp, iperf: lp + 1, sockperf: lp + 2 };
-    PORTS.nginx = backendPort; // the daemon's "http" mirror fronts the echo backend
-    proxy = (await startDaemon(name, ports, distDir, false)).proc;
+    // nginx answers the daemon's checks only; its "http" mirror fronts the echo backend,
+    // the other two mirrors ports where nothing listens (their members only need addresses).
+    const nginx = await startNginx({ dir: TMP, cpu: LOAD_CPU, logDir: TMP });
+    Object.assign(PORTS, { nginx: backendPort, iperf: BASE + 201, sockperf: BASE + 111 });
+    proxy = await startDaemon(name, ports, distDir, nginx, false);
   } else {
     const execArgv = [...(kind === 'mlb-semi' ? SEMI : []), '--expose-gc'];
     const env = { ...process.env, ...(kind === 'mlb-plain' ? { MIRRORLB_DATAPATH: 'plain' } : {}) };
     const variant = kind === 'naive' ? 'naive' : kind === 'raw' ? 'raw' : 'mlb';
     const childArgv = ['proxy', variant, `${lp}:${backendPort}`, ...argv];
     if (distDir) childArgv.push('--dist', distDir);
-    proxy = fork(fileURLToPath(import.meta.url), childArgv, {
+    const child = fork(fileURLToPath(import.meta.url), childArgv, {
       execArgv,
       env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    await new Promise((resolve) => proxy.on('message', (m) => m.ready && resolve()));
+    await ready(child);
+    proxy = { pid: child.pid, proc: child, stop: async () => void child.kill() };
   }
+  const ipc = proxy.proc;
   // Heap figures come from our own proxy child only (the daemon has no IPC channel).
   const mem = (gc) =>
-    proxy.send
+    ipc
       ? new Promise((resolve) => {
           const on = (m) => {
             if (m.mem) {
-              proxy.off('message', on);
+              ipc.off('message', on);
               resolve(m.mem);
             }
           };
-          proxy.on('message', on);
-          proxy.send(gc ? 'mem-gc' : 'mem');
+          ipc.on('message', on);
+          ipc.send(gc ? 'mem-gc' : 'mem');
         })
       : Promise.resolve(null);
   try {
     await waitPort(lp);
     // Warm up (code compiled, pools and young generation grown) so "idle" is a daemon that
     // has carried traffic: 2 s of connection churn and echo traffic.
-    await run('wrk', ['-t1', '-c20', '-d2s', `http://127.0.0.1:${lp}/`]).catch(() => undefined);
+    await tool('wrk', ['-t1', '-c20', '-d2s', `http://127.0.0.1:${lp}/`]);
     await sleep(2000);
     const heap0 = await mem(false);
     const before = rssMb(proxy.pid);
@@ -565,17 +574,19 @@ async function runIdle() {
         `  heapUsed ${mb(heap0.heapUsed)} -> ${mb(heap1.heapUsed)} MB (${mb(heap2.heapUsed)} after GC), heapTotal ${mb(heap0.heapTotal)} -> ${mb(heap1.heapTotal)} MB, external ${mb(heap0.external)} -> ${mb(heap1.external)} MB`,
       );
     }
-    if (opt('snapshot', '') === '1' && proxy.send) {
+    if (opt('snapshot', '') === '1' && ipc) {
       await new Promise((resolve) => {
-        proxy.on('message', (m) => m.snapshot && resolve(console.log(`  heap snapshot: ${m.snapshot}`)));
-        proxy.send('snapshot');
+        ipc.on('message', (m) => {
+          const { snapshot } = /** @type {{ snapshot?: string }} */ (m);
+          if (snapshot) resolve(console.log(`  heap snapshot: ${snapshot}`));
+        });
+        ipc.send('snapshot');
       });
     }
     clients.send('stop');
   } finally {
-    proxy.kill();
-    backend.kill();
-    checkServer?.close();
+    await proxy.stop();
+    await stopAll();
   }
 }
 

@@ -31,7 +31,7 @@ function who(port) {
         resolve({ m: buf.slice(0, i), t0, t1: performance.now() });
       }
     });
-    s.on('error', (e) => {
+    s.on('error', (/** @type {NodeJS.ErrnoException} */ e) => {
       clearTimeout(timer);
       resolve({ err: e.code, t0 });
     });
@@ -41,7 +41,14 @@ function who(port) {
     });
   });
 }
-const scenario = process.argv[2];
+const scenario = process.argv[2] ?? '';
+/** The role the primary takes in each scenario. @type {Record<string, import('../dist/sim/member.js').SimRole>} */
+const DEMOTE = { switchover: 'backup', crash: 'down', hang: 'hang' };
+const demoteTo = DEMOTE[scenario];
+if (!demoteTo) {
+  process.stderr.write(`usage: node bench/failover-inprocess.mjs ${Object.keys(DEMOTE).join('|')}\n`);
+  process.exit(2);
+}
 const results = [];
 for (let run = 0; run < 10; run++) {
   const a = new SimMember({ name: 'a', superserverPort: 0, webPort: 0, role: 'primary' });
@@ -55,7 +62,8 @@ for (let run = 0; run < 10; run++) {
   );
   const d = new Daemon(cfg, { log: createLogger('silent'), prober: new Prober() });
   await d.start();
-  const port = d.snapshots().get('m').listen.port;
+  const port = d.snapshots().get('m')?.listen?.port;
+  if (port === undefined) throw new Error('mirror m is not listening');
   while ((await who(port)).m !== 'a') await sleep(20);
   // an old session on a
   const old = net.connect({ port, host: '127.0.0.1' });
@@ -64,8 +72,6 @@ for (let run = 0; run < 10; run++) {
   let oldClosedAt = null;
   old.on('close', () => (oldClosedAt = performance.now()));
   await sleep(2100 + Math.random() * 200);
-  let tNew = null,
-    tDemote = null;
   const clients = [];
   let stop = false;
   const loop = (async () => {
@@ -75,20 +81,10 @@ for (let run = 0; run < 10; run++) {
     }
   })();
   await sleep(100);
-  if (scenario === 'switchover') {
-    await a.setRole('backup');
-    tDemote = performance.now();
-    await b.setRole('primary');
-  } else if (scenario === 'crash') {
-    await a.setRole('down');
-    tDemote = performance.now();
-    await b.setRole('primary');
-  } else if (scenario === 'hang') {
-    await a.setRole('hang');
-    tDemote = performance.now();
-    await b.setRole('primary');
-  }
-  tNew = performance.now();
+  await a.setRole(demoteTo);
+  const tDemote = performance.now();
+  await b.setRole('primary');
+  const tNew = performance.now();
   await sleep(1000);
   stop = true;
   await loop;

@@ -205,7 +205,7 @@ async function main() {
   try {
     opts = parse();
   } catch (err) {
-    process.stderr.write(`bench: ${err.message}\n${USAGE}`);
+    process.stderr.write(`bench: ${/** @type {Error} */ (err).message}\n${USAGE}`);
     return 2;
   }
   if (opts.help) {
@@ -242,6 +242,7 @@ async function main() {
     machine,
     pinning,
     nofile,
+    /** @type {string[]} */
     notes: [],
     skipped: Object.entries(tools.missing).map(([what, reason]) => ({ what, reason })),
     tools_installed: tools.installed,
@@ -271,8 +272,9 @@ async function main() {
     log(`bench: ${name}`);
     try {
       return await fn();
-    } catch (err) {
+    } catch (caught) {
       failed = true;
+      const err = /** @type {Error & { code?: string }} */ (caught);
       log(`bench: ${name} failed: ${err.stack ?? err.message}`);
       return { error: `${err.code ? `${err.code}: ` : ''}${err.message}` };
     } finally {

@@ -39,8 +39,8 @@ import {
   type PatroniNode,
   TTL_S,
   waitFor,
-} from './helpers/patroni-cluster.mjs';
-import { startWriters, TABLE_SQL, type WriteRecord } from './helpers/pg-writers.mjs';
+} from '../bench/lib/patroni-cluster.mjs';
+import { startWriters, TABLE_SQL, type WriteRecord } from '../bench/lib/pg-writers.mjs';
 import { warnIfStale } from './faults/lib/suite.js';
 
 const STRICT = process.env.MIRRORLB_TEST_STRICT === '1';

@@ -3,31 +3,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from './balancers.js';
-import { logTail, start } from './proc.js';
+import { start, waitStarted } from './proc.js';
 import { httpCall, tcpProbe } from './sims.js';
-import { BenchError, waitFor } from './util.js';
 
-async function started(proc, probe, what) {
-  try {
-    await waitFor(
-      async () => {
-        if (proc.exitCode !== null)
-          throw new BenchError('MLB_ERR_BENCH_START', `${what} exited: ${logTail(proc)}`);
-        return probe();
-      },
-      15_000,
-      what,
-    );
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return proc;
-}
+/**
+ * @typedef {object} Backend A backend server of the bench, on 127.0.0.1:port.
+ * @property {import('./proc.js').BenchProc} proc
+ * @property {number} port
+ */
 
 /**
  * nginx with its own config and temp paths under `dir`: `GET /` answers "ok", and
  * `/<any>/up/csp/mirror_status.cxw` / `/<any>/down/...` answer like a primary / a backup.
+ * @param {{ dir: string, cpu?: number | null, logDir: string, nofile?: number }} opts
+ * @returns {Promise<Backend & { statusUrl: (member: string, up: boolean) => string }>}
  */
 export async function startNginx({ dir, cpu, logDir, nofile = 20000 }) {
   const port = await freePort();
@@ -61,10 +50,11 @@ http {
 `,
   );
   const proc = start({ name: 'nginx', cmd: 'nginx', args: ['-c', conf, '-p', dir], cpu, logDir });
-  await started(
+  await waitStarted(
     proc,
     async () =>
-      (await httpCall('127.0.0.1', port, 'GET', '/', undefined, 500).catch(() => ({}))).status === 200,
+      (await httpCall('127.0.0.1', port, 'GET', '/', undefined, 500).catch(() => ({ status: 0 }))).status ===
+      200,
     'nginx',
   );
   return {
@@ -75,6 +65,10 @@ http {
   };
 }
 
+/**
+ * @param {{ cpu?: number | null, logDir: string }} opts
+ * @returns {Promise<Backend>}
+ */
 export async function startIperf3Server({ cpu, logDir }) {
   const port = await freePort();
   const proc = start({
@@ -84,10 +78,14 @@ export async function startIperf3Server({ cpu, logDir }) {
     cpu,
     logDir,
   });
-  await started(proc, () => tcpProbe('127.0.0.1', port, 300), 'iperf3 -s');
+  await waitStarted(proc, () => tcpProbe('127.0.0.1', port, 300), 'iperf3 -s');
   return { proc, port };
 }
 
+/**
+ * @param {{ cpu?: number | null, logDir: string }} opts
+ * @returns {Promise<Backend>}
+ */
 export async function startSockperfServer({ cpu, logDir }) {
   const port = await freePort();
   const proc = start({
@@ -97,6 +95,6 @@ export async function startSockperfServer({ cpu, logDir }) {
     cpu,
     logDir,
   });
-  await started(proc, () => tcpProbe('127.0.0.1', port, 300), 'sockperf server');
+  await waitStarted(proc, () => tcpProbe('127.0.0.1', port, 300), 'sockperf server');
   return { proc, port };
 }

@@ -4,41 +4,50 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { logTail, start } from './proc.js';
+import { pathToFileURL } from 'node:url';
+import { start, waitStarted } from './proc.js';
 import { httpCall, tcpProbe } from './sims.js';
-import { BenchError, waitFor } from './util.js';
+import { BenchError } from './util.js';
 
-/** A free TCP port on 127.0.0.1 (bound and released; good enough for a bench on one machine). */
+/**
+ * @typedef {{ name: string, listen: string, members: { name: string, address: string, check: string }[] }} MirrorSpec
+ * A mirror of the generated config: `listen` and `address` are host:port.
+ */
+
+/** @typedef {'up' | 'down' | 'between'} MemberView A member as the balancer routes to it. */
+
+/**
+ * @typedef {object} Balancer A balancer under test, as every part drives it.
+ * @property {'mirrorlb' | 'haproxy'} kind
+ * @property {string} label
+ * @property {import('./proc.js').BenchProc} proc
+ * @property {number} port where clients connect
+ * @property {() => Promise<Record<string, MemberView> | null>} state its own view of the
+ *   members (null: it did not answer)
+ * @property {() => Promise<void>} stop
+ */
+
+/**
+ * A free TCP port on 127.0.0.1 (bound and released; good enough for a bench on one machine).
+ * @returns {Promise<number>}
+ */
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
+      const { port } = /** @type {net.AddressInfo} */ (srv.address());
       srv.close(() => resolve(port));
     });
   });
 }
 
-async function waitStarted(proc, probe, what, timeoutMs = 15_000) {
-  try {
-    await waitFor(
-      async () => {
-        if (proc.exitCode !== null) {
-          throw new BenchError('MLB_ERR_BENCH_START', `${what} exited (${proc.exitCode}): ${logTail(proc)}`);
-        }
-        return probe();
-      },
-      timeoutMs,
-      what,
-    );
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-}
-
-/** YAML for mirrorlb: `mirrors` is [{ name, listen, members: [{ name, address, check }] }]. */
+/**
+ * YAML for mirrorlb, with its admin API on 127.0.0.1:adminPort and `extra` appended.
+ * @param {readonly MirrorSpec[]} mirrors
+ * @param {number} adminPort
+ * @param {string} [extra]
+ */
 export function mirrorlbYaml(mirrors, adminPort, extra = '') {
   const lines = ['mirrors:'];
   for (const m of mirrors) {
@@ -64,8 +73,25 @@ export function mirrorlbYaml(mirrors, adminPort, extra = '') {
 }
 
 /**
- * Starts mirrorlb. `mirrors` as for mirrorlbYaml; the first mirror is the one under test.
- * Resolves when its admin API says every mirror has a primary (or, with waitReady false, once it answers).
+ * @typedef {object} MirrorlbOptions
+ * @property {string} repoRoot
+ * @property {string} [label] names its config and log files
+ * @property {readonly MirrorSpec[]} mirrors the first is the one under test
+ * @property {number | null} [cpu]
+ * @property {string} logDir
+ * @property {boolean} [waitReady] wait until every mirror has a primary (default), or only
+ *   until the admin API answers
+ * @property {string} [extra] YAML appended to the config
+ * @property {number} [adminPort] default: a free one
+ * @property {readonly string[]} [nodeArgs] node flags before the entry point
+ * @property {string} [main] another build's dist/cli/main.js instead of bin/mirrorlb.js
+ */
+
+/**
+ * Starts mirrorlb. Resolves when its admin API says every mirror has a primary (or, with
+ * waitReady false, once it answers).
+ * @param {MirrorlbOptions} opts
+ * @returns {Promise<Balancer & { configFile: string, adminPort: number }>}
  */
 export async function startMirrorlb({
   repoRoot,
@@ -75,19 +101,32 @@ export async function startMirrorlb({
   logDir,
   waitReady = true,
   extra,
+  adminPort,
+  nodeArgs = [],
+  main,
 }) {
-  const adminPort = await freePort();
+  adminPort ??= await freePort();
   const file = path.join(logDir, `${label}.yml`);
   fs.writeFileSync(file, mirrorlbYaml(mirrors, adminPort, extra));
+  // Another build's dist/cli/main.js is run as bin/mirrorlb.js runs this one's.
+  const entry = main
+    ? [
+        '--input-type=module',
+        '-e',
+        `import(${JSON.stringify(pathToFileURL(main).href)}).then((m) => m.main(['--config', ${JSON.stringify(file)}]))`,
+      ]
+    : [path.join(repoRoot, 'bin', 'mirrorlb.js'), '--config', file];
   const proc = start({
     name: label,
     cmd: process.execPath,
-    args: [path.join(repoRoot, 'bin', 'mirrorlb.js'), '--config', file],
+    args: [...nodeArgs, ...entry],
     cpu,
     logDir,
   });
+  const port = adminPort;
+  /** @param {string} p */
   const admin = (p) =>
-    httpCall('127.0.0.1', adminPort, 'GET', p, undefined, 2000).catch(() => ({ status: 0 }));
+    httpCall('127.0.0.1', port, 'GET', p, undefined, 2000).catch(() => ({ status: 0, body: '' }));
   await waitStarted(
     proc,
     // /readyz is replica readiness; waitReady means every mirror has a primary taking clients.
@@ -110,7 +149,11 @@ export async function startMirrorlb({
     async state() {
       const r = await admin('/status');
       if (r.status !== 200) return null;
-      const m = JSON.parse(r.body).mirrors.find((x) => x.name === mirror);
+      /** @type {{ mirrors: { name: string, primary: string | null, accepting: boolean, members: { name: string, state: string }[] }[] }} */
+      const status = JSON.parse(r.body);
+      const m = status.mirrors.find((x) => x.name === mirror);
+      if (!m) return null;
+      /** @type {Record<string, MemberView>} */
       const out = {};
       for (const mem of m.members) {
         out[mem.name] =
@@ -126,6 +169,12 @@ export async function startMirrorlb({
   };
 }
 
+/**
+ * One command on haproxy's stats socket; resolves with its whole answer.
+ * @param {string} socketPath
+ * @param {string} command
+ * @returns {Promise<string>}
+ */
 function haproxyCommand(socketPath, command) {
   return new Promise((resolve, reject) => {
     const s = net.connect(socketPath);
@@ -148,7 +197,10 @@ function haproxyCommand(socketPath, command) {
   });
 }
 
-/** The bare data path (bench/lib/bare-proxy.mjs: mirrorlb's raw path alone) in front of `backend`. */
+/**
+ * The bare data path (bench/lib/bare-proxy.mjs: mirrorlb's raw path alone) in front of `backend`.
+ * @param {{ benchDir: string, label?: string, backend: string, port: number, cpu?: number | null, logDir: string }} opts
+ */
 export async function startBare({ benchDir, label = 'bare', backend, port, cpu, logDir }) {
   const proc = start({
     name: label,
@@ -164,6 +216,8 @@ export async function startBare({ benchDir, label = 'bare', backend, port, cpu, 
 /**
  * Starts haproxy with one of the configs in bench/ and `env` for its "${MLB_...}" values.
  * Servers are named as in the config (ap1a, ap1b); state() reads them from the stats socket.
+ * @param {{ benchDir: string, label: string, cfg: string, env: Record<string, string>, port: number, cpu?: number | null, logDir: string }} opts
+ * @returns {Promise<Balancer>}
  */
 export async function startHaproxy({ benchDir, label, cfg, env, port, cpu, logDir }) {
   const sock = path.join(logDir, `${label}.sock`);
@@ -188,6 +242,7 @@ export async function startHaproxy({ benchDir, label, cfg, env, port, cpu, logDi
       const cols = header.replace(/^# /, '').split(',');
       const iName = cols.indexOf('svname');
       const iStatus = cols.indexOf('status');
+      /** @type {Record<string, MemberView>} */
       const out = {};
       for (const row of rows) {
         const f = row.split(',');
@@ -206,6 +261,11 @@ export async function startHaproxy({ benchDir, label, cfg, env, port, cpu, logDi
  * One balancer in front of a pair of simulated members, as the failover and storm parts
  * use it: mirrorlb at its defaults with one mirror `ap1` over both members, or haproxy with
  * `b.cfg` and the members' addresses (and the seed set-up's check script) in its env.
+ * @param {import('./util.js').BenchContext} ctx
+ * @param {{ id: string, cfg?: string }} b
+ * @param {{ name: string, address: string, checkUrl: string }[]} sims
+ * @param {string} part
+ * @returns {Promise<Balancer>}
  */
 export async function startPairBalancer(ctx, b, sims, part) {
   const port = await freePort();
@@ -224,6 +284,7 @@ export async function startPairBalancer(ctx, b, sims, part) {
       logDir: ctx.logDir,
     });
   }
+  if (!b.cfg) throw new BenchError('MLB_ERR_BENCH_HAPROXY', `${b.id}: no haproxy config to start it with`);
   return startHaproxy({
     benchDir: ctx.benchDir,
     label: `${part}-${b.id}`,

@@ -69,6 +69,27 @@ export function parseSockperf(out) {
   return { p50: p('50.000'), p99: p('99.000'), p999: p('99.900'), avg: avg ? Number(avg[1]) : null };
 }
 
+/**
+ * @typedef {object} Measurement One run of one test against one target.
+ * @property {number | null} value the figure in the test's unit (null: none)
+ * @property {number | null} [count] requests or connections done (wrk)
+ * @property {number} [errors]
+ * @property {number} [non2xx]
+ * @property {string} [error] why there is no figure
+ * @property {number} [cpu_us_per_op] the target's CPU per request or connection
+ * @property {number | null} [p50]
+ * @property {number | null} [p99]
+ * @property {number | null} [p999]
+ * @property {number | null} [avg]
+ */
+
+/**
+ * @param {(typeof TESTS)[number]} test
+ * @param {number} port
+ * @param {number} seconds
+ * @param {import('./util.js').BenchContext & { settings: ReturnType<typeof datapathSettings> }} ctx
+ * @returns {Promise<Measurement>}
+ */
 async function measure(test, port, seconds, ctx) {
   const load = ctx.cpus.load;
   // All three tools take whole seconds (iperf3 reads -t 0.5 as "forever").
@@ -234,7 +255,7 @@ async function runTest(test, targets, backendAddr, ctx, nginx) {
         const cpu0 = pid ? cpuMicros(pid) : null;
         const m = await measure(test, started[t].port, d, ctx);
         const cpu1 = pid ? cpuMicros(pid) : null;
-        if (cpu0 !== null && cpu1 !== null && m.count > 0) m.cpu_us_per_op = (cpu1 - cpu0) / m.count;
+        if (cpu0 !== null && cpu1 !== null && m.count) m.cpu_us_per_op = (cpu1 - cpu0) / m.count;
         samples[t].push(m);
         const shown =
           m.value === null ? `failed (${m.error ?? 'no figure'})` : `${round(m.value, 2)} ${test.unit}`;
@@ -283,7 +304,7 @@ async function openIdle(port, n, concurrency = 256) {
   let failed = 0;
   let next = 0;
   const one = () =>
-    new Promise((resolve) => {
+    new Promise((/** @type {(v?: undefined) => void} */ resolve) => {
       const s = net.connect({ host: '127.0.0.1', port });
       const timer = setTimeout(() => {
         failed++;
@@ -387,6 +408,7 @@ function metricsSwitch(repoRoot) {
  * Runs the data-path part. ctx: { repoRoot, benchDir, logDir, quick, cpus, tools, reps? }.
  */
 export async function runDatapath(ctx) {
+  /** @type {ReturnType<typeof datapathSettings> & { idle_sessions_wanted?: number, idle_sessions_note?: string }} */
   const settings = { ...datapathSettings(ctx.quick), ...(ctx.reps ? { reps: ctx.reps } : {}) };
   // Without CAP_SYS_RESOURCE the hard limit may be below the 20,000+ descriptors 10,000 sessions need.
   if (maxSessions(ctx.nofile) < settings.idle_sessions) {
@@ -396,6 +418,13 @@ export async function runDatapath(ctx) {
   }
   ctx = { ...ctx, settings };
   const skipped = [];
+  /** @typedef {ReturnType<typeof summarizeTest>} TestSummary */
+  /**
+   * @type {{ settings: typeof settings, tests: TestSummary[], rss: Awaited<ReturnType<typeof idleRss>> | null,
+   *   health_checks: { note: string, tests: TestSummary[] } | null,
+   *   metrics: { note: string, tests: TestSummary[] } | { skipped: string } | null,
+   *   skipped: { what: string, reason: string | undefined }[], loadavg_at_end?: (number | null)[] }}
+   */
   const results = { settings, tests: [], rss: null, health_checks: null, metrics: null, skipped };
   const haveHaproxy = ctx.tools.available.haproxy;
   if (!haveHaproxy) skipped.push({ what: 'haproxy columns', reason: ctx.tools.missing.haproxy });
@@ -433,10 +462,12 @@ export async function runDatapath(ctx) {
     const hcTests = TESTS.filter(
       (t) => t.id === 'cps' || t.id === 'rr' || (t.id === 'rtt' && !ctx.quick),
     ).filter((t) => ctx.tools.available[t.tool]);
-    results.health_checks = {
+    const healthChecks = {
       note: 'the bare data path (bench/lib/bare-proxy.mjs) vs the daemon with 1 mirror and with 7 mirrors of 2 members, default check interval',
+      /** @type {TestSummary[]} */
       tests: [],
     };
+    results.health_checks = healthChecks;
     for (const test of hcTests) {
       const addr = test.id === 'rtt' ? `127.0.0.1:${backends.sockperf.port}` : nginxAddr;
       const samples = await runTest(
@@ -446,24 +477,25 @@ export async function runDatapath(ctx) {
         ctx,
         backends.nginx,
       );
-      results.health_checks.tests.push(summarizeTest(test, samples, 'bare'));
+      healthChecks.tests.push(summarizeTest(test, samples, 'bare'));
     }
 
     const off = metricsSwitch(ctx.repoRoot);
     if (off) {
       // The same daemon with per-connection metrics off: what counting costs the data path.
-      results.metrics = { note: 'metrics.enabled true vs false, 1 mirror of 2 members', tests: [] };
+      /** @type {{ note: string, tests: TestSummary[] }} */
+      const metrics = { note: 'metrics.enabled true vs false, 1 mirror of 2 members', tests: [] };
+      results.metrics = metrics;
       for (const test of hcTests) {
         const addr = test.id === 'rtt' ? `127.0.0.1:${backends.sockperf.port}` : nginxAddr;
         const samples = await runTest(test, ['mirrorlb', 'mirrorlb-nometrics'], addr, ctx, backends.nginx);
-        results.metrics.tests.push(summarizeTest(test, samples, 'mirrorlb'));
+        metrics.tests.push(summarizeTest(test, samples, 'mirrorlb'));
       }
     } else {
-      results.metrics = {
-        skipped:
-          'mirrorlb has no switch to turn metrics off (no metrics.enabled in schema/mirrorlb.schema.json)',
-      };
-      skipped.push({ what: 'metrics on vs off', reason: results.metrics.skipped });
+      const reason =
+        'mirrorlb has no switch to turn metrics off (no metrics.enabled in schema/mirrorlb.schema.json)';
+      results.metrics = { skipped: reason };
+      skipped.push({ what: 'metrics on vs off', reason });
     }
 
     // Memory with idle sessions: the backend is a simulated member (it greets, so every session is known to be through).

@@ -62,6 +62,7 @@ export function failoverSettings(quick) {
  * tools: { available, missing } }. Resolves with { settings, balancers, scenarios, runs, summary, skipped, timelines }.
  */
 export async function runFailover(ctx) {
+  /** @type {ReturnType<typeof failoverSettings> & { members_network?: string }} */
   const settings = { ...failoverSettings(ctx.quick), ...(ctx.reps ? { reps: ctx.reps } : {}) };
   const skipped = [];
   const balancers = BALANCERS.filter((b) => {
@@ -77,10 +78,11 @@ export async function runFailover(ctx) {
     scenarios = SCENARIOS.filter((s) => s.id !== 'blackholed');
   }
   if (ctx.only?.length) scenarios = scenarios.filter((s) => ctx.only.includes(s.id));
-  settings.members_network = netns.skipped
-    ? 'loopback: each member on its own 127.0.1.x address'
-    : `network namespace ${netns.ns}: each member on its own address behind a veth pair`;
-  const addr = (i) => (netns.skipped ? `127.0.1.${11 + i}` : netns.ips[i]);
+  settings.members_network =
+    netns.skipped !== undefined
+      ? 'loopback: each member on its own 127.0.1.x address'
+      : `network namespace ${netns.ns}: each member on its own address behind a veth pair`;
+  const addr = (i) => (netns.skipped !== undefined ? `127.0.1.${11 + i}` : netns.ips[i]);
 
   const envs = [];
   const runs = [];
@@ -98,7 +100,7 @@ export async function runFailover(ctx) {
             name,
             host: addr(i * 2 + j),
             role,
-            netns: netns.skipped ? null : netns.ns,
+            netns: netns.skipped !== undefined ? null : netns.ns,
             cpu: ctx.cpus.load,
             logDir: ctx.logDir,
             // Each balancer's pair is its own: no balancer's checks ever touch another's members.
@@ -129,7 +131,7 @@ export async function runFailover(ctx) {
   } finally {
     for (const e of envs) await e.lb.stop();
     for (const e of envs) for (const s of e.sims) await s.proc.stop();
-    if (!netns.skipped) await netns.teardown();
+    if (netns.skipped === undefined) await netns.teardown();
   }
   return {
     settings,
@@ -172,7 +174,7 @@ async function waitStable(env, X, Y, timeoutMs) {
   return now() - t;
 }
 
-async function demote(env, X, sc, netns) {
+async function demote(_env, X, sc, netns) {
   if (sc.demote === 'blackhole') {
     // The partition starts when the rules are in force, not when the command was started.
     await netns.blackhole(X.host, [X.ports.superserver, X.ports.web]);
@@ -280,6 +282,7 @@ async function runOne(env, sc, rep, st, netns) {
 
 /** Per balancer and scenario: medians over the repetitions. An old session still open counts as "longer than the window". */
 export function summarize(runs, balancers, scenarios) {
+  /** @type {Array<Record<string, unknown> & { scenario: string, balancer: string, failover_ms: number | null, mirrorlb_ratio?: number | null }>} */
   const out = [];
   for (const sc of scenarios) {
     for (const b of balancers) {

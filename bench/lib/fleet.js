@@ -4,9 +4,18 @@
 import net from 'node:net';
 import { now, sleep } from './util.js';
 
+/** @typedef {{ c: number, t0: number, t1: number, member: string | null, outcome: string }} Attempt */
+
 /**
  * One connect-and-greet attempt. Resolves (never rejects) with
  * { c, t0, t1, member, outcome } where outcome is ok | refused | reset | closed | timeout | <errno>.
+ */
+/**
+ * @param {string} host
+ * @param {number} port
+ * @param {number} timeoutMs
+ * @param {number} c the client's index
+ * @returns {Promise<Attempt>}
  */
 function attempt(host, port, timeoutMs, c) {
   return new Promise((resolve) => {
@@ -14,6 +23,7 @@ function attempt(host, port, timeoutMs, c) {
     const s = net.connect({ host, port, noDelay: true });
     let buf = '';
     let settled = false;
+    /** @type {(outcome: string, member?: string | null) => void} */
     const finish = (outcome, member = null) => {
       if (settled) return;
       settled = true;
@@ -33,7 +43,7 @@ function attempt(host, port, timeoutMs, c) {
     });
     s.on('end', () => finish('closed'));
     s.on('close', () => finish('closed'));
-    s.on('error', (err) =>
+    s.on('error', (/** @type {NodeJS.ErrnoException} */ err) =>
       finish(
         err.code === 'ECONNREFUSED'
           ? 'refused'
@@ -50,6 +60,7 @@ function attempt(host, port, timeoutMs, c) {
  * whether or not its previous one has answered (open loop: a balancer that makes clients
  * wait does not thereby get fewer attempts to fail). `onRecord` sees each record as it
  * completes; stop() resolves with every record once the attempts in flight have ended.
+ * @param {{ host?: string, port: number, clients?: number, pauseMs?: number, timeoutMs?: number, onRecord?: (r: Attempt) => void }} opts
  */
 export function startFleet({
   host = '127.0.0.1',
@@ -59,9 +70,12 @@ export function startFleet({
   timeoutMs = 2000,
   onRecord,
 }) {
+  /** @type {Attempt[]} */
   const records = [];
+  /** @type {Set<Promise<void>>} */
   const inflight = new Set();
   let running = true;
+  /** @param {number} c */
   const loop = async (c) => {
     // Spread the clients so their connects do not line up.
     let next = now() + (pauseMs * c) / clients;
@@ -95,9 +109,11 @@ export function startFleet({
  * Opens `n` sessions and reads each greeting. Resolves with holders
  * { member, tOpen, tClose (null while open), how } and close() to end the rest.
  */
+/** @param {{ host?: string, port: number, n?: number, timeoutMs?: number }} opts */
 export async function openHolders({ host = '127.0.0.1', port, n = 8, timeoutMs = 5000 }) {
   const one = () =>
     new Promise((resolve) => {
+      /** @type {{ member: string | null, tOpen: number, tClose: number | null, how: string | null, socket: net.Socket | null, mine: boolean }} */
       const h = { member: null, tOpen: now(), tClose: null, how: null, socket: null, mine: false };
       const s = net.connect({ host, port, noDelay: true });
       h.socket = s;
@@ -107,6 +123,7 @@ export async function openHolders({ host = '127.0.0.1', port, n = 8, timeoutMs =
         s.destroy();
         resolve(h);
       }, timeoutMs);
+      /** @param {string} how */
       const closed = (how) => {
         if (h.tClose !== null || h.mine) return;
         h.tClose = now();
@@ -127,7 +144,7 @@ export async function openHolders({ host = '127.0.0.1', port, n = 8, timeoutMs =
       });
       s.on('end', () => closed('closed'));
       s.on('close', () => closed('closed'));
-      s.on('error', (err) => closed(err.code ?? 'error'));
+      s.on('error', (/** @type {NodeJS.ErrnoException} */ err) => closed(err.code ?? 'error'));
     });
   const holders = await Promise.all(Array.from({ length: n }, one));
   return {

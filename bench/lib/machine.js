@@ -4,6 +4,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { has, run } from './proc.js';
 
+/**
+ * The first line a tool prints (its version), or null.
+ * @param {string} cmd
+ * @param {string[]} args
+ */
 async function firstLine(cmd, args) {
   if (!has(cmd)) return null;
   const r = await run(cmd, args, { timeoutMs: 10_000 }).catch(() => null);
@@ -21,6 +26,7 @@ function cpuModel() {
   return os.cpus()[0]?.model ?? 'unknown';
 }
 
+/** @param {string} repoRoot */
 export async function describeMachine(repoRoot) {
   const git = await run('git', ['-C', repoRoot, 'describe', '--always', '--dirty'], {
     timeoutMs: 10_000,

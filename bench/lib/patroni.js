@@ -21,8 +21,8 @@ import {
   startCluster,
   TTL_S,
   waitFor,
-} from '../../test/helpers/patroni-cluster.mjs';
-import { startWriters, TABLE_SQL } from '../../test/helpers/pg-writers.mjs';
+} from './patroni-cluster.mjs';
+import { startWriters, TABLE_SQL } from './pg-writers.mjs';
 import { startHaproxy } from './balancers.js';
 import { start } from './proc.js';
 import { httpCall } from './sims.js';
@@ -59,7 +59,7 @@ async function startMirrorlbPatroni(ctx, cluster, port, adminPort) {
     },
   });
   const admin = (p) =>
-    httpCall('127.0.0.1', adminPort, 'GET', p, undefined, 2000).catch(() => ({ status: 0 }));
+    httpCall('127.0.0.1', adminPort, 'GET', p, undefined, 2000).catch(() => ({ status: 0, body: '' }));
   await waitFor(
     'mirrorlb (examples/patroni.yml) routing',
     async () => {
@@ -126,7 +126,7 @@ async function idsOn(cluster, node, ids) {
   return new Set(rows.map((r) => Number(r.id)));
 }
 
-async function oneFault(ctx, cluster, balancers, fault, rep) {
+async function oneFault(_ctx, cluster, balancers, fault, rep) {
   const leader = await waitFor('a writable leader', () => cluster.writableLeader(), 60_000);
   const from = leader;
   const to = cluster.nodes.find((n) => n !== from);
@@ -188,13 +188,14 @@ async function oneFault(ctx, cluster, balancers, fault, rep) {
   await timeline.stop();
   const roleLostAt = fault.id === 'switchover' ? (timeline.lostAt(from, faultAt) ?? faultAt) : faultAt;
   const to200At = timeline.status200At(to);
+  const writableAt = timeline.writableAt(to); // known since the wait above
   const row = {
     fault: fault.id,
     rep,
     from: from.name,
     to: to.name,
     rest_200_ms: to200At === null ? null : to200At - faultAt,
-    rest_writable_ms: timeline.writableAt(to) - faultAt,
+    rest_writable_ms: writableAt === null ? null : writableAt - faultAt,
     role_lost_ms: roleLostAt - faultAt,
     timeline: timeline.describe(faultAt),
     balancers: {},
@@ -261,7 +262,8 @@ export async function runPatroni(ctx) {
     await cluster.sql(pg1, TABLE_SQL('writes'));
     balancers.mirrorlb = await startMirrorlbPatroni(ctx, cluster, BASE + 40, BASE + 41);
     let port = BASE + 42;
-    for (const b of BALANCERS.filter((x) => x.cfg)) {
+    for (const b of BALANCERS) {
+      if (!b.cfg) continue;
       balancers[b.id] = await startHaproxy({
         benchDir: ctx.benchDir,
         label: b.id,

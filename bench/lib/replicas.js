@@ -13,6 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { buildBridgeNetwork, filterRestore } from './netns.js';
 import { has, logTail, run, start } from './proc.js';
 import { percentile, sleep } from './util.js';
 
@@ -51,50 +52,20 @@ async function pickSubnet() {
  */
 export async function createNet() {
   const tag = String(process.pid % 100000);
-  const ns = (h) => `rp15${tag}${h}`;
+  const ns = (/** @type {string} */ h) => `rp15${tag}${h}`;
   const sw = ns('sw');
   const hostVeth = `rp15h${tag}`;
   const subnet = await pickSubnet();
-  const ip = (h) => `${subnet}.${11 + HOSTS.indexOf(h)}`;
+  const ip = (/** @type {string} */ h) => `${subnet}.${11 + HOSTS.indexOf(h)}`;
   const hostIp = `${subnet}.1`;
-  let tearing = null;
-  const teardown = () =>
-    (tearing ??= (async () => {
-      for (const n of [sw, ...HOSTS.map(ns)]) {
-        const pids = (
-          await run('ip', ['netns', 'pids', n], { timeoutMs: 5000 }).catch(() => ({ stdout: '' }))
-        ).stdout;
-        for (const pid of pids.split(/\s+/).filter(Boolean).map(Number)) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // gone already
-          }
-        }
-        await run('ip', ['netns', 'del', n], { timeoutMs: 10_000 }).catch(() => null);
-      }
-      await run('ip', ['link', 'del', hostVeth], { timeoutMs: 10_000 }).catch(() => null);
-    })());
-  try {
-    for (const n of [sw, ...HOSTS.map(ns)]) await sh(['ip', 'netns', 'add', n]);
-    const swCmds = ['link set lo up', 'link add br0 type bridge', 'link set br0 up'];
-    HOSTS.forEach((h, i) =>
-      swCmds.push(`link add v${i} type veth peer name eth0 netns ${ns(h)}`, `link set v${i} master br0 up`),
-    );
-    await sh(['ip', '-n', sw, '-b', '-'], { input: `${swCmds.join('\n')}\n` });
-    for (const h of HOSTS) {
-      const cmds = ['link set lo up', `addr add ${ip(h)}/24 dev eth0`, 'link set eth0 up'];
-      await sh(['ip', '-n', ns(h), '-b', '-'], { input: `${cmds.join('\n')}\n` });
-    }
-    // The test process joins the bridge: its clients are the outside world.
-    await sh(['ip', 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'vhost', 'netns', sw]);
-    await sh(['ip', '-n', sw, 'link', 'set', 'vhost', 'master', 'br0', 'up']);
-    await sh(['ip', 'addr', 'add', `${hostIp}/24`, 'dev', hostVeth]);
-    await sh(['ip', 'link', 'set', hostVeth, 'up']);
-  } catch (err) {
-    await teardown();
-    throw err;
-  }
+  // The test process joins the bridge: its clients are the outside world.
+  const teardown = await buildBridgeNetwork({
+    sw,
+    hosts: HOSTS,
+    ns,
+    ip,
+    join: { veth: hostVeth, ip: hostIp },
+  });
   return {
     tag,
     ns,
@@ -102,18 +73,25 @@ export async function createNet() {
     hostIp,
     /** `h` no longer reaches `peer` (every packet between them dropped, in h's namespace only). */
     partition: async (h, peer) => {
-      const rules = [`-A INPUT -s ${ip(peer)} -j DROP`, `-A OUTPUT -d ${ip(peer)} -j DROP`];
-      await sh(['iptables-restore', '-w', '5', '--noflush'], {
-        netns: ns(h),
-        input: `*filter\n${rules.join('\n')}\nCOMMIT\n`,
-      });
+      const { argv, input } = filterRestore([
+        `-A INPUT -s ${ip(peer)} -j DROP`,
+        `-A OUTPUT -d ${ip(peer)} -j DROP`,
+      ]);
+      await sh(argv, { netns: ns(h), input });
     },
     heal: async (h) => void (await sh(['iptables', '-w', '5', '-F'], { netns: ns(h) })),
     teardown,
   };
 }
 
-/** One small HTTP request (bounded); resolves { status, body }, or { status: 0, body: error } when nothing answered. */
+/**
+ * One small HTTP request (bounded); resolves { status, body }, or { status: 0, body: error } when nothing answered.
+ * @param {string} host
+ * @param {number} port
+ * @param {string} urlPath
+ * @param {{ method?: string, body?: string, timeoutMs?: number, token?: string }} [opts]
+ * @returns {Promise<{ status: number, body: string }>}
+ */
 export function httpGet(host, port, urlPath, { method = 'GET', body, timeoutMs = 2000, token } = {}) {
   return new Promise((resolve) => {
     const req = http.request(
@@ -210,14 +188,9 @@ function haproxyCfg(net, dir) {
  * Builds the network and starts members, replicas and the distributor; resolves once every
  * replica routes to m1 and the distributor has every replica up. `graceMs` is the replicas'
  * shutdown.grace, `intervalMs` their health.interval.
+ * @param {{ repoRoot: string, graceMs?: number, intervalMs?: number, timeoutMs?: number, logDir?: string }} opts
  */
-export async function startReplicaSet({
-  repoRoot,
-  graceMs = 2000,
-  intervalMs = 200,
-  timeoutMs,
-  logDir,
-} = {}) {
+export async function startReplicaSet({ repoRoot, graceMs = 2000, intervalMs = 200, timeoutMs, logDir }) {
   const dir = logDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rp15-replicas-'));
   const netw = await createNet();
   const bin = path.join(repoRoot, 'bin', 'mirrorlb.js');
@@ -384,6 +357,7 @@ export function oneClient(host, port, timeoutMs = 20_000) {
     const s = net.connect({ host, port });
     let buf = '';
     let done = false;
+    /** @type {(outcome: string, member?: string | null) => void} */
     const finish = (outcome, member = null) => {
       if (done) return;
       done = true;
@@ -397,7 +371,9 @@ export function oneClient(host, port, timeoutMs = 20_000) {
       const nl = buf.indexOf('\n');
       if (nl >= 0) finish('ok', buf.slice(0, nl));
     });
-    s.on('error', (e) => finish(e.code === 'ECONNREFUSED' ? 'refused' : 'error'));
+    s.on('error', (/** @type {NodeJS.ErrnoException} */ e) =>
+      finish(e.code === 'ECONNREFUSED' ? 'refused' : 'error'),
+    );
     s.on('close', () => finish('closed'));
   });
 }

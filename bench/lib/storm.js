@@ -38,9 +38,12 @@ class StormClient {
   constructor(pool, i) {
     this.pool = pool;
     this.i = i;
+    /** @type {string | null} the member that greeted it */
     this.member = null;
+    /** @type {net.Socket | null} */
     this.socket = null;
-    this.timer = null;
+    /** @type {NodeJS.Timeout | undefined} */
+    this.timer = undefined;
     this.waiting = false;
   }
 
@@ -95,12 +98,17 @@ class Pool {
     this.peakWaiting = 0;
     this.failures = 0;
     this.storming = false;
+    /** @type {string | null} the member the storm moves every client to */
     this.target = null;
     this.onTarget = 0;
+    /** @type {number[]} */
     this.greetsOnTarget = [];
+    /** @type {number | null} when the last client reached the target */
     this.tLastOnTarget = null;
     this.reconnects = 0;
+    /** @type {((c: StormClient) => void) | null} */
     this.onOpen = null;
+    /** @type {((c: StormClient) => void) | null} */
     this.onOpenFailed = null;
   }
 
@@ -139,7 +147,7 @@ class Pool {
           pending++;
           c.connect();
         }
-        if (pending === 0 && next >= n) resolve();
+        if (pending === 0 && next >= n) resolve(undefined);
       };
       this.onOpen = (c) => {
         byMember[c.member] = (byMember[c.member] ?? 0) + 1;
@@ -219,15 +227,16 @@ async function stormOnce(env, st, netns) {
     const deadline = tKill + st.cap_ms;
     while (pool.tLastOnTarget === null && now() < deadline) await sleep(20);
     const drops1 = await listenDrops(netns);
-    const all = pool.tLastOnTarget !== null;
+    const tLast = pool.tLastOnTarget;
+    const all = tLast !== null;
     const r = {
       balancer: env.b.id,
       clients: st.clients,
       held_before: held,
       all_on_new: all,
       on_new_at_end: pool.onTarget,
-      time_to_all_ms: all ? round(pool.tLastOnTarget - tKill, 1) : null,
-      time_to_all_after_promote_ms: all ? round(pool.tLastOnTarget - tPromote, 1) : null,
+      time_to_all_ms: all ? round(tLast - tKill, 1) : null,
+      time_to_all_after_promote_ms: all ? round(tLast - tPromote, 1) : null,
       median_reconnect_ms: round(median(pool.greetsOnTarget.map((t) => t - tKill)), 1),
       failed_reconnects: pool.failures,
       peak_held: pool.peakWaiting,
@@ -249,6 +258,7 @@ async function stormOnce(env, st, netns) {
  * Resolves with { settings, balancers, runs, summary, skipped, loadavg_at_end }.
  */
 export async function runStorm(ctx) {
+  /** @type {ReturnType<typeof stormSettings> & { clients_wanted?: number, clients_note?: string, members_network?: string }} */
   const settings = {
     ...stormSettings(ctx.quick, ctx.stormClients),
     ...(ctx.reps ? { reps: ctx.reps } : {}),
@@ -267,10 +277,11 @@ export async function runStorm(ctx) {
     return missing.length === 0;
   });
   const netns = await createMemberNetns(balancers.length * 2);
-  settings.members_network = netns.skipped
-    ? 'loopback: each member on its own 127.0.1.x address (listen drops counted machine-wide)'
-    : `network namespace ${netns.ns}: each member on its own address behind a veth pair`;
-  const addr = (i) => (netns.skipped ? `127.0.1.${61 + i}` : netns.ips[i]);
+  settings.members_network =
+    netns.skipped !== undefined
+      ? 'loopback: each member on its own 127.0.1.x address (listen drops counted machine-wide)'
+      : `network namespace ${netns.ns}: each member on its own address behind a veth pair`;
+  const addr = (i) => (netns.skipped !== undefined ? `127.0.1.${61 + i}` : netns.ips[i]);
   const envs = [];
   const runs = [];
   try {
@@ -286,7 +297,7 @@ export async function runStorm(ctx) {
             name,
             host: addr(i * 2 + j),
             role,
-            netns: netns.skipped ? null : netns.ns,
+            netns: netns.skipped !== undefined ? null : netns.ns,
             cpu: ctx.cpus.load,
             logDir: ctx.logDir,
             ports: SIM_PORTS,
@@ -313,7 +324,7 @@ export async function runStorm(ctx) {
   } finally {
     for (const e of envs) await e.lb.stop();
     for (const e of envs) for (const s of e.sims) await s.proc.stop();
-    if (!netns.skipped) await netns.teardown();
+    if (netns.skipped === undefined) await netns.teardown();
   }
   return {
     settings,

@@ -110,7 +110,7 @@ export function switchoverSvg(
       flush();
     }
     // Failures last, so a neighbouring bar never hides them.
-    marks.sort((m1, m2) => (m1.kind === 'fail') - (m2.kind === 'fail'));
+    marks.sort((m1, m2) => Number(m1.kind === 'fail') - Number(m2.kind === 'fail'));
     for (const m of marks) {
       const w = Math.max(m.kind === 'fail' ? 2 : 1.5, x(m.b) - x(m.a) + 1.5);
       out.push(

@@ -4,7 +4,10 @@
 import { has, run } from './proc.js';
 import { log } from './util.js';
 
-/** command -> Debian package */
+/**
+ * command -> Debian package
+ * @type {Record<string, string>}
+ */
 export const TOOLS = {
   haproxy: 'haproxy',
   nginx: 'nginx',
@@ -22,6 +25,9 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 /**
  * Returns { available: {cmd: bool}, installed: [pkg], missing: {cmd: reason} }.
  * `install` false (or not root, or no apt-get) never touches the system.
+ * @param {string[]} cmds
+ * @param {{ install?: boolean }} [opts]
+ * @returns {Promise<import('./util.js').BenchContext['tools']>}
  */
 export async function ensureTools(cmds, { install = true } = {}) {
   const missing = cmds.filter((c) => !has(c));
@@ -43,7 +49,9 @@ export async function ensureTools(cmds, { install = true } = {}) {
       if (pkgs.includes(svc)) await run('service', [svc, 'stop'], { timeoutMs: 30_000 }).catch(() => null);
     }
   }
+  /** @type {Record<string, boolean>} */
   const available = {};
+  /** @type {Record<string, string>} */
   const why = {};
   for (const c of cmds) {
     available[c] = has(c);

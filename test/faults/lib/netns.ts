@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { childEnv } from './proc.js';
+import { readdirSync } from 'node:fs';
+import { buildBridgeNetwork, filterRestore, must, removeNamespace } from '../../../bench/lib/netns.js';
+import { childEnv, nsExec, runCommand } from '../../../bench/lib/proc.js';
 
 /**
  * A throw-away network of hosts built from Linux network namespaces: one namespace per
@@ -11,6 +11,8 @@ import { childEnv } from './proc.js';
  *
  * Owned by the test that created it; `destroy()` (idempotent) kills every process left in
  * its namespaces and removes them. Needs root, iproute2 and (for blackholes) iptables.
+ * The bridge and namespaces are built by bench/lib/netns.js (buildBridgeNetwork), as the
+ * bench's replicas network is; this file adds the names, the faults and the sweep.
  */
 
 export const PREFIX = 'mlbt';
@@ -24,40 +26,17 @@ export interface RunResult {
   readonly stderr: string;
 }
 
-/** Runs a command (bounded); never rejects: a timeout is code null. */
-export function run(
+/** Runs a command (bounded); never rejects: a timeout is code null, a command that cannot start 127. */
+export async function run(
   argv: readonly string[],
   opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: childEnv(opts.env),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: 127, stdout, stderr: stderr + err.message });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    // A command that exits without reading its input must not crash the test with EPIPE.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
-  });
-}
-
-async function must(argv: readonly string[], opts: { input?: string } = {}): Promise<string> {
-  const r = await run(argv, opts);
-  if (r.code !== 0)
-    throw new Error(`${argv.join(' ')}: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`);
-  return r.stdout;
+  const { code, stdout, stderr, error } = await runCommand(argv, {
+    input: opts.input ?? '',
+    timeoutMs: opts.timeoutMs ?? 15_000,
+    env: childEnv(opts.env),
+  }).result;
+  return error ? { code: 127, stdout, stderr: stderr + error.message } : { code, stdout, stderr };
 }
 
 function pidAlive(pid: number): boolean {
@@ -67,24 +46,6 @@ function pidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-/** Kills (SIGKILL, by id) whatever still runs inside `ns`: processes this suite started there. */
-async function killInside(ns: string): Promise<void> {
-  const r = await run(['ip', 'netns', 'pids', ns], { timeoutMs: 5000 });
-  for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-async function removeNamespace(ns: string): Promise<void> {
-  await killInside(ns);
-  await run(['ip', 'netns', 'del', ns], { timeoutMs: 10_000 });
-  rmSync(`${ETC_NETNS}/${ns}`, { recursive: true, force: true });
 }
 
 /**
@@ -157,7 +118,6 @@ export async function createNetwork(hosts: readonly string[]): Promise<Network> 
     return `${id}-${h}`;
   };
   const ip = (h: string): string => `${SUBNET}.${11 + hosts.indexOf(h)}`;
-  const all = [sw, ...hosts.map(ns)];
   const hostsFile = [
     '127.0.0.1 localhost',
     '::1 localhost ip6-localhost ip6-loopback',
@@ -165,35 +125,10 @@ export async function createNetwork(hosts: readonly string[]): Promise<Network> 
     '',
   ].join('\n');
 
-  let destroyed: Promise<void> | null = null;
-  const destroy = (): Promise<void> =>
-    (destroyed ??= (async () => {
-      for (const n of all) await killInside(n);
-      for (const n of all) await removeNamespace(n);
-    })());
+  const destroy = await buildBridgeNetwork({ sw, hosts, ns, ip, hostsFile });
 
-  try {
-    for (const n of all) {
-      await must(['ip', 'netns', 'add', n]);
-      mkdirSync(`${ETC_NETNS}/${n}`, { recursive: true });
-      writeFileSync(`${ETC_NETNS}/${n}/hosts`, hostsFile);
-    }
-    const swCmds = ['link set lo up', 'link add br0 type bridge', 'link set br0 up'];
-    hosts.forEach((h, i) => {
-      swCmds.push(`link add v${i} type veth peer name eth0 netns ${ns(h)}`, `link set v${i} master br0 up`);
-    });
-    await must(['ip', '-n', sw, '-b', '-'], { input: `${swCmds.join('\n')}\n` });
-    for (const h of hosts) {
-      const cmds = ['link set lo up', `addr add ${ip(h)}/24 dev eth0`, 'link set eth0 up'];
-      await must(['ip', '-n', ns(h), '-b', '-'], { input: `${cmds.join('\n')}\n` });
-    }
-  } catch (err) {
-    await destroy();
-    throw err;
-  }
-
-  const wrap = (h: string, argv: readonly string[]): string[] => ['ip', 'netns', 'exec', ns(h), ...argv];
-  const dropRules = ['-A INPUT -i eth0 -j DROP', '-A OUTPUT -o eth0 -j DROP'];
+  const wrap = (h: string, argv: readonly string[]): string[] => nsExec(ns(h), argv);
+  const drop = filterRestore(['-A INPUT -i eth0 -j DROP', '-A OUTPUT -o eth0 -j DROP']);
   return {
     id,
     hosts,
@@ -204,10 +139,7 @@ export async function createNetwork(hosts: readonly string[]): Promise<Network> 
     linkDown: async (h) => void (await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'down'])),
     linkUp: async (h) => void (await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'up'])),
     // One iptables-restore transaction: both directions are dropped from the same instant.
-    blackhole: async (h) =>
-      void (await must(wrap(h, ['iptables-restore', '-w', '5', '--noflush']), {
-        input: `*filter\n${dropRules.join('\n')}\nCOMMIT\n`,
-      })),
+    blackhole: async (h) => void (await must(wrap(h, drop.argv), drop.input)),
     unblackhole: async (h) => void (await must(wrap(h, ['iptables', '-w', '5', '-F']))),
     heal: async (h) => {
       await must(['ip', '-n', ns(h), 'link', 'set', 'eth0', 'up']);

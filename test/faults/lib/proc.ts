@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { childEnv, exitOf, signalAndWait } from '../../../bench/lib/proc.js';
 
 /**
  * A child process of the fault suite (a balancer, a simulated member, a load client, an
@@ -27,21 +28,6 @@ export interface Proc {
   signal(sig: NodeJS.Signals): void;
   /** SIGKILL and wait (bounded) for the exit. Idempotent. */
   kill(): Promise<void>;
-}
-
-/**
- * The environment for a child: the test runner's, without what makes tap instrument every
- * Node process it sees (NODE_OPTIONS preloads, V8 coverage), so the balancer under test runs
- * at its real speed and the timings in the matrix are its own.
- */
-export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(env)) {
-    if (k === 'NODE_OPTIONS' || k === 'NODE_V8_COVERAGE' || k.startsWith('_TAPJS_') || k.startsWith('TAP_'))
-      continue;
-    out[k] = v;
-  }
-  return out;
 }
 
 export function startProc(
@@ -82,16 +68,11 @@ export function startProc(
   });
   child.stdin!.on('error', () => undefined);
   let exitedFlag = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('error', (e) => {
-      err += `spawn error: ${e.message}\n`;
-      exitedFlag = true;
-      resolve({ code: 127, signal: null });
-    });
-    child.on('exit', (code, signal) => {
-      exitedFlag = true;
-      resolve({ code, signal });
-    });
+  const exited = exitOf(child).then(({ code, signal, error }) => {
+    exitedFlag = true;
+    if (!error) return { code, signal };
+    err += `spawn error: ${error.message}\n`;
+    return { code: 127, signal: null };
   });
   let killed: Promise<void> | null = null;
   return {
@@ -135,14 +116,7 @@ export function startProc(
     },
     kill: () =>
       (killed ??= (async () => {
-        if (!exitedFlag && child.pid) {
-          try {
-            process.kill(child.pid, 'SIGKILL');
-          } catch {
-            // gone already
-          }
-        }
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        await signalAndWait(exitedFlag ? undefined : child.pid, 'SIGKILL', exited, 5000);
       })()),
   };
 }

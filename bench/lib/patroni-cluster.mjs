@@ -22,6 +22,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { exitOf } from './proc.js';
+
+/** @typedef {import('node:child_process').ChildProcess & { exitedP: Promise<import('./proc.js').Exit> }} LoggedChild */
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -143,6 +146,7 @@ function signalGroup(g, sig) {
  * Starts etcd and two Patroni nodes; resolves once node 1 is the leader (its REST says
  * `"role": "master"`) and node 2 streams from it. `base` is the first of ~40 fixed ports
  * (all below 32768, inside the caller's range).
+ * @param {{ prefix: string, base: number, log?: (msg: string) => void }} opts
  */
 export async function startCluster({ prefix, base, log = () => undefined }) {
   const dir = fs.mkdtempSync(path.join('/tmp', `${prefix}-`));
@@ -167,14 +171,13 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
   const scope = `${prefix}-${process.pid}`;
   const etcdClient = base + 1;
   const etcdPeer = base + 2;
+  /** @type {(name: string, cmd: string, args: string[], opts?: import('node:child_process').SpawnOptions) => LoggedChild} */
   const spawnLogged = (name, cmd, args, opts = {}) => {
     const fd = fs.openSync(path.join(dir, `${name}.log`), 'a');
     const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], ...opts });
     fs.closeSync(fd);
     remember(child.pid);
-    child.on('error', () => undefined);
-    child.exitedP = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-    return child;
+    return Object.assign(child, { exitedP: exitOf(child) });
   };
 
   const etcdDir = path.join(dir, 'etcd');
@@ -228,6 +231,7 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
       return null;
     }
   };
+  /** @type {(n: { pgPort: number }, text: string, params?: unknown[]) => Promise<any[]>} */
   const sql = async (n, text, params = []) => {
     const c = new pg.Client({
       host: '127.0.0.1',
@@ -382,7 +386,7 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
         fs.writeFileSync(path.join(dir, '.done'), '');
         fs.rmSync(dir, { recursive: true, force: true });
         try {
-          process.kill(watchdog.pid, 'SIGKILL');
+          if (watchdog.pid !== undefined) process.kill(watchdog.pid, 'SIGKILL');
         } catch {
           // gone
         }
@@ -401,11 +405,11 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
       20_000,
     );
     log('etcd up');
-    startNode(nodes[0]);
+    const pg1 = startNode(nodes[0]);
     await waitFor(
       'pg1 as writable leader',
       async () => {
-        if (nodes[0].patroni.exitCode !== null) throw new Error(`patroni pg1 exited: ${tail('pg1')}`);
+        if (pg1.exitCode !== null) throw new Error(`patroni pg1 exited: ${tail('pg1')}`);
         const r = await rest(nodes[0]);
         return r.status === 200 && r.role === 'master';
       },
@@ -419,7 +423,7 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
   } catch (err) {
     const logs = ['etcd', 'pg1', 'pg2'].map((n) => `--- ${n}\n${tail(n)}`).join('\n');
     await cluster.destroy();
-    throw new Error(`${err.message}\n${logs}`);
+    throw new Error(`${/** @type {Error} */ (err).message}\n${logs}`);
   }
   return cluster;
 }

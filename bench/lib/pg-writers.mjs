@@ -18,9 +18,18 @@
 // (ECONNREFUSED), timeout (connect or query deadline), other (connection closed, shutdown, ...).
 import pg from 'pg';
 
+/** @typedef {import('./pg-writers.d.mts').WriteRecord} WriteRecord */
+/** @typedef {import('./pg-writers.d.mts').SessionRecord} SessionRecord */
+/** @typedef {{ client: pg.Client, session: SessionRecord, error?: undefined } | { error: unknown }} Opened */
+
+/** @param {string} table */
 export const TABLE_SQL = (table) =>
   `CREATE TABLE IF NOT EXISTS ${table} (id bigint PRIMARY KEY, writer text NOT NULL, port int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
 
+/**
+ * @param {{ code?: string, message?: string } | null | undefined} err
+ * @returns {import('./pg-writers.d.mts').ErrorKind | null}
+ */
 export function errorKind(err) {
   if (!err) return null;
   if (err.code === '25006') return 'read-only';
@@ -35,6 +44,8 @@ let nextId = 1;
 /**
  * Starts `short` + `long` writers against host:port; `stop()` ends them (waits for each to
  * finish its write in flight) and returns { writes, sessions }.
+ * @param {Parameters<typeof import('./pg-writers.d.mts').startWriters>[0]} opts
+ * @returns {import('./pg-writers.d.mts').Writers}
  */
 export function startWriters({
   host = '127.0.0.1',
@@ -47,13 +58,17 @@ export function startWriters({
   queryTimeoutMs = 5000,
   tag = 'w',
 }) {
+  /** @type {WriteRecord[]} */
   const writes = [];
+  /** @type {SessionRecord[]} */
   const sessions = [];
   let running = true;
   const pause = () => new Promise((r) => setTimeout(r, pauseMs));
   const sqlText = `INSERT INTO ${table}(id, writer, port) VALUES ($1, $2, inet_server_port()) RETURNING port`;
 
+  /** @type {(writer: string, kind: 'short' | 'long') => Promise<Opened>} */
   const open = async (writer, kind) => {
+    /** @type {SessionRecord} */
     const session = { writer, kind, openedAt: Date.now(), port: null, closedAt: null };
     const client = new pg.Client({
       host,
@@ -79,7 +94,9 @@ export function startWriters({
     return { client, session };
   };
 
+  /** @type {(client: pg.Client, session: SessionRecord, writer: string, kind: 'short' | 'long') => Promise<WriteRecord>} */
   const write = async (client, session, writer, kind) => {
+    /** @type {WriteRecord} */
     const rec = { id: nextId++, writer, kind, sentAt: Date.now(), doneAt: null, ok: false, port: null };
     writes.push(rec);
     try {
@@ -87,16 +104,19 @@ export function startWriters({
       rec.ok = true;
       rec.port = r.rows[0].port;
       session.port ??= rec.port;
-    } catch (err) {
+    } catch (caught) {
+      const err = /** @type {{ message?: string, code?: string }} */ (caught);
       rec.error = String(err.message ?? err);
-      rec.errorKind = errorKind(err);
+      rec.errorKind = errorKind(err) ?? undefined;
       rec.code = err.code ?? null;
     }
     rec.doneAt = Date.now();
     return rec;
   };
 
-  const failedConnect = (writer, kind, err) => {
+  /** @type {(writer: string, kind: 'short' | 'long', caught: unknown) => void} */
+  const failedConnect = (writer, kind, caught) => {
+    const err = /** @type {{ message?: string, code?: string }} */ (caught);
     const now = Date.now();
     writes.push({
       id: nextId++,
@@ -107,16 +127,17 @@ export function startWriters({
       ok: false,
       port: null,
       error: String(err.message ?? err),
-      errorKind: errorKind(err),
+      errorKind: errorKind(err) ?? undefined,
       code: err.code ?? null,
       connect: true,
     });
   };
 
+  /** @param {string} writer */
   const shortLoop = async (writer) => {
     while (running) {
       const o = await open(writer, 'short');
-      if (o.error) {
+      if (!('client' in o)) {
         failedConnect(writer, 'short', o.error);
         await pause();
         continue;
@@ -128,17 +149,19 @@ export function startWriters({
     }
   };
 
+  /** @param {string} writer */
   const longLoop = async (writer) => {
+    /** @type {{ client: pg.Client, session: SessionRecord } | null} */
     let o = null;
     while (running) {
       if (!o) {
-        o = await open(writer, 'long');
-        if (o.error) {
-          failedConnect(writer, 'long', o.error);
-          o = null;
+        const opened = await open(writer, 'long');
+        if (!('client' in opened)) {
+          failedConnect(writer, 'long', opened.error);
           await pause();
           continue;
         }
+        o = opened;
       }
       const rec = await write(o.client, o.session, writer, 'long');
       if (!rec.ok) {
