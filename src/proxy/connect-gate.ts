@@ -27,19 +27,6 @@ export class ConnectGate<T> {
     return this.members.get(member)?.inFlight ?? 0;
   }
 
-  /**
-   * true: a connect to `member` may start now and is counted in flight; false: it would have
-   * to wait, and nothing is recorded (the raw path then hands its client to the socket path,
-   * whose `enter` queues it).
-   */
-  tryEnter(member: string): boolean {
-    if (this.limit === 0) return true;
-    const m = this.members.get(member);
-    if (m !== undefined && (m.inFlight >= this.limit || m.waiting.size > 0)) return false;
-    this.slot(member).inFlight++;
-    return true;
-  }
-
   /** true: `item` may connect now (counted in flight); false: it waits for a `done(member)`. */
   enter(member: string, item: T): boolean {
     const m = this.slot(member);
