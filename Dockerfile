@@ -5,7 +5,7 @@
 #   docker run -v $PWD/mirrorlb.yml:/etc/mirrorlb/mirrorlb.yml:ro -p 1972:1972 mirrorlb
 
 # --- build: compile TypeScript, then keep exactly what `npm pack` would publish --------
-FROM node:20-slim AS build
+FROM node:26-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Scripts off here: `prepare` (tsc) needs the sources, which are copied next.
@@ -21,7 +21,7 @@ RUN npm run build \
  && npm cache clean --force
 
 # --- runtime: production dependencies only, unprivileged -------------------------------
-FROM node:20-slim
+FROM node:26-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /pkg /app
@@ -30,7 +30,7 @@ RUN mkdir -p /etc/mirrorlb
 USER node
 # 1972/11972: the two mirror sets of the compose stacks; 9090: admin (metrics, status page).
 EXPOSE 1972 11972 9090
-# /healthz answers 200 while the process runs. Asked with bash alone (node:20-slim has no
+# /healthz answers 200 while the process runs. Asked with bash alone (node:26-slim has no
 # curl, and starting a second node costs seconds on a busy host, more than the timeout);
 # MIRRORLB_ADMIN_PORT names the port when a config moves admin off 9090.
 # A container that runs `sim` instead overrides this check (see compose/sim.yml).

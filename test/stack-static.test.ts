@@ -610,7 +610,7 @@ t.test(
 
 t.test('Dockerfile: production dependencies, unprivileged, config path, health', async (t) => {
   const df = read('Dockerfile').replace(/\\\n\s*/g, ' ');
-  t.match(df, /^FROM node:20-slim AS build$/m);
+  t.match(df, /^FROM node:26-slim AS build$/m);
   t.match(df, /npm ci --omit=dev/, 'production dependencies only');
   t.match(df, /^USER node$/m, 'not root');
   t.match(df, /^ENTRYPOINT \["node", "\/app\/bin\/mirrorlb\.js"\]$/m);

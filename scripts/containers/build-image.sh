@@ -4,7 +4,7 @@
 # Docker image format, so the HEALTHCHECK is kept (OCI images have no place for it). The
 # build's `npm ci` reads this machine's npm cache through a throw-away overlay when there
 # is one (~/.npm), so a build after `npm ci` downloads next to nothing. Run
-# scripts/containers/base-images.sh first where node:20-slim cannot be pulled.
+# scripts/containers/base-images.sh first where node:26-slim cannot be pulled.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 need podman podman
