@@ -12,6 +12,7 @@ import type { AdminAction } from './mirror/reporter.js';
 import { describeDataPath } from './proxy/data-path.js';
 import { Resolver } from './proxy/resolver.js';
 import type { MirrorSnapshot } from './snapshot.js';
+import { DataPlane } from './workers/data-plane.js';
 
 export type { AdminAction } from './mirror/reporter.js';
 
@@ -41,6 +42,8 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   private endGraceNow: (() => void) | null = null;
   readonly startedAt = Date.now();
+  /** With `workers` above 1: the data-plane loops every mirror is served on (src/workers/). */
+  private loops: DataPlane | null = null;
 
   constructor(config: Config, deps: DaemonDeps) {
     this.config = config;
@@ -56,6 +59,7 @@ export class Daemon {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new MlbError('MLB_ERR_ALREADY_STARTED', `daemon already ${this.state}`);
     this.state = 'running';
+    if (this.config.workers > 1) this.loops = await DataPlane.start(this.config, this.metrics, this.log);
     for (const m of this.config.mirrors) this.add(await this.bind(m));
     this.logDataPath();
   }
@@ -145,6 +149,7 @@ export class Daemon {
       );
     }
     await Promise.all(all.map((mirror) => mirror.drain(drainTimeoutMs)));
+    await this.loops?.stop();
     this.mirrors.clear();
     this.prober.close?.();
     this.state = 'stopped';
@@ -193,6 +198,17 @@ export class Daemon {
     for (const mirror of this.mirrors.values()) mirror.flushBytes();
   }
 
+  /** GET /metrics: the process as one (every loop's data-path figures added up). */
+  metricsText(): Promise<string> {
+    this.flushBytes();
+    return this.loops ? this.loops.metricsText() : this.metrics.registry.metrics();
+  }
+
+  /** Connections each data-plane loop accepted (empty with one loop on the main thread). */
+  loopConnections(): readonly number[] {
+    return this.loops?.accepted() ?? [];
+  }
+
   /** A mirror for `m` with its listener bound, not yet serving (no probes, no metric series). */
   private async bind(m: MirrorConfig): Promise<Mirror> {
     const mirror = new Mirror(m, {
@@ -201,6 +217,7 @@ export class Daemon {
       prober: this.prober,
       events: this.events,
       log: this.log,
+      route: this.loops?.route,
     });
     await mirror.listen();
     return mirror;

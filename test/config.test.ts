@@ -104,6 +104,7 @@ t.test('the minimal file from the contract loads with every default filled', asy
     log: { level: 'info' },
     shutdown: { graceMs: 5000, drainTimeoutMs: 30_000 },
     metrics: { enabled: true },
+    workers: 1,
   };
   t.strictSame(config, expected);
   t.strictSame(configWarnings(config), []);

@@ -147,8 +147,7 @@ export class AdminServer {
         pattern: /^\/metrics$/,
         methods: {
           GET: async (_q, res) => {
-            d.flushBytes();
-            send(res, 200, d.metrics.registry.contentType, await d.metrics.registry.metrics());
+            send(res, 200, d.metrics.registry.contentType, await d.metricsText());
           },
         },
       },

@@ -12,6 +12,7 @@ import { checkUrls, inferKind } from './kind.js';
 import { BUILT_DEFAULTS, buildSection, KIND_HEALTH } from './sections.js';
 import type { Checked } from './semantic.js';
 import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
+import { loopCount } from '../workers/support.js';
 
 export function buildConfig(raw: RawFile, checked: Checked, source: string): Config {
   const values = checked.sections;
@@ -25,6 +26,7 @@ export function buildConfig(raw: RawFile, checked: Checked, source: string): Con
     log: { level: raw.log?.level ?? DEFAULTS.log.level },
     shutdown: buildSection<typeof SHUTDOWN_KEYS>(BUILT_DEFAULTS.shutdown, values.top.shutdown),
     metrics: { enabled: raw.metrics?.enabled ?? DEFAULTS.metrics.enabled },
+    workers: loopCount(raw.workers ?? DEFAULTS.workers),
   };
 }
 

@@ -14,6 +14,7 @@
  * sections.ts and schema-document.ts (the compiler asks).
  */
 import type { Config, ConflictPolicy, HealthConfig, LogLevel, MirrorKind, ProxyConfig } from './types.js';
+import type { WorkersSetting } from '../workers/support.js';
 
 /** How a value in the file becomes a value in Config. */
 export type ValueType =
@@ -326,6 +327,7 @@ interface Defaults {
   readonly log: { readonly level: LogLevel };
   readonly shutdown: RawShutdown;
   readonly metrics: { readonly enabled: boolean };
+  readonly workers: WorkersSetting;
 }
 
 /**
@@ -341,6 +343,8 @@ export const DEFAULTS: Defaults = {
   log: { level: 'info' },
   shutdown: defaultsOf(SHUTDOWN_KEYS),
   metrics: { enabled: true },
+  // One loop: the daemon as it always ran (no threads); more is asked for, never assumed.
+  workers: 1,
 };
 
 export interface RawMember {
@@ -368,4 +372,5 @@ export interface RawFile {
   readonly admin?: Partial<RawAdmin>;
   readonly log?: Partial<Defaults['log']>;
   readonly metrics?: Partial<Defaults['metrics']>;
+  readonly workers?: WorkersSetting;
 }

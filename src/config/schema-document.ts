@@ -8,6 +8,7 @@
  */
 import { DEFAULTS, HEALTH_KEYS, PROXY_KEYS, SHUTDOWN_KEYS, type KeyRow, type Rows } from './keys.js';
 import { LOG_LEVELS, MIRROR_KINDS } from './types.js';
+import { MAX_LOOPS, REUSE_PORT_NEEDED } from '../workers/support.js';
 
 type Json = Record<string, unknown>;
 
@@ -161,6 +162,15 @@ export function schemaDocument(): Json {
       log: { $ref: '#/definitions/log' },
       shutdown: { $ref: '#/definitions/shutdown' },
       metrics: { $ref: '#/definitions/metrics' },
+      workers: {
+        description: `Data-plane event loops: 1 (the default) serves every mirror on the main thread, as mirrorlb always did; N runs N worker threads, each accepting on every mirror's port (reusePort: the kernel spreads new connections), with health checks, admin, metrics and reloads on the main thread and every routing rule and limit holding for the process as a whole. auto: one per available core where reusePort exists, else 1. Above 1 needs ${REUSE_PORT_NEEDED}. Read at start; a reload does not change it.`,
+        errorMessage: `must be auto or a whole number from 1 to ${MAX_LOOPS}`,
+        oneOf: [
+          { type: 'string', enum: ['auto'] },
+          { type: 'integer', minimum: 1, maximum: MAX_LOOPS },
+        ],
+        default: DEFAULTS.workers,
+      },
     },
     definitions: {
       name: {

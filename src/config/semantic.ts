@@ -18,6 +18,7 @@ import { readSections, type SectionValues } from './sections.js';
 import { checkTls, type MemberTls } from './tls.js';
 import { formatHostPort, type HostPort } from './types.js';
 import type { YamlTree } from './yaml/yaml-tree.js';
+import { hasReusePort, REUSE_PORT_NEEDED } from '../workers/support.js';
 
 /** What the semantic checks converted or read, for the build. */
 export interface Checked {
@@ -35,8 +36,19 @@ export function checkSemantics(tree: YamlTree, problems: ProblemList): Checked {
   checkSelfProxy(c, mirrors);
   checkCheckUrls(c, mirrors);
   checkInferredKinds(c, mirrors);
+  checkWorkers(c);
   const tls = checkTls(c, mirrors, problems.file);
   return { sections: readSections(c, mirrors), tls };
+}
+
+/** More than one loop needs listeners that share a port (reusePort), which older Node lacks. */
+function checkWorkers(c: Checker): void {
+  const n = c.get('/workers');
+  if (typeof n === 'number' && n > 1 && !hasReusePort())
+    c.report(
+      '/workers',
+      `${n} loops need reusePort listeners, which Node.js ${process.versions.node} lacks: run ${REUSE_PORT_NEEDED}, or set workers: 1`,
+    );
 }
 
 function mirrorLabel(c: Checker, mirror: string): string {

@@ -138,6 +138,11 @@ export interface Config {
   readonly shutdown: { readonly graceMs: number; readonly drainTimeoutMs: number };
   /** enabled=false: no per-connection metrics on the data path (read at start only). */
   readonly metrics: { readonly enabled: boolean };
+  /**
+   * Data-plane event loops (`workers`, `auto` resolved here): 1 = the daemon serves on its main
+   * thread; more = one worker thread per loop, each with reusePort listeners (src/workers/).
+   */
+  readonly workers: number;
 }
 
 export function formatHostPort(hp: HostPort): string {

@@ -27,6 +27,20 @@ export const CLIENT_STATES: readonly ClientState[] = [
 ];
 
 /**
+ * `max_connections` and `max_held` for the whole process, when it runs several data-plane
+ * loops (src/workers/loop-counts.ts): counts kept in shared memory from every entry and move.
+ */
+export interface SharedLimits {
+  /** The listener shares its port with the other loops' (the kernel spreads clients). */
+  readonly reusePort: true;
+  /** Takes a place for the client about to be added; false: the process is at `max`. */
+  tryTake(max: number): boolean;
+  held(): number;
+  /** A client entered (from null) or moved. */
+  moved(c: Client, from: ClientState | null, to: ClientState): void;
+}
+
+/**
  * One client connection of a route, from accept to close. Owned by its route's ClientTable;
  * only `ClientTable.move` changes `state` (and with it the lists and counts).
  */
@@ -74,16 +88,22 @@ export class ClientTable {
     CLIENT_STATES.filter((s) => s !== 'closed').map((s) => [s, new Set<Client>()]),
   );
 
+  /** In a data-plane loop of several: the process-wide counts, told of every entry and move. */
+  limits: SharedLimits | null = null;
+
   /** Moves `c` to `to` (a client enters through `add`, which files it under its state). */
   move(c: Client, to: ClientState): void {
     if (c.state === to) return;
-    this.lists.get(c.state)?.delete(c);
+    const from = c.state;
+    this.lists.get(from)?.delete(c);
     c.state = to;
     this.lists.get(to)?.add(c);
+    this.limits?.moved(c, from, to);
   }
 
   add(c: Client): void {
     this.lists.get(c.state)?.add(c);
+    this.limits?.moved(c, null, c.state);
   }
 
   count(state: ClientState): number {
@@ -93,6 +113,16 @@ export class ClientTable {
   /** Clients a route counts against `max_connections`: every state but `accepted` and `closed`. */
   get active(): number {
     return this.count('held') + this.count('gated') + this.count('connecting') + this.count('linked');
+  }
+
+  /** Whether a new client may be added under `max_connections` (taking its place when shared). */
+  admits(max: number): boolean {
+    return this.limits ? this.limits.tryTake(max) : this.active < max;
+  }
+
+  /** Held clients against `max_held`: the whole process's when shared. */
+  held(): number {
+    return this.limits ? this.limits.held() : this.count('held');
   }
 
   /** A copy of the clients in `state`, oldest first (safe to move them while iterating). */

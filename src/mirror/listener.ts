@@ -27,6 +27,8 @@ export class Listener {
   constructor(
     private readonly name: string,
     acceptor: Acceptor,
+    /** Shares the port with the other data-plane loops' listeners (src/workers/). */
+    private readonly reusePort = false,
   ) {
     this.server = createProxyServer((socket) => acceptor.acceptSocket(socket), {
       onListening: (fast) => (this.fastAccept = fast),
@@ -47,7 +49,14 @@ export class Listener {
   async listen(at: HostPort): Promise<void> {
     if (this.phase !== 'new')
       throw new MlbError('MLB_ERR_ALREADY_STARTED', `listener of ${this.name} already ${this.phase}`);
-    this.server.listen({ host: at.host, port: at.port, backlog: 4096 });
+    // reusePort is not in @types/node 20's ListenOptions; Node 20 ignores it (check refuses workers there).
+    const opts = {
+      host: at.host,
+      port: at.port,
+      backlog: 4096,
+      ...(this.reusePort ? { reusePort: true } : {}),
+    };
+    this.server.listen(opts);
     try {
       await once(this.server, 'listening');
     } catch (err) {

@@ -18,7 +18,26 @@ export interface MirrorDeps {
   readonly events: EventLog;
   /** The daemon's logger; the mirror's records carry `mirror`. */
   readonly log: Logger;
+  /** Several data-plane loops: the route that serves on all of them (src/workers/); else a Router here. */
+  readonly route?: (config: MirrorConfig, plan: PrimaryPlan, owner: RouterOwner, log: Logger) => Route;
 }
+
+/** What a mirror asks of its route: a Router on this thread, or one served by every loop. */
+export type Route = Pick<
+  Router,
+  | 'listen'
+  | 'serve'
+  | 'address'
+  | 'fastAccept'
+  | 'apply'
+  | 'update'
+  | 'close'
+  | 'drain'
+  | 'cutAll'
+  | 'sessionCount'
+  | 'heldCount'
+  | 'flushBytes'
+>;
 
 /**
  * One mirror at run time, as one unit: its health monitor, its router (the listener and its
@@ -34,7 +53,7 @@ export interface MirrorDeps {
 export class Mirror implements MonitorSink, RouterOwner {
   private cfg: MirrorConfig;
   private monitor: MirrorMonitor;
-  private readonly router: Router;
+  private readonly router: Route;
   private readonly reporter: Reporter;
   private readonly log: Logger;
   /**
@@ -50,12 +69,15 @@ export class Mirror implements MonitorSink, RouterOwner {
     this.cfg = config;
     this.log = deps.log.child({ mirror: config.name });
     this.monitor = new MirrorMonitor(config, deps.prober, this);
-    this.router = new Router(config, new PrimaryPlan(this.monitor.decision), {
-      metrics: deps.metrics,
-      resolver: deps.resolver,
-      log: this.log,
-      owner: this,
-    });
+    const plan = new PrimaryPlan(this.monitor.decision);
+    this.router = deps.route
+      ? deps.route(config, plan, this, this.log)
+      : new Router(config, plan, {
+          metrics: deps.metrics,
+          resolver: deps.resolver,
+          log: this.log,
+          owner: this,
+        });
     this.reporter = new Reporter(config, deps.metrics, this.log, deps.events);
   }
 

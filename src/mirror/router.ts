@@ -15,6 +15,7 @@ import { Listener, type Acceptor } from './listener.js';
 import { newEffect, type CutReason, type MutableEffect, type RouteEffect, type RoutePlan } from './plan.js';
 import { connectReason, RouteReport } from './route-report.js';
 import { Watch } from './watch.js';
+import type { SharedLimits } from './client.js';
 
 /** Who the router tells that a member failed a connect (the mirror probes it now). */
 export interface RouterOwner {
@@ -26,6 +27,8 @@ export interface RouterDeps {
   readonly resolver: Resolver;
   readonly log: Logger;
   readonly owner: RouterOwner;
+  /** Set in a data-plane loop: limits that hold for the whole process (src/workers/). */
+  readonly shared?: SharedLimits;
 }
 
 /** Retry backoff for failed backend connects while the hold timeout lasts. */
@@ -61,7 +64,7 @@ export class Router implements ConnectorOwner, Acceptor {
   ) {
     this.config = config;
     this.plan = plan;
-    this.members = byName(config.members);
+    this.members = new Map(config.members.map((m) => [m.name, m]));
     this.sessions = new SessionTable<Client>(config.name, deps.metrics, config.proxy.idleTimeoutMs);
     this.connector = new Connector(this.clients, this.sessions, deps.resolver, this);
     this.connector.configure(this.members, config.proxy.connectTimeoutMs, config.proxy.maxConnecting);
@@ -82,7 +85,8 @@ export class Router implements ConnectorOwner, Acceptor {
       this.restart(c, socket, replay);
       this.connectFailed(c, s.member.name, code);
     };
-    this.listener = new Listener(config.name, this);
+    this.listener = new Listener(config.name, this, deps.shared?.reusePort);
+    this.clients.limits = deps.shared ?? null;
   }
 
   /** Binds the listener; clients are served from `serve()` on, earlier ones wait (listener.ts). */
@@ -128,7 +132,7 @@ export class Router implements ConnectorOwner, Acceptor {
     const old = this.config;
     this.config = config;
     this.plan = plan;
-    this.members = byName(config.members);
+    this.members = new Map(config.members.map((m) => [m.name, m]));
     this.sessions.setIdleTimeout(config.proxy.idleTimeoutMs);
     const effect = newEffect();
     for (const m of old.members) {
@@ -212,7 +216,7 @@ export class Router implements ConnectorOwner, Acceptor {
     if (this.listener.phase === 'bound') return this.clients.add(c);
     if (this.listener.phase !== 'listening') return this.drop(c);
     const max = this.config.proxy.maxConnections;
-    if (max > 0 && this.clients.active >= max) {
+    if (max > 0 && !this.clients.admits(max)) {
       this.report.rejected('max_connections', c.acceptedAt);
       return this.drop(c);
     }
@@ -230,7 +234,7 @@ export class Router implements ConnectorOwner, Acceptor {
 
   private hold(c: Client, wakeInMs: number): void {
     if (this.listener.phase !== 'listening') return this.reject(c, 'shutdown');
-    if (this.clients.count('held') >= this.config.proxy.maxHeld) return this.reject(c, 'hold_full');
+    if (this.clients.held() >= this.config.proxy.maxHeld) return this.reject(c, 'hold_full');
     // A client whose FIN was read before it came to wait has left: it waits for nothing.
     if (toSocket(c).readableEnded) return this.heldLeft(c);
     this.clients.move(c, 'held');
@@ -392,8 +396,4 @@ export class Router implements ConnectorOwner, Acceptor {
   private updateGauges(): void {
     this.report.waiting(this.clients.count('held'), this.clients.count('gated'));
   }
-}
-
-function byName(members: readonly MemberConfig[]): Map<string, MemberConfig> {
-  return new Map(members.map((m) => [m.name, m]));
 }
