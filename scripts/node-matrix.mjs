@@ -38,6 +38,7 @@ const MATRIX_TESTS = [
   /^readiness\.test\.ts$/,
   /^reload-atomic\.test\.ts$/,
   /^cli\.test\.ts$/,
+  /^workers\.test\.ts$/,
 ];
 
 const say = (msg) => process.stdout.write(`node-matrix: ${msg}\n`);
