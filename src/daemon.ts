@@ -92,9 +92,13 @@ export class Daemon {
       cut += this.mirrors.get(name)?.remove() ?? 0;
       this.mirrors.delete(name);
     }
-    for (const name of plan.changed) cut += this.mirrors.get(name)?.update(plan.wanted.get(name)!).cut ?? 0;
+    // With several loops a change's effect is known once every loop acted on it.
+    const updated = plan.changed.flatMap(
+      (name) => this.mirrors.get(name)?.update(plan.wanted.get(name)!) ?? [],
+    );
     for (const mirror of bound) this.add(mirror);
     for (const m of plan.late) await this.bindLate(m);
+    for (const effect of updated) cut += (await effect).cut;
     this.reloaded(old, next, plan, cut);
   }
 

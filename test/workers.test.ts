@@ -215,6 +215,21 @@ t.test(
     await closed;
     t.pass('all 40 sessions on the old primary cut');
     await d.waitLog('failover');
+    const events = JSON.parse((await httpRequest(d.admin, '/events')).body) as Array<{
+      kind: string;
+      cutSessions: number;
+    }>;
+    // Whichever step cut them (A's demotion, or B's promotion when B's probe came first), its
+    // role event carries the sessions every loop cut (the start-up steps cut none).
+    const roles = events.filter((e) => e.kind === 'role');
+    t.equal(
+      roles.reduce((n, e) => n + e.cutSessions, 0),
+      40,
+      "the switchover's events count the sessions every loop cut",
+    );
+    const acted = d.lines.filter((l) => l.msg === 'decision acted on by every loop' && l.cut === 40);
+    t.equal(acted.length, 1, 'the loops acted on the cut once, lag logged');
+    t.type(acted[0]!.lag_ms, 'number');
     const after = await Promise.all([...Array(40).keys()].map(() => greeting(d.port)));
     t.same(
       new Set(after.map((g) => g.name)),

@@ -22,6 +22,12 @@ export interface MirrorDeps {
   readonly route?: (config: MirrorConfig, plan: PrimaryPlan, owner: RouterOwner, log: Logger) => Route;
 }
 
+/**
+ * What a route did with a plan: at once (a Router on this thread), or once every data-plane
+ * loop has acted on it (the loops' answers added up), so the reports carry real counts.
+ */
+export type Applied = RouteEffect | Promise<RouteEffect>;
+
 /** What a mirror asks of its route: a Router on this thread, or one served by every loop. */
 export type Route = Pick<
   Router,
@@ -29,15 +35,16 @@ export type Route = Pick<
   | 'serve'
   | 'address'
   | 'fastAccept'
-  | 'apply'
-  | 'update'
   | 'close'
   | 'drain'
   | 'cutAll'
   | 'sessionCount'
   | 'heldCount'
   | 'flushBytes'
->;
+> & {
+  apply(plan: PrimaryPlan): Applied;
+  update(config: MirrorConfig, plan: PrimaryPlan): Applied;
+};
 
 /**
  * One mirror at run time, as one unit: its health monitor, its router (the listener and its
@@ -61,6 +68,8 @@ export class Mirror implements MonitorSink, RouterOwner {
    * latest ended: a role change its step reports happened in between.
    */
   private lastProbe = { previousCheckAt: null as number | null, at: 0 };
+  /** Reports waiting for a route's effect, so they are made in the order of their steps. */
+  private reporting: Promise<void> | null = null;
 
   constructor(
     config: MirrorConfig,
@@ -106,7 +115,7 @@ export class Mirror implements MonitorSink, RouterOwner {
    * same member, even when its check URLs changed (a Web Gateway added): it keeps its role
    * until the new checks say otherwise, so no session is cut for it.
    */
-  update(config: MirrorConfig): RouteEffect {
+  update(config: MirrorConfig): Applied {
     const seed = new Map<string, { health: MemberHealth; admin: AdminState }>();
     for (const s of this.monitor.members()) {
       const same = config.members.find((n) => n.name === s.config.name);
@@ -137,12 +146,25 @@ export class Mirror implements MonitorSink, RouterOwner {
   /** MonitorSink: one step. The decision goes to the router first, then what it did is reported. */
   changed(step: MonitorChange): void {
     const effect = step.decision ? this.router.apply(new PrimaryPlan(step.decision.next)) : NO_EFFECT;
-    if (step.role) {
-      const { previousCheckAt, at } = this.lastProbe;
-      const detectionMs = previousCheckAt === null ? null : Math.round(at - previousCheckAt);
-      this.reporter.role(step.role, detectionMs, effect, this.router.heldCount());
-    }
-    if (step.decision) this.reporter.decision(step.decision, effect);
+    const { previousCheckAt, at } = this.lastProbe;
+    const detectionMs = previousCheckAt === null ? null : Math.round(at - previousCheckAt);
+    this.report(effect, (done) => {
+      if (step.role) this.reporter.role(step.role, detectionMs, done, this.router.heldCount());
+      if (step.decision) this.reporter.decision(step.decision, done);
+    });
+  }
+
+  /**
+   * Reports what a route did: at once when it knows at once, else when its loops have all
+   * answered; either way after every earlier step's report.
+   */
+  private report(effect: Applied, then: (effect: RouteEffect) => void): void {
+    if (this.reporting === null && !(effect instanceof Promise)) return then(effect);
+    const next = (this.reporting ?? Promise.resolve()).then(() => effect).then(then);
+    this.reporting = next;
+    void next.finally(() => {
+      if (this.reporting === next) this.reporting = null;
+    });
   }
 
   /** RouterOwner: a connect to a member failed; every member is probed now. */
@@ -163,8 +185,10 @@ export class Mirror implements MonitorSink, RouterOwner {
     const to: AdminState = action === 'drain' ? 'draining' : action === 'disable' ? 'disabled' : 'enabled';
     const change = this.monitor.setAdmin(member, to);
     const effect = change ? this.router.apply(new PrimaryPlan(change.next)) : NO_EFFECT;
-    this.reporter.admin(member, action, from, to, effect, this.router.heldCount());
-    if (change) this.reporter.decision(change, effect);
+    this.report(effect, (done) => {
+      this.reporter.admin(member, action, from, to, done, this.router.heldCount());
+      if (change) this.reporter.decision(change, done);
+    });
     return true;
   }
 

@@ -3,30 +3,30 @@ import { performance } from 'node:perf_hooks';
 import type { MirrorConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Route } from '../mirror/mirror.js';
-import { NO_EFFECT, PrimaryPlan, type RouteEffect, type RoutePlan } from '../mirror/plan.js';
+import { newEffect, type MutableEffect, type PrimaryPlan, type RouteEffect } from '../mirror/plan.js';
 import type { RouterOwner } from '../mirror/router.js';
 import type { LoopMetrics } from './loop-metrics.js';
 import type { LoopClient, LoopSet } from './loops.js';
 import type { FromLoop, MirrorPart } from './protocol.js';
 import { MemberSlots, SharedMirrorState } from './shared-state.js';
 
-/** Acks of one decision: when it was stored, and what the loops did with it so far. */
+/** Acks of one decision: when it was stored, which loops acted on it, what they did in sum. */
 interface Pending {
-  readonly generation: number;
   readonly storedAt: number;
-  acks: number;
+  /** Loops that acted on it, or died (a dead loop's clients are gone: nothing left to do). */
+  readonly done: Set<number>;
   last: number;
-  cut: number;
-  moved: number;
-  released: number;
+  readonly effect: MutableEffect;
+  readonly settle: (effect: RouteEffect) => void;
 }
 
 /**
  * One mirror's route, served by every data-plane loop: what the mirror (mirror.ts) calls a
  * router, on the control plane. A decision is stored in the mirror's shared routing state
  * first (every loop's next pick follows it), then sent to every loop to act on (cuts,
- * releases); the loops' answers are added up and logged once the last one acted, with how
- * long that took. Counts (`held`, sessions) are the sum of every loop's row.
+ * releases); the loops' answers are added up, logged with how long the last one took, and
+ * are what `apply` resolves to (so the mirror reports real cut counts). Loops act on
+ * messages in order, so decisions settle in the order they were stored. Counts (`held`, sessions) are the sum of every loop's row.
  */
 export class LoopRoute implements Route, LoopClient {
   private readonly state = new SharedMirrorState();
@@ -34,19 +34,19 @@ export class LoopRoute implements Route, LoopClient {
   private slots: ReadonlyMap<string, number>;
   private port: number | null = null;
   private serving = false;
-  private pending: Pending | null = null;
+  private readonly pending = new Map<number, Pending>();
   fastAccept: boolean | null = null;
 
   constructor(
     private config: MirrorConfig,
-    plan: RoutePlan,
+    plan: PrimaryPlan,
     private readonly loops: LoopSet,
     private readonly owner: RouterOwner,
     private readonly metrics: LoopMetrics,
     private readonly log: Logger,
   ) {
     this.slots = this.memberSlots.assign(config.members.map((m) => m.name));
-    this.store(plan);
+    this.state.write(plan.decision, (m) => this.slots.get(m) ?? -1);
   }
 
   get name(): string {
@@ -81,19 +81,20 @@ export class LoopRoute implements Route, LoopClient {
     return { address: host, port: this.port, family: host.includes(':') ? 'IPv6' : 'IPv4' };
   }
 
-  apply(next: RoutePlan): RouteEffect {
-    const generation = this.store(next);
-    const reasons = next instanceof PrimaryPlan ? next.decision.cutReason : {};
-    this.loops.broadcast({ t: 'apply', mirror: this.name, generation, reasons });
-    return NO_EFFECT;
+  /** Resolves to what every loop did, added up, once the last one acted on it. */
+  apply(next: PrimaryPlan): Promise<RouteEffect> {
+    return this.store(next, (generation) => {
+      const reasons = next.decision.cutReason;
+      this.loops.broadcast({ t: 'apply', mirror: this.name, generation, reasons });
+    });
   }
 
-  update(config: MirrorConfig, plan: RoutePlan): RouteEffect {
+  update(config: MirrorConfig, plan: PrimaryPlan): Promise<RouteEffect> {
     this.config = config;
     this.slots = this.memberSlots.assign(config.members.map((m) => m.name));
-    const generation = this.store(plan);
-    this.loops.broadcast({ t: 'update', mirror: this.name, generation, part: this.part() });
-    return NO_EFFECT;
+    return this.store(plan, (generation) =>
+      this.loops.broadcast({ t: 'update', mirror: this.name, generation, part: this.part() }),
+    );
   }
 
   close(): void {
@@ -107,6 +108,8 @@ export class LoopRoute implements Route, LoopClient {
       all.map((i) => this.loops.request(i, (id) => ({ t: 'drain', id, mirror: this.name, timeoutMs }))),
     );
     this.loops.forget(this.name);
+    // Nothing more comes from the loops about this mirror: what they did so far is the effect.
+    for (const [generation, p] of this.pending) this.settle(generation, p);
   }
 
   /** Every loop cuts; the sessions are counted by each loop's own metrics and logs, not returned. */
@@ -134,25 +137,30 @@ export class LoopRoute implements Route, LoopClient {
     return [...Array(this.loops.count).keys()].map((i) => this.state.loop(i).accepted);
   }
 
-  /** LoopClient: one loop acted on a decision; the last one's answer is logged with the lag. */
-  applied(m: FromLoop & { t: 'applied' }): void {
-    const p = this.pending;
-    if (p === null || p.generation !== m.generation) return;
-    p.acks++;
+  /** LoopClient: one loop acted on a decision; once every loop has, it is settled. */
+  applied(m: FromLoop & { t: 'applied' }, loop: number): void {
+    const p = this.pending.get(m.generation);
+    if (p === undefined || p.done.has(loop)) return;
+    p.done.add(loop);
     p.last = Math.max(p.last, m.at);
-    p.cut += m.effect.cut;
-    p.moved += m.effect.moved;
-    p.released += m.effect.released;
-    if (p.acks < this.loops.count) return;
-    this.pending = null;
+    p.effect.cut += m.effect.cut;
+    p.effect.moved += m.effect.moved;
+    p.effect.released += m.effect.released;
+    for (const [member, n] of Object.entries(m.effect.cutBy))
+      p.effect.cutBy[member] = (p.effect.cutBy[member] ?? 0) + n;
+    if (p.done.size >= this.loops.count) this.settle(m.generation, p);
+  }
+
+  /** The last loop acted: the lag observed and logged, the effect handed to the mirror. */
+  private settle(generation: number, p: Pending): void {
+    this.pending.delete(generation);
     const lagMs = Math.max(0, p.last - p.storedAt);
-    this.metrics.applyLag.observe({ mirror: this.name }, lagMs / 1000);
-    const fields = { generation: p.generation, loops: p.acks, lag_ms: Number(lagMs.toFixed(3)) };
-    if (p.cut + p.moved + p.released > 0 || lagMs >= 1)
-      this.log.info(
-        { ...fields, cut: p.cut, moved: p.moved, released: p.released },
-        'decision acted on by every loop',
-      );
+    const { cut, moved, released } = p.effect;
+    if (p.done.size > 0) this.metrics.applyLag.observe({ mirror: this.name }, lagMs / 1000);
+    const fields = { generation, loops: p.done.size, lag_ms: Number(lagMs.toFixed(3)) };
+    if (cut + moved + released > 0 || lagMs >= 1)
+      this.log.info({ ...fields, cut, moved, released }, 'decision acted on by every loop');
+    p.settle(p.effect);
   }
 
   connectFailed(member: string): void {
@@ -161,6 +169,10 @@ export class LoopRoute implements Route, LoopClient {
 
   clearLoop(loop: number): void {
     this.state.clearLoop(loop);
+    for (const [generation, p] of this.pending) {
+      p.done.add(loop);
+      if (p.done.size >= this.loops.count) this.settle(generation, p);
+    }
   }
 
   async restore(loop: number): Promise<void> {
@@ -177,14 +189,23 @@ export class LoopRoute implements Route, LoopClient {
     this.loops.post(loop, { t: 'apply', mirror: this.name, generation: this.state.generation, reasons: {} });
   }
 
-  /** The decision into shared memory, before anything else is done about it. */
-  private store(plan: RoutePlan): number {
-    if (!(plan instanceof PrimaryPlan))
-      throw new Error('a route served by several loops takes primary plans');
+  /**
+   * The decision into shared memory before anything else is done about it (every loop's next
+   * pick follows it), then `send` tells the loops to act on it; resolves with what they did.
+   */
+  private store(plan: PrimaryPlan, send: (generation: number) => void): Promise<RouteEffect> {
     const generation = this.state.write(plan.decision, (m) => this.slots.get(m) ?? -1);
     const storedAt = performance.timeOrigin + performance.now();
-    this.pending = { generation, storedAt, acks: 0, last: storedAt, cut: 0, moved: 0, released: 0 };
-    return generation;
+    return new Promise((settle) => {
+      this.pending.set(generation, {
+        storedAt,
+        done: new Set(),
+        last: storedAt,
+        effect: newEffect(),
+        settle,
+      });
+      send(generation);
+    });
   }
 
   private bindOn(loop: number, port: number): ReturnType<LoopSet['request']> {

@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import type { MirrorConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
-import type { RouteEffect } from '../mirror/plan.js';
+import { NO_EFFECT, type RouteEffect } from '../mirror/plan.js';
 import { Router } from '../mirror/router.js';
 import { Resolver } from '../proxy/resolver.js';
 import { LoopCounts } from './loop-counts.js';
@@ -85,14 +85,16 @@ async function handle(m: ToLoop): Promise<void> {
       return bind(m.id, m.part, m.port);
     case 'serve':
       return mirrors.get(m.mirror)?.router.serve();
+    // Answered even for a mirror not bound here (a replacement loop not restored yet): the
+    // control plane waits for every loop's answer before it reports the decision.
     case 'apply': {
       const s = mirrors.get(m.mirror);
-      if (s) applied(m.mirror, m.generation, s.router.apply(plan(s, m.reasons)));
+      applied(m.mirror, m.generation, s ? s.router.apply(plan(s, m.reasons)) : NO_EFFECT);
       return;
     }
     case 'update': {
       const s = mirrors.get(m.mirror);
-      if (!s) return;
+      if (!s) return applied(m.mirror, m.generation, NO_EFFECT);
       s.slots = new Map(m.part.slots);
       s.counts.reslot(s.slots);
       const listen = m.part.config.listen;
