@@ -52,7 +52,10 @@ interface Run {
   admin: number;
   exited: Promise<number | null>;
   kill(sig: NodeJS.Signals): void;
-  waitLog(msg: string, deadlineMs?: number): Promise<Record<string, unknown>>;
+  /** The first record with this message at or after index `from` of `lines`. */
+  waitLog(msg: string, deadlineMs?: number, from?: number): Promise<Record<string, unknown>>;
+  /** Writes the config with these mirrors and sends SIGHUP. */
+  reload(mirrors: Array<{ name: string; port: number; members: SimMember[] }>): void;
 }
 
 async function runDaemon(
@@ -64,27 +67,30 @@ async function runDaemon(
   const port = await freePort();
   const admin = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'mlb-workers-'));
-  const yaml = [
-    'workers: 2',
-    'mirrors:',
-    '  - name: m',
-    `    listen: 127.0.0.1:${port}`,
-    '    members:',
-    ...members.flatMap((m) => [
-      `      - name: ${m.name}`,
-      `        address: 127.0.0.1:${m.superserverPort}`,
-      `        check: http://127.0.0.1:${m.webPort}/csp/mirror_status.cxw`,
-    ]),
-    'health:',
-    '  interval: 200ms',
-    '  fast_interval: 100ms',
-    '  rise: 1',
-    '  fall: 1',
-    `admin:\n  listen: 127.0.0.1:${admin}`,
-    extra,
-  ].join('\n');
   const file = join(dir, 'm.yml');
-  writeFileSync(file, yaml);
+  const yaml = (mirrors: Array<{ name: string; port: number; members: SimMember[] }>): string =>
+    [
+      'workers: 2',
+      'mirrors:',
+      ...mirrors.flatMap((x) => [
+        `  - name: ${x.name}`,
+        `    listen: 127.0.0.1:${x.port}`,
+        '    members:',
+        ...x.members.flatMap((m) => [
+          `      - name: ${m.name}`,
+          `        address: 127.0.0.1:${m.superserverPort}`,
+          `        check: http://127.0.0.1:${m.webPort}/csp/mirror_status.cxw`,
+        ]),
+      ]),
+      'health:',
+      '  interval: 200ms',
+      '  fast_interval: 100ms',
+      '  rise: 1',
+      '  fall: 1',
+      `admin:\n  listen: 127.0.0.1:${admin}`,
+      extra,
+    ].join('\n');
+  writeFileSync(file, yaml([{ name: 'm', port, members }]));
   const child = spawn(NODE!, [BIN, '--config', file], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
@@ -112,10 +118,10 @@ async function runDaemon(
   tt.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  const waitLog = async (msg: string, deadlineMs = 20_000): Promise<Record<string, unknown>> => {
+  const waitLog = async (msg: string, deadlineMs = 20_000, from = 0): Promise<Record<string, unknown>> => {
     const end = Date.now() + deadlineMs;
     for (;;) {
-      const hit = lines.find((l) => l.msg === msg);
+      const hit = lines.slice(from).find((l) => l.msg === msg);
       if (hit) return hit;
       if (Date.now() > end || child.exitCode !== null)
         throw new Error(
@@ -128,7 +134,11 @@ async function runDaemon(
     }
   };
   await waitLog('primary found');
-  return { lines, port, admin, exited, kill: (s) => child.kill(s), waitLog };
+  const reload = (mirrors: Array<{ name: string; port: number; members: SimMember[] }>): void => {
+    writeFileSync(file, yaml(mirrors));
+    child.kill('SIGHUP');
+  };
+  return { lines, port, admin, exited, kill: (s) => child.kill(s), waitLog, reload };
 }
 
 /** Connects and reads the member's greeting (its name); null: closed without one. */
@@ -275,3 +285,107 @@ t.test('a loop that dies is replaced; the other keeps serving', { skip: NODE ===
   });
   t.pass('the replacement loop takes clients');
 });
+
+/** Connections each loop accepted so far, loop 0 first. */
+async function perLoop(admin: number): Promise<number[]> {
+  const m = await metric(admin, 'mirrorlb_loop_connections_total');
+  return [0, 1].map((l) => m.get(JSON.stringify({ loop: String(l) })) ?? 0);
+}
+
+/** Whether `port` refuses connections. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.on('error', () => resolve(true));
+  });
+}
+
+t.test(
+  'reload over two loops: binds on every loop or changes nothing; SIGHUP through the CLI',
+  { skip: NODE === null },
+  async (t) => {
+    const a = await withSim(t, { name: 'A', role: 'primary' });
+    const b = await withSim(t, { name: 'B', role: 'backup' });
+    const c = await withSim(t, { name: 'C', role: 'primary' });
+    const x = await withSim(t, { name: 'X', role: 'primary' });
+    const d = await runDaemon(t, [a, b], '');
+    const busy = net.createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    t.teardown(() => busy.close());
+    const busyPort = (busy.address() as net.AddressInfo).port;
+    const nPort = await freePort();
+    const open = await Promise.all([...Array(20).keys()].map(() => greeting(d.port, true)));
+    t.ok(
+      open.every((g) => g.name === 'A'),
+      '20 sessions open on A',
+    );
+    const before = await perLoop(d.admin);
+    t.ok(
+      before.every((n) => n > 0),
+      `both loops serve m: ${before.join(' / ')}`,
+    );
+
+    // n binds on both loops, x cannot (its port is taken): nothing changes, n is closed on both.
+    let from = d.lines.length;
+    const m = { name: 'm', port: d.port, members: [a, b] };
+    d.reload([m, { name: 'n', port: nPort, members: [c] }, { name: 'x', port: busyPort, members: [x] }]);
+    const refusal = await d.waitLog('config reload refused; keeping the running config', 20_000, from);
+    t.match(JSON.stringify(refusal.problems), /EADDRINUSE|in use/i, 'refused for the busy port');
+    await until('n closed on every loop', async () => {
+      const all = await Promise.all([...Array(20).keys()].map(() => refused(nPort)));
+      return all.every(Boolean);
+    });
+    t.pass("n's port refuses 20 connections in a row: no loop kept its listener");
+    t.ok(
+      open.every((g) => !g.socket.destroyed),
+      "m's sessions untouched",
+    );
+    const st = JSON.parse((await httpRequest(d.admin, '/status')).body) as {
+      mirrors: Array<{ name: string; sessions: number }>;
+    };
+    t.same(
+      st.mirrors.map((x) => [x.name, x.sessions]),
+      [['m', 20]],
+      'the running config only, its sessions counted',
+    );
+    const more = await Promise.all([...Array(40).keys()].map(() => greeting(d.port)));
+    t.ok(
+      more.every((g) => g.name === 'A'),
+      'm still serves',
+    );
+    const during = await perLoop(d.admin);
+    t.ok(
+      during.every((n, i) => n > before[i]!),
+      `on both loops: ${during.join(' / ')}`,
+    );
+
+    // SIGHUP with a valid file: A leaves m (its sessions cut on both loops), n is added.
+    from = d.lines.length;
+    const closed = Promise.all(open.map((g) => (g.socket.destroyed ? null : once(g.socket, 'close'))));
+    d.reload([
+      { name: 'm', port: d.port, members: [b] },
+      { name: 'n', port: nPort, members: [c] },
+    ]);
+    const done = await d.waitLog('config reloaded', 20_000, from);
+    t.same(done.added, ['n'], 'n added');
+    t.same(done.changed, ['m'], 'm changed');
+    t.equal(done.cut_sessions, 20, "the reload's record counts the sessions every loop cut");
+    await closed;
+    t.pass("A's 20 sessions closed");
+    await d.waitLog('primary found', 20_000, from);
+    const onN = await Promise.all([...Array(40).keys()].map(() => greeting(nPort)));
+    t.ok(
+      onN.every((g) => g.name === 'C'),
+      'n serves its primary',
+    );
+    const after = await perLoop(d.admin);
+    t.ok(
+      after.every((n, i) => n > during[i]!),
+      `from both loops: ${after.join(' / ')}`,
+    );
+  },
+);
