@@ -12,7 +12,7 @@ import type { AdminAction } from './mirror/reporter.js';
 import { describeDataPath } from './proxy/data-path.js';
 import { Resolver } from './proxy/resolver.js';
 import type { MirrorSnapshot } from './snapshot.js';
-import { DataPlane } from './workers/data-plane.js';
+import { DataPlane, type LoopConnections } from './workers/data-plane.js';
 
 export type { AdminAction } from './mirror/reporter.js';
 
@@ -208,9 +208,9 @@ export class Daemon {
     return this.loops ? this.loops.metricsText() : this.metrics.registry.metrics();
   }
 
-  /** Connections each data-plane loop accepted (empty with one loop on the main thread). */
-  loopConnections(): readonly number[] {
-    return this.loops?.accepted() ?? [];
+  /** Each data-plane loop's connections, open and accepted (empty with one loop on the main thread). */
+  loopConnections(): readonly LoopConnections[] {
+    return this.loops?.perLoop() ?? [];
   }
 
   /** A mirror for `m` with its listener bound, not yet serving (no probes, no metric series). */

@@ -239,4 +239,14 @@ t.test('renderStatus shows every state in words', async (t) => {
     'colour adds escape codes, nothing else',
   );
   t.match(renderStatus({ ...doc, mirrors: [] }, [], { color: false }), /no mirrors configured/);
+  t.notMatch(text, /loops/, 'one loop: no per-loop line');
+  const perLoop = [
+    { loop: 0, open: 12, accepted: 1030 },
+    { loop: 1, open: 9, accepted: 990 },
+  ];
+  t.match(
+    renderStatus({ ...doc, loops: 2, perLoop }, [], { color: false }),
+    /\n2 data-plane loops · open 12 \/ 9 · accepted 1030 \/ 990\n/,
+    'several loops: connections per loop',
+  );
 });

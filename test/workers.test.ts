@@ -3,7 +3,7 @@
  * reusePort (22.12+; the machine's Node 20 has none), the official binary kept by
  * scripts/node-versions.mjs. Backends are simulated IRIS members (greeting with their name).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -214,8 +214,32 @@ t.test(
     t.equal(open.filter((g) => g.name === null).length, 10, 'the rest refused');
     const st = JSON.parse((await httpRequest(d.admin, '/status')).body) as {
       mirrors: Array<{ sessions: number }>;
+      loops: number;
+      perLoop: Array<{ open: number; accepted: number }>;
     };
     t.equal(st.mirrors[0]!.sessions, 40, '/status counts the sessions of every loop');
+    t.equal(st.loops, 2, '/status: the loop count');
+    t.equal(st.perLoop.length, 2, '/status: one entry per loop');
+    t.equal(
+      st.perLoop.reduce((n, l) => n + l.open, 0),
+      40,
+      'connections open per loop add up to the sessions',
+    );
+    t.equal(
+      st.perLoop.reduce((n, l) => n + l.accepted, 0),
+      240,
+      'and every connection admitted counted once (the 10 refused are not)',
+    );
+    const page = await new Promise<string>((resolve, reject) =>
+      execFile(NODE!, [BIN, 'status', '--admin', `127.0.0.1:${d.admin}`], (e, out) =>
+        e ? reject(e) : resolve(out),
+      ),
+    );
+    t.match(
+      page,
+      /\n2 data-plane loops · open \d+ \/ \d+ · accepted \d+ \/ \d+\n/,
+      '`mirrorlb status` shows them',
+    );
 
     // Failover: every session of the old primary is cut, on both loops; new clients only to B.
     const kept = open.filter((g) => g.name === 'A').map((g) => g.socket);
@@ -247,9 +271,17 @@ t.test(
       'new clients from every loop go to the new primary',
     );
 
-    // SIGTERM: sessions drain on both loops, then the process exits 0.
+    // SIGTERM: sessions drain on both loops, then the process exits 0. (First the 40 closed
+    // above leave the count, or max_connections would refuse some of these 6.)
+    await until('the closed connections counted out', async () => {
+      const now = JSON.parse((await httpRequest(d.admin, '/status')).body) as typeof st;
+      return now.perLoop.every((l) => l.open === 0);
+    });
     const s1 = await Promise.all([...Array(6).keys()].map(() => greeting(d.port, true)));
-    t.ok(s1.every((g) => g.name === 'B'));
+    t.ok(
+      s1.every((g) => g.name === 'B'),
+      'six sessions on B',
+    );
     d.kill('SIGTERM');
     await d.waitLog('stopping: listeners closed, draining');
     for (const g of s1) g.socket.end();

@@ -72,6 +72,18 @@ export interface StatusDoc {
   readonly phase: string;
   readonly mirrors: readonly MirrorStatus[];
   readonly eventCount: number;
+  /** Data-plane event loops serving the mirrors (`workers`). */
+  readonly loops: number;
+  /**
+   * With several loops, one entry per loop over every mirror: client connections open now
+   * (held, connecting or linked) and accepted so far, to see how the kernel spreads them.
+   * Empty with one loop.
+   */
+  readonly perLoop: ReadonlyArray<{
+    readonly loop: number;
+    readonly open: number;
+    readonly accepted: number;
+  }>;
 }
 
 /** GET /status: a snapshot of every mirror, built fresh on each request. */
@@ -128,6 +140,8 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
     phase: daemon.phase,
     mirrors,
     eventCount: daemon.events.count,
+    loops: daemon.currentConfig.workers,
+    perLoop: daemon.loopConnections().map((l, loop) => ({ loop, open: l.open, accepted: l.accepted })),
   };
 }
 

@@ -149,6 +149,13 @@ export function renderStatus(
       (held.length === 0 ? '' : ` · ${p.red(`${held.join(', ')} holding clients`)}`) +
       (opts.admin ? p.dim(` · ${opts.admin}`) : ''),
   );
+  // A daemon older than the loops sends no perLoop.
+  const loops = doc.perLoop ?? [];
+  if (loops.length > 1)
+    lines.push(
+      `${loops.length} data-plane loops · open ${loops.map((l) => l.open).join(' / ')}` +
+        ` · accepted ${loops.map((l) => l.accepted).join(' / ')}`,
+    );
   for (const m of doc.mirrors) lines.push('', ...mirrorLines(m, p));
   if (doc.mirrors.length === 0) lines.push('', 'no mirrors configured');
   const recent = events.slice(-RECENT_EVENTS).reverse();

@@ -8,6 +8,12 @@ import { LoopMetrics, processMetrics } from './loop-metrics.js';
 import { LoopRoute } from './loop-route.js';
 import { LoopSet } from './loops.js';
 
+/** One data-plane loop's client connections: open now, and accepted since it started serving. */
+export interface LoopConnections {
+  open: number;
+  accepted: number;
+}
+
 /**
  * The daemon's side of several data-plane loops: the loops themselves, the route each mirror
  * is given instead of a Router on the main thread, and the figures that show the process as
@@ -45,8 +51,17 @@ export class DataPlane {
 
   /** Per loop: connections accepted so far, over every mirror it served. */
   accepted(): number[] {
-    const sums = new Array<number>(this.loops.count).fill(0);
-    for (const r of this.routes) r.accepted().forEach((n, i) => (sums[i]! += n));
+    return this.perLoop().map((l) => l.accepted);
+  }
+
+  /** Per loop, over every mirror: client connections open now, and accepted so far. */
+  perLoop(): LoopConnections[] {
+    const sums = [...Array(this.loops.count).keys()].map(() => ({ open: 0, accepted: 0 }));
+    for (const r of this.routes)
+      r.perLoop().forEach((l, i) => {
+        sums[i]!.open += l.open;
+        sums[i]!.accepted += l.accepted;
+      });
     return sums;
   }
 

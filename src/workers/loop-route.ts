@@ -132,9 +132,12 @@ export class LoopRoute implements Route, LoopClient {
   /** The loops add their bytes when the metrics are asked of them. */
   flushBytes(): void {}
 
-  /** Connections each loop accepted for this mirror. */
-  accepted(): number[] {
-    return [...Array(this.loops.count).keys()].map((i) => this.state.loop(i).accepted);
+  /** Per loop: this mirror's client connections open now (held, connecting or linked) and accepted so far. */
+  perLoop(): Array<{ open: number; accepted: number }> {
+    return [...Array(this.loops.count).keys()].map((i) => {
+      const l = this.state.loop(i);
+      return { open: l.active, accepted: l.accepted };
+    });
   }
 
   /** LoopClient: one loop acted on a decision; once every loop has, it is settled. */
