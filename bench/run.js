@@ -13,6 +13,7 @@ import { runFailover } from './lib/failover.js';
 import { runStorm } from './lib/storm.js';
 import { runReplicas } from './lib/replicas.js';
 import { runPatroni } from './lib/patroni.js';
+import { runWorkers } from './lib/workers.js';
 import { describeMachine } from './lib/machine.js';
 import { has, interrupted, run, stopAll, warnings } from './lib/proc.js';
 import { markdown } from './lib/report.js';
@@ -23,12 +24,12 @@ import { log } from './lib/util.js';
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(benchDir, '..');
 const NOFILE = 65536;
-const ALL_PARTS = ['failover', 'datapath', 'replicas', 'storm', 'patroni'];
+const ALL_PARTS = ['failover', 'datapath', 'replicas', 'storm', 'patroni', 'workers'];
 
 const USAGE = `usage: npm run bench [-- options]
 
   --quick            smoke run: one repetition, short windows (CI); results go to bench/results/tmp/
-  --part P           failover | datapath | replicas | storm | patroni (repeat or comma-separate;
+  --part P           failover | datapath | replicas | storm | patroni | workers (repeat or comma-separate;
                      default all; patroni only in a full run). A run of some parts only writes
                      its <date>-<parts>.{json,md} and leaves latest.md and bench/README.md alone
   --scenario S       failover scenarios to run: switchover,killed,hung,blackholed (default all)
@@ -286,6 +287,7 @@ async function main() {
   if (opts.parts.includes('replicas')) result.replicas = await part('replicas', () => runReplicas(ctx));
   if (opts.parts.includes('storm')) result.storm = await part('reconnect storm', () => runStorm(ctx));
   if (opts.parts.includes('patroni')) result.patroni = await part('patroni', () => runPatroni(ctx));
+  if (opts.parts.includes('workers')) result.workers = await part('workers', () => runWorkers(ctx));
 
   const outDir = opts.out
     ? path.resolve(opts.out)

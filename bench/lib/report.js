@@ -1,5 +1,6 @@
 // The Markdown table of a bench run: what a reader needs to judge the figures (the machine,
 // the pinning, the load on the machine) and the medians with the mirrorlb/haproxy ratios.
+import { workersMarkdown } from './workers.js';
 import { stormMarkdown } from './storm.js';
 import { fmt, fmtRatio } from './util.js';
 import { replicasMarkdown } from './replicas.js';
@@ -275,6 +276,7 @@ export function markdown(result) {
   else if (storm?.error) out.push('## Reconnect storm', '', `Failed: ${storm.error}`, '');
 
   out.push(...replicasMarkdown(result.replicas));
+  out.push(...workersMarkdown(result.workers));
 
   const p = result.patroni;
   if (p && !p.error && p.summary) {
