@@ -15,7 +15,7 @@ import path from 'node:path';
 import { freePort, mirrorlbYaml } from './balancers.js';
 import { startNginx } from './backends.js';
 import { cpuMicros, run, start, waitStarted } from './proc.js';
-import { parseWrk } from './datapath.js';
+import { maxSessions, parseWrk } from './datapath.js';
 import { httpCall, startSim, tcpProbe } from './sims.js';
 import { fmt, log, median, now, round } from './util.js';
 
@@ -251,7 +251,7 @@ export async function runWorkers(ctx) {
         name: t.id,
         cmd: 'taskset',
         args: ['-c', allCpus(ctx), 'haproxy', '-f', cfg, '-db'],
-        env: { MLB_LISTEN: `127.0.0.1:${port}`, MLB_BACKEND: backend, MLB_MAXCONN: '20000' },
+        env: { MLB_LISTEN: `127.0.0.1:${port}`, MLB_BACKEND: backend, MLB_MAXCONN: String(maxSessions(ctx.nofile)) },
         logDir: ctx.logDir,
       });
       await waitStarted(proc, () => tcpProbe('127.0.0.1', port, 300), `${t.id} (haproxy)`);
