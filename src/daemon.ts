@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Mirror } from './mirror/mirror.js';
 import { planReload, type ReloadPlan } from './mirror/reload-plan.js';
+import { SessionLog } from './mirror/session-log.js';
 import type { AdminAction } from './mirror/reporter.js';
 import { describeDataPath } from './proxy/data-path.js';
 import { Resolver } from './proxy/resolver.js';
@@ -35,6 +36,8 @@ export class Daemon {
   private readonly log: Logger;
   private readonly prober: DaemonDeps['prober'];
   private readonly resolver = new Resolver();
+  /** `log.sessions`, shared by every route; a reload turns it on or off for sessions that start after. */
+  private readonly sessionLog: SessionLog;
   private readonly mirrors = new Map<string, Mirror>();
   private state: 'new' | 'running' | 'grace' | 'stopping' | 'stopped' = 'new';
   /** The shutdown under way (stop() called again returns it) and the way to end its grace early. */
@@ -46,6 +49,7 @@ export class Daemon {
     this.config = config;
     this.log = deps.log;
     this.prober = deps.prober;
+    this.sessionLog = new SessionLog(config.log.sessions);
     this.metrics = deps.metrics ?? new Metrics(undefined, { hotPath: config.metrics.enabled });
   }
 
@@ -83,6 +87,7 @@ export class Daemon {
     }
     // Commit: nothing below can be refused.
     this.config = next;
+    this.sessionLog.on = next.log.sessions;
     let cut = 0;
     for (const name of plan.replaced) {
       cut += this.mirrors.get(name)?.remove() ?? 0;
@@ -201,6 +206,7 @@ export class Daemon {
       prober: this.prober,
       events: this.events,
       log: this.log,
+      sessionLog: this.sessionLog,
     });
     await mirror.listen();
     return mirror;

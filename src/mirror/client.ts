@@ -38,6 +38,10 @@ export class Client {
   /** Monotonic ms: when it arrived (or was given back by a member that left), and when its hold ends. */
   acceptedAt: number;
   deadline: number;
+  /** Monotonic ms of its first arrival (a give-back does not reset it): the session log's duration. */
+  readonly arrivedAt: number;
+  /** Its address, read at accept only while the session log is on (session-log.ts). */
+  peer: { readonly address: string | null; readonly port: number | null } | null = null;
   /** Backend connects tried so far (the retry backoff). */
   attempts = 0;
   /** Bytes it sent to a member that never answered, sent first to the next one. */
@@ -55,7 +59,19 @@ export class Client {
     this.socket = socket;
     this.handle = handle;
     this.acceptedAt = acceptedAt;
+    this.arrivedAt = acceptedAt;
     this.deadline = deadline;
+  }
+
+  /** Given back by a member that never answered: a socket again, with its bytes to replay and a new hold. */
+  givenBack(socket: Socket, replay: readonly Buffer[], now: number, holdMs: number): void {
+    this.session = null;
+    this.socket = socket;
+    this.handle = null;
+    this.replay = replay.length > 0 ? replay : null;
+    this.acceptedAt = now;
+    this.deadline = now + holdMs;
+    this.attempts = 0;
   }
 
   /** Whether the client is gone already (its socket destroyed); a raw handle is never gone unseen. */

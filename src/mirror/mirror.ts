@@ -4,6 +4,7 @@ import type { EventLog } from '../events.js';
 import { MirrorMonitor, type MonitorChange, type MonitorSink, type ProbeRunner } from '../health/monitor.js';
 import type { AdminState, MemberHealth, ProbeResult } from '../health/types.js';
 import type { Logger } from '../log.js';
+import type { SessionLog } from './session-log.js';
 import type { Metrics } from '../metrics.js';
 import type { Resolver } from '../proxy/resolver.js';
 import { freezeSnapshot, type MirrorSnapshot } from '../snapshot.js';
@@ -18,6 +19,8 @@ export interface MirrorDeps {
   readonly events: EventLog;
   /** The daemon's logger; the mirror's records carry `mirror`. */
   readonly log: Logger;
+  /** The daemon's `log.sessions` switch (session-log.ts). */
+  readonly sessionLog: SessionLog;
 }
 
 /**
@@ -55,6 +58,7 @@ export class Mirror implements MonitorSink, RouterOwner {
       resolver: deps.resolver,
       log: this.log,
       owner: this,
+      sessionLog: deps.sessionLog,
     });
     this.reporter = new Reporter(config, deps.metrics, this.log, deps.events);
   }

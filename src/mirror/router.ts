@@ -14,6 +14,7 @@ import { toSocket } from './dial.js';
 import { Listener, type Acceptor } from './listener.js';
 import { newEffect, type CutReason, type MutableEffect, type RouteEffect, type RoutePlan } from './plan.js';
 import { connectReason, RouteReport } from './route-report.js';
+import type { SessionLog } from './session-log.js';
 import { Watch } from './watch.js';
 
 /** Who the router tells that a member failed a connect (the mirror probes it now). */
@@ -26,6 +27,8 @@ export interface RouterDeps {
   readonly resolver: Resolver;
   readonly log: Logger;
   readonly owner: RouterOwner;
+  /** The daemon's `log.sessions` switch and records (session-log.ts). */
+  readonly sessionLog: SessionLog;
 }
 
 /** Retry backoff for failed backend connects while the hold timeout lasts. */
@@ -65,10 +68,11 @@ export class Router implements ConnectorOwner, Acceptor {
     this.sessions = new SessionTable<Client>(config.name, deps.metrics, config.proxy.idleTimeoutMs);
     this.connector = new Connector(this.clients, this.sessions, deps.resolver, this);
     this.connector.configure(this.members, config.proxy.connectTimeoutMs, config.proxy.maxConnecting);
-    this.report = new RouteReport(config.name, deps.metrics, deps.log);
+    this.report = new RouteReport(config.name, deps.metrics, deps.log, deps.sessionLog);
     this.sessions.onIdleCut = (member) => this.report.idleCut(member);
     this.sessions.onClosed = (s) => {
       const c = s.owner;
+      if (c !== null && deps.sessionLog.on) this.report.sessionClosed(c, s);
       if (c !== null && c.session === s) {
         c.session = null;
         this.clients.move(c, 'closed');
@@ -209,11 +213,12 @@ export class Router implements ConnectorOwner, Acceptor {
 
   private admit(c: Client): void {
     c.deadline = c.acceptedAt + this.config.proxy.holdTimeoutMs;
+    if (this.deps.sessionLog.on) this.deps.sessionLog.accepted(c);
     if (this.listener.phase === 'bound') return this.clients.add(c);
     if (this.listener.phase !== 'listening') return this.drop(c);
     const max = this.config.proxy.maxConnections;
     if (max > 0 && this.clients.active >= max) {
-      this.report.rejected('max_connections', c.acceptedAt);
+      this.report.rejected('max_connections', c);
       return this.drop(c);
     }
     this.clients.add(c);
@@ -309,7 +314,7 @@ export class Router implements ConnectorOwner, Acceptor {
       this.clients.move(c, 'accepted');
       if (c.gone) {
         this.clients.move(c, 'closed');
-        this.report.leftWhileHeldOne();
+        this.report.leftWhileHeldOne(c);
       } else live.push(c);
     }
     this.updateGauges();
@@ -322,7 +327,7 @@ export class Router implements ConnectorOwner, Acceptor {
   private heldLeft(c: Client): void {
     c.socket?.destroy();
     this.clients.move(c, 'closed');
-    this.report.leftWhileHeldOne();
+    this.report.leftWhileHeldOne(c);
     this.updateGauges();
   }
 
@@ -337,7 +342,7 @@ export class Router implements ConnectorOwner, Acceptor {
   private cut(member: string, reason: CutReason, redispatch: boolean, effect: MutableEffect): void {
     // Gone from the count at once: their sockets close later, and a second plan before they
     // do must not cut (and count) them again.
-    const taken = this.sessions.take(member);
+    const taken = this.sessions.take(member, reason);
     if (taken.length === 0) return;
     let cut = 0;
     const moved: Client[] = [];
@@ -363,20 +368,13 @@ export class Router implements ConnectorOwner, Acceptor {
 
   /** A linked client given back by its member (it never answered): in hand again, with a new hold. */
   private restart(c: Client, socket: net.Socket, replay: readonly Buffer[]): void {
-    const now = performance.now();
-    c.session = null;
-    c.socket = socket;
-    c.handle = null;
-    c.replay = replay.length > 0 ? replay : null;
-    c.acceptedAt = now;
-    c.deadline = now + this.config.proxy.holdTimeoutMs;
-    c.attempts = 0;
+    c.givenBack(socket, replay, performance.now(), this.config.proxy.holdTimeoutMs);
     this.clients.move(c, 'accepted');
   }
 
   /** Gives a client up, counted under `reason` (unless it was gone already). */
   private reject(c: Client, reason: string): void {
-    if (!c.gone) this.report.rejected(reason, c.acceptedAt);
+    if (!c.gone) this.report.rejected(reason, c);
     this.drop(c);
   }
 
