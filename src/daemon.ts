@@ -9,6 +9,8 @@ import { Metrics } from './metrics.js';
 import { Mirror } from './mirror/mirror.js';
 import { planReload, type ReloadPlan } from './mirror/reload-plan.js';
 import { SessionLog } from './mirror/session-log.js';
+import { FdBudget, planFds } from './mirror/fd-budget.js';
+import { readOpenFilesLimit } from './proxy/fd-limit.js';
 import type { AdminAction } from './mirror/reporter.js';
 import { describeDataPath } from './proxy/data-path.js';
 import { Resolver } from './proxy/resolver.js';
@@ -20,6 +22,8 @@ export interface DaemonDeps {
   readonly log: Logger;
   readonly prober: ProbeRunner & { close?(): void };
   readonly metrics?: Metrics;
+  /** The open-files soft limit (default: read from /proc/self/limits); null for none. */
+  readonly openFilesLimit?: number | null;
 }
 
 /**
@@ -38,6 +42,8 @@ export class Daemon {
   private readonly resolver = new Resolver();
   /** `log.sessions`, shared by every route; a reload turns it on or off for sessions that start after. */
   private readonly sessionLog: SessionLog;
+  /** The descriptor ceiling, from the open-files limit read at start; shared by every route. */
+  readonly budget: FdBudget;
   private readonly mirrors = new Map<string, Mirror>();
   private state: 'new' | 'running' | 'grace' | 'stopping' | 'stopped' = 'new';
   /** The shutdown under way (stop() called again returns it) and the way to end its grace early. */
@@ -51,6 +57,8 @@ export class Daemon {
     this.prober = deps.prober;
     this.sessionLog = new SessionLog(config.log.sessions);
     this.metrics = deps.metrics ?? new Metrics(undefined, { hotPath: config.metrics.enabled });
+    const limit = deps.openFilesLimit === undefined ? readOpenFilesLimit() : deps.openFilesLimit;
+    this.budget = new FdBudget(planFds(limit, config), this.log, this.metrics.registry);
   }
 
   get currentConfig(): Config {
@@ -62,6 +70,8 @@ export class Daemon {
     this.state = 'running';
     for (const m of this.config.mirrors) this.add(await this.bind(m));
     this.logDataPath();
+    const { limit, reserve, ceiling } = this.budget.plan;
+    this.log.info({ open_files_limit: limit, reserve, ceiling }, 'descriptor budget');
   }
 
   /**
@@ -207,6 +217,7 @@ export class Daemon {
       events: this.events,
       log: this.log,
       sessionLog: this.sessionLog,
+      budget: this.budget,
     });
     await mirror.listen();
     return mirror;

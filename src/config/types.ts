@@ -144,3 +144,7 @@ export interface Config {
 export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
+
+export function membersByName(members: readonly MemberConfig[]): Map<string, MemberConfig> {
+  return new Map(members.map((m) => [m.name, m]));
+}

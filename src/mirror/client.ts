@@ -80,6 +80,8 @@ export class Client {
   }
 }
 
+const NO_BUDGET = { take(): void {}, give(): void {} };
+
 /**
  * The clients of one route, one list per state, moved only by `move` (as pgbouncer's
  * change_client_state): every count per state is exact, and "the clients connecting to
@@ -90,16 +92,24 @@ export class ClientTable {
     CLIENT_STATES.filter((s) => s !== 'closed').map((s) => [s, new Set<Client>()]),
   );
 
+  /** Every client in a list holds descriptors: counted against the process's ceiling (fd-budget.ts). */
+  constructor(private readonly budget: { take(): void; give(): void } = NO_BUDGET) {}
+
   /** Moves `c` to `to` (a client enters through `add`, which files it under its state). */
   move(c: Client, to: ClientState): void {
     if (c.state === to) return;
-    this.lists.get(c.state)?.delete(c);
+    const was = this.lists.get(c.state)?.delete(c) ?? false;
     c.state = to;
-    this.lists.get(to)?.add(c);
+    const is = this.lists.get(to)?.add(c) !== undefined;
+    if (was && !is) this.budget.give();
+    else if (is && !was) this.budget.take();
   }
 
   add(c: Client): void {
-    this.lists.get(c.state)?.add(c);
+    const list = this.lists.get(c.state);
+    if (list === undefined || list.has(c)) return;
+    list.add(c);
+    this.budget.take();
   }
 
   count(state: ClientState): number {

@@ -4,6 +4,7 @@ import type { EventLog } from '../events.js';
 import { MirrorMonitor, type MonitorChange, type MonitorSink, type ProbeRunner } from '../health/monitor.js';
 import type { AdminState, MemberHealth, ProbeResult } from '../health/types.js';
 import type { Logger } from '../log.js';
+import type { FdBudget } from './fd-budget.js';
 import type { SessionLog } from './session-log.js';
 import type { Metrics } from '../metrics.js';
 import type { Resolver } from '../proxy/resolver.js';
@@ -21,6 +22,8 @@ export interface MirrorDeps {
   readonly log: Logger;
   /** The daemon's `log.sessions` switch (session-log.ts). */
   readonly sessionLog: SessionLog;
+  /** The process's descriptor ceiling (fd-budget.ts). */
+  readonly budget?: FdBudget;
 }
 
 /**
@@ -59,6 +62,7 @@ export class Mirror implements MonitorSink, RouterOwner {
       log: this.log,
       owner: this,
       sessionLog: deps.sessionLog,
+      budget: deps.budget,
     });
     this.reporter = new Reporter(config, deps.metrics, this.log, deps.events);
   }

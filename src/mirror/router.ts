@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { MemberConfig, MirrorConfig } from '../config/types.js';
-import { formatHostPort } from '../config/types.js';
+import { formatHostPort, membersByName } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { ignoreUntilLinked } from '../proxy/link.js';
@@ -15,6 +15,7 @@ import { Listener, type Acceptor } from './listener.js';
 import { newEffect, type CutReason, type MutableEffect, type RouteEffect, type RoutePlan } from './plan.js';
 import { connectReason, RouteReport } from './route-report.js';
 import type { SessionLog } from './session-log.js';
+import type { FdBudget } from './fd-budget.js';
 import { Watch } from './watch.js';
 
 /** Who the router tells that a member failed a connect (the mirror probes it now). */
@@ -27,8 +28,9 @@ export interface RouterDeps {
   readonly resolver: Resolver;
   readonly log: Logger;
   readonly owner: RouterOwner;
-  /** The daemon's `log.sessions` switch and records (session-log.ts). */
+  /** The daemon's `log.sessions` switch (session-log.ts) and descriptor ceiling (fd-budget.ts). */
   readonly sessionLog: SessionLog;
+  readonly budget?: FdBudget;
 }
 
 /** Retry backoff for failed backend connects while the hold timeout lasts. */
@@ -49,7 +51,7 @@ export class Router implements ConnectorOwner, Acceptor {
   private members: Map<string, MemberConfig>;
   private readonly listener: Listener;
   private readonly report: RouteReport;
-  private readonly clients = new ClientTable();
+  private readonly clients: ClientTable;
   /** Linked clients' sessions by member, with their counters and the idle timeout. */
   private readonly sessions: SessionTable<Client>;
   /** Takes clients to members: the connect gate, the dials, the links (connector.ts). */
@@ -64,7 +66,8 @@ export class Router implements ConnectorOwner, Acceptor {
   ) {
     this.config = config;
     this.plan = plan;
-    this.members = byName(config.members);
+    this.members = membersByName(config.members);
+    this.clients = new ClientTable(deps.budget);
     this.sessions = new SessionTable<Client>(config.name, deps.metrics, config.proxy.idleTimeoutMs);
     this.connector = new Connector(this.clients, this.sessions, deps.resolver, this);
     this.connector.configure(this.members, config.proxy.connectTimeoutMs, config.proxy.maxConnecting);
@@ -86,7 +89,7 @@ export class Router implements ConnectorOwner, Acceptor {
       this.restart(c, socket, replay);
       this.connectFailed(c, s.member.name, code);
     };
-    this.listener = new Listener(config.name, this);
+    this.listener = new Listener(config.name, this, deps.budget);
   }
 
   /** Binds the listener; clients are served from `serve()` on, earlier ones wait (listener.ts). */
@@ -132,7 +135,7 @@ export class Router implements ConnectorOwner, Acceptor {
     const old = this.config;
     this.config = config;
     this.plan = plan;
-    this.members = byName(config.members);
+    this.members = membersByName(config.members);
     this.sessions.setIdleTimeout(config.proxy.idleTimeoutMs);
     const effect = newEffect();
     for (const m of old.members) {
@@ -390,8 +393,4 @@ export class Router implements ConnectorOwner, Acceptor {
   private updateGauges(): void {
     this.report.waiting(this.clients.count('held'), this.clients.count('gated'));
   }
-}
-
-function byName(members: readonly MemberConfig[]): Map<string, MemberConfig> {
-  return new Map(members.map((m) => [m.name, m]));
 }
