@@ -8,6 +8,7 @@
 //   npx tsc -p tsconfig.json --outDir /tmp/dpq-dist     # or use dist/ after `npm run build`
 //   node bench/datapath-quick.mjs [--dist /tmp/dpq-dist] [--rounds 3] [--duration 5]
 //        [--targets haproxy,raw,daemon,mlb,mlb-semi,mlb-plain,naive] [--pin 0|1] [--tests ka,close,iperf,sockperf]
+//        [--session-log 1]   (the daemon target with log.sessions on, at level info)
 //   node bench/datapath-quick.mjs idle [--sessions 10000] [--target mlb]   # RSS of idle sessions
 //
 // Targets: haproxy (2.6, nbthread 1, mode tcp, no splice); raw (raw path, raw.ts); mlb (fast socket path); mlb-semi (fast
@@ -272,7 +273,9 @@ async function startDaemon(name, lp, distDir, waitForRouting = true) {
   yml += mirror('sockperf', lp.sockperf, `127.0.0.1:${PORTS.sockperf}`, `127.0.2.1:${PORTS.sockperf}`);
   for (let i = 0; i < 4; i++)
     yml += mirror(`idle${i}`, lp.ka + 5 + i, `127.0.3.${i + 1}:1972`, `127.0.4.${i + 1}:1972`);
-  yml += `admin:\n  listen: "127.0.0.1:${lp.ka + 9}"\nlog:\n  level: warn\nshutdown:\n  grace: 0\n`;
+  // --session-log 1: one 'session' record per connection (log.sessions), written to /dev/null.
+  const log = opt('session-log', '0') === '1' ? 'log:\n  level: info\n  sessions: true\n' : 'log:\n  level: warn\n';
+  yml += `admin:\n  listen: "127.0.0.1:${lp.ka + 9}"\n${log}shutdown:\n  grace: 0\n`;
   const file = `${TMP}/daemon-${lp.ka}.yml`;
   writeFileSync(file, yml);
   const main = distDir ? path.join(distDir, 'cli/main.js') : path.join(here, '..', 'dist/cli/main.js');
