@@ -274,7 +274,8 @@ async function startDaemon(name, lp, distDir, waitForRouting = true) {
   for (let i = 0; i < 4; i++)
     yml += mirror(`idle${i}`, lp.ka + 5 + i, `127.0.3.${i + 1}:1972`, `127.0.4.${i + 1}:1972`);
   // --session-log 1: one 'session' record per connection (log.sessions), written to /dev/null.
-  const log = opt('session-log', '0') === '1' ? 'log:\n  level: info\n  sessions: true\n' : 'log:\n  level: warn\n';
+  const log =
+    opt('session-log', '0') === '1' ? 'log:\n  level: info\n  sessions: true\n' : 'log:\n  level: warn\n';
   yml += `admin:\n  listen: "127.0.0.1:${lp.ka + 9}"\n${log}shutdown:\n  grace: 0\n`;
   const file = `${TMP}/daemon-${lp.ka}.yml`;
   writeFileSync(file, yml);
