@@ -101,7 +101,7 @@ t.test('the minimal file from the contract loads with every default filled', asy
       },
     ],
     admin: { listen: { host: '127.0.0.1', port: 9090 }, token: null },
-    log: { level: 'info' },
+    log: { level: 'info', sessions: false },
     shutdown: { graceMs: 5000, drainTimeoutMs: 30_000 },
     metrics: { enabled: true },
     workers: 1,

@@ -1,3 +1,4 @@
+import { SessionLog } from '../src/mirror/session-log.js';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -205,6 +206,7 @@ t.test(
         resolver: new Resolver(),
         log: createLogger('debug', new LogSink()),
         owner: { connectFailed: () => {} },
+        sessionLog: new SessionLog(false),
       });
     const metrics = new Metrics(undefined, { defaultMetrics: false });
 

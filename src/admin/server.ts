@@ -1,5 +1,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { ADMIN_MAX_CONNECTIONS } from '../mirror/fd-budget.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
@@ -36,9 +37,16 @@ export class AdminServer {
     private readonly log: Logger,
   ) {
     this.routes = this.buildRoutes();
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    // Slow clients are timed out (checked every second, not Node's 30 s) and capped, so a flood
+    // of them holds at most ADMIN_MAX_CONNECTIONS descriptors, the part of the budget kept for
+    // the admin (fd-budget.ts): the rest stay the proxy's.
+    this.server = http.createServer(
+      { connectionsCheckingInterval: 1000 },
+      (req, res) => void this.handle(req, res),
+    );
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
+    this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
     // Unparseable HTTP gets a plain 400 when the socket can still take it, never a crash.
     // CONNECT never reaches the request handler; answer it like any other unsupported method.
     this.server.on('connect', (_req, socket) =>

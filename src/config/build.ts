@@ -23,7 +23,10 @@ export function buildConfig(raw: RawFile, checked: Checked, source: string): Con
       listen: parseListenAddress(raw.admin?.listen ?? DEFAULTS.admin.listen),
       token: raw.admin?.token ?? DEFAULTS.admin.token,
     },
-    log: { level: raw.log?.level ?? DEFAULTS.log.level },
+    log: {
+      level: raw.log?.level ?? DEFAULTS.log.level,
+      sessions: raw.log?.sessions ?? DEFAULTS.log.sessions,
+    },
     shutdown: buildSection<typeof SHUTDOWN_KEYS>(BUILT_DEFAULTS.shutdown, values.top.shutdown),
     metrics: { enabled: raw.metrics?.enabled ?? DEFAULTS.metrics.enabled },
     workers: loopCount(raw.workers ?? DEFAULTS.workers),

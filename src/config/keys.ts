@@ -324,7 +324,7 @@ interface Defaults {
   readonly health: RawHealth;
   readonly proxy: RawProxy;
   readonly admin: RawAdmin;
-  readonly log: { readonly level: LogLevel };
+  readonly log: { readonly level: LogLevel; readonly sessions: boolean };
   readonly shutdown: RawShutdown;
   readonly metrics: { readonly enabled: boolean };
   readonly workers: WorkersSetting;
@@ -340,7 +340,7 @@ export const DEFAULTS: Defaults = {
   health: defaultsOf(HEALTH_KEYS),
   proxy: defaultsOf(PROXY_KEYS),
   admin: { listen: '127.0.0.1:9090', token: null },
-  log: { level: 'info' },
+  log: { level: 'info', sessions: false },
   shutdown: defaultsOf(SHUTDOWN_KEYS),
   metrics: { enabled: true },
   // One loop: the daemon as it always ran (no threads); more is asked for, never assumed.

@@ -332,6 +332,12 @@ export function schemaDocument(): Json {
           enum: [...LOG_LEVELS],
           default: DEFAULTS.log.level,
         },
+        sessions: {
+          description:
+            "One record per client session at its end (message 'session'): client address and port, member, bytes each way, duration and how it ended, as haproxy's tcplog. Off: no per-connection work at all. A reload applies it to sessions that start after it.",
+          type: 'boolean',
+          default: DEFAULTS.log.sessions,
+        },
       }),
       metrics: object('Prometheus metrics (GET /metrics on the admin listener).', {
         enabled: {

@@ -130,7 +130,8 @@ export interface Config {
   readonly source: string;
   readonly mirrors: readonly MirrorConfig[];
   readonly admin: AdminConfig;
-  readonly log: { readonly level: LogLevel };
+  /** `sessions`: one record per client session at its end (session-log.ts). */
+  readonly log: { readonly level: LogLevel; readonly sessions: boolean };
   /**
    * SIGTERM: how long the balancer stays unready but still accepting (so an outer load
    * balancer stops sending first), then how long open sessions may finish before they are cut.
@@ -147,4 +148,8 @@ export interface Config {
 
 export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+export function membersByName(members: readonly MemberConfig[]): Map<string, MemberConfig> {
+  return new Map(members.map((m) => [m.name, m]));
 }

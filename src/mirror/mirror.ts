@@ -4,6 +4,8 @@ import type { EventLog } from '../events.js';
 import { MirrorMonitor, type MonitorChange, type MonitorSink, type ProbeRunner } from '../health/monitor.js';
 import type { AdminState, MemberHealth, ProbeResult } from '../health/types.js';
 import type { Logger } from '../log.js';
+import type { FdBudget } from './fd-budget.js';
+import type { SessionLog } from './session-log.js';
 import type { Metrics } from '../metrics.js';
 import type { Resolver } from '../proxy/resolver.js';
 import { freezeSnapshot, type MirrorSnapshot } from '../snapshot.js';
@@ -20,6 +22,10 @@ export interface MirrorDeps {
   readonly log: Logger;
   /** Several data-plane loops: the route that serves on all of them (src/workers/); else a Router here. */
   readonly route?: (config: MirrorConfig, plan: PrimaryPlan, owner: RouterOwner, log: Logger) => Route;
+  /** The daemon's `log.sessions` switch (session-log.ts). */
+  readonly sessionLog: SessionLog;
+  /** The process's descriptor ceiling (fd-budget.ts). */
+  readonly budget?: FdBudget;
 }
 
 /** What a mirror asks of its route: a Router on this thread, or one served by every loop. */
@@ -77,6 +83,8 @@ export class Mirror implements MonitorSink, RouterOwner {
           resolver: deps.resolver,
           log: this.log,
           owner: this,
+          sessionLog: deps.sessionLog,
+          budget: deps.budget,
         });
     this.reporter = new Reporter(config, deps.metrics, this.log, deps.events);
   }

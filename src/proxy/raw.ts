@@ -4,7 +4,7 @@ import { errnoName } from '../errno.js';
 import { sharedReadBuffer } from './fastpath.js';
 import { bindings } from './raw-bindings.js';
 export { rawAvailable } from './raw-bindings.js';
-import type { Link, LinkHooks } from './link.js';
+import type { Link, LinkEnd, LinkHooks } from './link.js';
 import { REPLAY_MAX_BYTES } from './link.js';
 
 /**
@@ -235,6 +235,7 @@ class Way {
   end(): void {
     const s = this.session;
     if (this === s.out && s.giveBack('MLB_ERR_BACKEND_CLOSED')) return;
+    s.firstEnd ??= this === s.in ? 'client' : 'server';
     this.ended = true;
     const other = this === s.in ? s.out : s.in;
     // Both FINs read: both sockets close once nothing is queued (close(2) sends our FIN).
@@ -264,8 +265,10 @@ function onRead(this: RawTcp): void {
   try {
     if (n > 0) way.data(n);
     else if (n === UV_EOF) way.end();
-    else if (n < 0 && !(way === way.session.out && way.session.giveBack(errnoName(n))))
+    else if (n < 0 && !(way === way.session.out && way.session.giveBack(errnoName(n)))) {
+      way.session.firstEnd ??= way === way.session.in ? 'client' : 'server';
       way.session.fail(rawError(n, 'read'));
+    }
   } catch (err) {
     way.session.fail(err as Error);
   }
@@ -279,6 +282,7 @@ class RawSession implements Link {
   readonly in: Way;
   readonly out: Way;
   closed = false;
+  firstEnd: LinkEnd = null;
   private error: Error | null = null;
 
   constructor(
@@ -352,6 +356,7 @@ class RawSession implements Link {
     if (this.closed || replay === null || this.out.bytes > 0 || this.in.ended || this.out.ended || this.error)
       return null;
     this.closed = true;
+    this.firstEnd = 'given_back';
     const c = this.client;
     c.readStop();
     // Its onread (a native setter that takes only functions) is replaced by the socket's.
