@@ -39,13 +39,16 @@ async function serverInternals(): Promise<{ accept: boolean; noDelay: boolean }>
   }
 }
 
-/** Whether raw.ts finds the TCP bindings it needs, as a process started without MIRRORLB_DATAPATH would. */
+/** Whether raw-bindings.ts finds the TCP bindings it needs, as a process started without MIRRORLB_DATAPATH would. */
 async function rawBindings(t: Test): Promise<boolean> {
   const mode = process.env.MIRRORLB_DATAPATH;
   if (mode !== 'plain' && mode !== 'stream') return rawAvailable();
   delete process.env.MIRRORLB_DATAPATH;
   try {
-    return (await t.mockImport<typeof import('../src/proxy/raw.js')>('../src/proxy/raw.js')).rawAvailable();
+    const fresh = await t.mockImport<typeof import('../src/proxy/raw-bindings.js')>(
+      '../src/proxy/raw-bindings.js',
+    );
+    return fresh.rawAvailable();
   } finally {
     process.env.MIRRORLB_DATAPATH = mode;
   }
