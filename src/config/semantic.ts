@@ -9,7 +9,9 @@
 import { Checker } from './checker.js';
 import { parseCheckUrl } from './check-url.js';
 import { DEFAULTS } from './keys.js';
-import { checkInferredKinds } from './kind.js';
+import { checkInferredKinds, kindOfUrl } from './kind.js';
+import { checkPools } from './pools.js';
+import type { MirrorKind } from './types.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
 import { isWildcard, reachesListener } from './local-address.js';
 import { displayPath } from './yaml/positions.js';
@@ -35,8 +37,24 @@ export function checkSemantics(tree: YamlTree, problems: ProblemList): Checked {
   checkSelfProxy(c, mirrors);
   checkCheckUrls(c, mirrors);
   checkInferredKinds(c, mirrors);
+  checkPools(c, mirrors, (m) => kindOf(c, m));
   const tls = checkTls(c, mirrors, problems.file);
   return { sections: readSections(c, mirrors), tls };
+}
+
+/** The kind a mirror will have: written, else what its first check URL says (undefined: unreadable). */
+function kindOf(c: Checker, m: string): MirrorKind | undefined {
+  const written = c.str(`${m}/kind`) ?? c.str('/kind');
+  if (written !== undefined) return written as MirrorKind;
+  const first = c.list(`${m}/members`)[0];
+  const check = first === undefined ? undefined : c.get(`${first}/check`);
+  const url = Array.isArray(check) ? (check[0] as unknown) : check;
+  if (typeof url !== 'string') return undefined;
+  try {
+    return kindOfUrl(url).kind;
+  } catch {
+    return undefined;
+  }
 }
 
 function mirrorLabel(c: Checker, mirror: string): string {
@@ -162,7 +180,7 @@ export function listensCollide(a: HostPort, b: HostPort): boolean {
 
 function checkListens(c: Checker, mirrors: string[]): void {
   const taken: { label: string; hp: HostPort }[] = [];
-  const listens = mirrors.map((m) => `${m}/listen`);
+  const listens = mirrors.flatMap((m) => [`${m}/listen`, ...c.list(`${m}/pools`).map((p) => `${p}/listen`)]);
   if (c.has('/admin/listen')) listens.push('/admin/listen');
   else
     taken.push({
