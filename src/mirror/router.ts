@@ -223,8 +223,9 @@ export class Router implements ConnectorOwner, Acceptor {
   /** Sends an `accepted` client where the plan says, or holds it until its deadline. */
   private route(c: Client): void {
     if (c.gone) return this.clients.move(c, 'closed');
-    const to = this.plan.pick();
+    const to = this.plan.pick((m) => this.sessions.count(m) + this.clients.countFor(m));
     if (to !== null) this.dial(c, to);
+    else if (this.plan.refuses === true) this.reject(c, 'pool_empty');
     else this.hold(c, c.deadline - performance.now());
   }
 

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
+import { replicaAnswer } from './replica-status.js';
 
 /**
  * A simulated IRIS mirror member: a SuperServer port that greets with its name and
@@ -88,6 +89,8 @@ export class SimMember {
   private readonly log: Logger;
 
   private currentRole: SimRole;
+  /** Replay lag a backup reports on `GET /replica` (POST /sim/lag sets it). */
+  lagBytes = 0;
   private mode: StatusMode = 'normal';
   private slowMs = DEFAULT_SLOW_MS;
   private state: 'new' | 'running' | 'stopped' = 'new';
@@ -326,6 +329,11 @@ export class SimMember {
       this.answerStatus(res);
       return;
     }
+    if (path === '/replica' && this.mode === 'normal') {
+      const a = replicaAnswer(this.currentRole === 'primary' ? 'primary' : 'backup', this.lagBytes);
+      this.later(this.statusDelayMs, res, () => reply(res, a.status, a.body));
+      return;
+    }
     if (!STATUS_PATH.test(path)) {
       reply(res, 404, 'not found\n');
       return;
@@ -403,6 +411,18 @@ export class SimMember {
 
   private onControlRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/sim/lag' && req.method === 'POST') {
+      readBody(req, 64).then(
+        (body) => {
+          const n = Number(body.trim());
+          if (!Number.isInteger(n) || n < 0) return reply(res, 400, 'lag must be a whole number of bytes\n');
+          this.lagBytes = n;
+          reply(res, 200, `${n}\n`);
+        },
+        () => reply(res, 413, 'body too large\n'),
+      );
+      return;
+    }
     if (path !== '/sim/role' && path !== '/sim/status') {
       reply(res, 404, 'not found\n');
       return;
