@@ -5,7 +5,6 @@
  */
 import type net from 'node:net';
 import t from 'tap';
-import type { SimMember } from '../src/sim/member.js';
 import { withBalancer, type Balancer } from './helpers/balancer.js';
 import { connect, eventually, httpRequest, readGreeting, readUpTo, withSim } from './helpers/sim.js';
 

@@ -189,12 +189,12 @@ export function checkPools(
         if (!members.has(k)) c.report(`${p}/checks/${k}`, `"${k}" is not a member of this mirror`);
         else c.parse(`${p}/checks/${k}`, parseCheckUrl);
       }
-      const missing = [...members].filter((n) => n !== undefined && !given.includes(n));
+      // Other kinds derive no pool check: the members given in `checks` are the pool.
       const kind = kindOf(m);
-      if (missing.length > 0 && kind !== undefined && kind !== 'patroni' && !c.present(`${p}/check`))
+      if (given.length === 0 && kind !== undefined && kind !== 'patroni' && !c.present(`${p}/check`))
         c.report(
           p,
-          `pool check of ${missing.join(', ')} unknown: only a patroni mirror derives it from the member's check URL; give checks: {member: URL}`,
+          `no pool check: only a patroni mirror derives it from its members' check URLs; give checks: {member: URL}`,
         );
       for (const k of ['max_lag', 'lag_return_below'])
         if (c.has(`${p}/${k}`) && c.get(`${p}/${k}`) !== null) c.parse(`${p}/${k}`, parseSize);
@@ -220,10 +220,11 @@ export function checkPools(
   }
 }
 
-/** The pool URL of one member: given, or the role path on its first check URL's base. */
-function poolUrl(raw: RawPool, member: string, checkUrl: string): string {
+/** The pool URL of one member: given, the role path on its first check URL's base, or none (not in the pool). */
+function poolUrl(raw: RawPool, kind: MirrorKind, member: string, checkUrl: string): string | null {
   const given = raw.checks?.[member];
   if (given !== undefined) return given;
+  if (kind !== 'patroni' && raw.check === undefined) return null;
   const check = raw.check ?? POOL_DEFAULTS.check;
   const path = check.startsWith('/') ? check : PATRONI_POOL_PATHS[check as keyof typeof PATRONI_POOL_PATHS];
   const u = new URL(checkUrl);
@@ -244,7 +245,12 @@ export function buildPools(
     return {
       name: p.name,
       listen: parseListenAddress(p.listen),
-      checks: Object.fromEntries(members.map((m) => [m.name, poolUrl(p, m.name, m.check[0]!)])),
+      checks: Object.fromEntries(
+        members.flatMap((m) => {
+          const url = poolUrl(p, kind, m.name, m.check[0]!);
+          return url === null ? [] : [[m.name, url]];
+        }),
+      ),
       balance: p.balance ?? POOL_DEFAULTS.balance,
       slowStartMs: parseDuration(p.slow_start ?? POOL_DEFAULTS.slow_start),
       rise: p.rise ?? POOL_DEFAULTS.rise,

@@ -60,7 +60,7 @@ export class Pool {
     this.pool = pool;
     this.mirror = mirror;
     this.log = deps.log.child({ pool: pool.name });
-    for (const m of mirror.members) this.states.set(m.name, INITIAL_POOL_STATE);
+    for (const m of poolMembers(mirror, pool)) this.states.set(m.name, INITIAL_POOL_STATE);
     this.report = new PoolReport(deps.metrics.registry, mirror.name, pool.name, this.log);
     this.router = new Router(routeConfig(mirror, pool), this.plan(), {
       metrics: deps.metrics,
@@ -97,7 +97,7 @@ export class Pool {
   update(pool: PoolConfig, mirror: MirrorConfig): RouteEffect {
     const old = this.states;
     this.states = new Map(
-      mirror.members.map((m) => [
+      poolMembers(mirror, pool).map((m) => [
         m.name,
         this.pool.checks[m.name] === pool.checks[m.name]
           ? (old.get(m.name) ?? INITIAL_POOL_STATE)
@@ -142,7 +142,7 @@ export class Pool {
     this.timer = null;
     this.running = true;
     const { timeoutMs, intervalMs } = this.mirror.health;
-    const members = this.mirror.members;
+    const members = poolMembers(this.mirror, this.pool);
     const answers = await Promise.all(
       members.map((m) => probePool(this.pool.checks[m.name]!, m.address, m.tls, timeoutMs)),
     );
@@ -178,7 +178,7 @@ export class Pool {
 
   private apply(): RouteEffect {
     const effect = this.router.apply(this.plan());
-    for (const m of this.mirror.members)
+    for (const m of poolMembers(this.mirror, this.pool))
       this.report.sessions(m.name, this.router.sessionCount(m.name), this.router.heldCount());
     return effect;
   }
@@ -202,7 +202,7 @@ export class Pool {
       sessions: this.router.sessionCount(),
       held: this.router.heldCount(),
       members: Object.freeze(
-        this.mirror.members.map((m): PoolMemberSnapshot => {
+        poolMembers(this.mirror, this.pool).map((m): PoolMemberSnapshot => {
           const s = this.states.get(m.name) ?? INITIAL_POOL_STATE;
           return Object.freeze({
             name: m.name,
@@ -240,9 +240,14 @@ export class Pool {
   remove(): number {
     this.close();
     const cut = this.router.cutAll('removed');
-    this.report.removed(this.mirror.members.map((m) => m.name));
+    this.report.removed(poolMembers(this.mirror, this.pool).map((m) => m.name));
     return cut;
   }
+}
+
+/** The members with a pool check: the pool's members (the others never take its clients). */
+function poolMembers(mirror: MirrorConfig, pool: PoolConfig): MirrorConfig['members'] {
+  return mirror.members.filter((m) => pool.checks[m.name] !== undefined);
 }
 
 /** The pool's route: the mirror's proxy settings on the pool's listener, its series as `mirror/pool`. */
