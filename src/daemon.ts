@@ -92,11 +92,16 @@ export class Daemon {
     const old = this.config;
     const plan = planReload(this.config, new Set(this.mirrors.keys()), next);
     const bound: Mirror[] = [];
+    const pools: { undo(): void }[] = [];
     try {
       for (const m of plan.added) if (!plan.late.includes(m)) bound.push(await this.bind(m));
+      // New read-pool listeners of changed mirrors are bound before the commit too.
+      for (const name of plan.changed)
+        pools.push(await this.mirrors.get(name)!.bindPools(plan.wanted.get(name)!));
       if (this.state !== 'running') throw new Error(`reload abandoned: the daemon is ${this.state}`);
     } catch (err) {
       for (const mirror of bound) mirror.close();
+      for (const p of pools) p.undo();
       throw err;
     }
     // Commit: nothing below can be refused.
@@ -206,6 +211,12 @@ export class Daemon {
     const mirror = this.mirrors.get(name);
     if (!mirror) return null;
     return this.ready() && mirror.accepting;
+  }
+
+  /** Whether read pool `pool` of `mirror` sends new clients somewhere now; null: no such pool. */
+  poolReady(mirror: string, pool: string): boolean | null {
+    const accepting = this.mirrors.get(mirror)?.poolAccepting(pool);
+    return accepting === undefined ? null : this.ready() && accepting;
   }
 
   /** Bytes of open sessions are added at scrape time, so long sessions show traffic live. */

@@ -98,6 +98,7 @@ t.test('the minimal file from the contract loads with every default filled', asy
         health: { ...DEFAULT_HEALTH, ...IRIS_HEALTH },
         proxy: DEFAULT_PROXY,
         onConflict: 'newest',
+        pools: [],
       },
     ],
     admin: { listen: { host: '127.0.0.1', port: 9090 }, token: null },

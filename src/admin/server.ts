@@ -137,6 +137,23 @@ export class AdminServer {
                 ? send(res, 200, 'text/plain', 'ready\n')
                 : send(res, 503, 'text/plain', `not ready: ${notReadyReason(d.phase)}\n`);
             }
+            const pool = new URL(req.url ?? '/', 'http://x').searchParams.get('pool');
+            if (pool !== null) {
+              const p = d.poolReady(mirror, pool);
+              if (p === null)
+                return json(res, 404, {
+                  error: 'MLB_ERR_NOT_FOUND',
+                  message: `no pool ${pool} in mirror ${mirror}`,
+                });
+              return p
+                ? send(res, 200, 'text/plain', `ready: pool ${pool} of mirror ${mirror} takes clients\n`)
+                : send(
+                    res,
+                    503,
+                    'text/plain',
+                    `not ready: pool ${pool} of mirror ${mirror} sends new clients nowhere\n`,
+                  );
+            }
             const r = d.mirrorReady(mirror);
             if (r === null)
               return json(res, 404, { error: 'MLB_ERR_NOT_FOUND', message: `no mirror ${mirror}` });

@@ -13,6 +13,7 @@
  * member of `ValueType`, its file type in `RawOf`, its Config type in `BuiltOf`, its cases in
  * sections.ts and schema-document.ts (the compiler asks).
  */
+import type { RawPool } from './pools.js';
 import type { Config, ConflictPolicy, HealthConfig, LogLevel, MirrorKind, ProxyConfig } from './types.js';
 import type { WorkersSetting } from '../workers/support.js';
 
@@ -359,6 +360,7 @@ export interface RawMirror {
   readonly kind?: MirrorKind;
   readonly on_conflict?: ConflictPolicy;
   readonly members: readonly RawMember[];
+  readonly pools?: readonly RawPool[];
 }
 
 /**

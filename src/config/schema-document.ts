@@ -6,6 +6,7 @@
  * editors use; test/config-schema-file.test.ts fails when the file is not what this
  * generates, and rewrites it with MIRRORLB_UPDATE_SCHEMA=1.
  */
+import { poolSchema } from './pools.js';
 import { DEFAULTS, HEALTH_KEYS, PROXY_KEYS, SHUTDOWN_KEYS, type KeyRow, type Rows } from './keys.js';
 import { LOG_LEVELS, MIRROR_KINDS } from './types.js';
 import { MAX_LOOPS, REUSE_PORT_NEEDED } from '../workers/support.js';
@@ -271,6 +272,14 @@ export function schemaDocument(): Json {
             description:
               'Per-mirror override of any top-level proxy key; keys not given here inherit the top-level value.',
           },
+          pools: {
+            description:
+              'Read pools: each a listener of its own that balances new clients over the members its pool check admits (replicas, synchronous standbys).',
+            type: 'array',
+            maxItems: 8,
+            errorMessage: 'must be a list of up to 8 pools',
+            items: { $ref: '#/definitions/pool' },
+          },
           members: {
             description: 'The members of this mirror set (usually the two failover members).',
             errorMessage: 'must be a list of 1 to 16 members',
@@ -281,6 +290,7 @@ export function schemaDocument(): Json {
           },
         },
       },
+      pool: poolSchema(),
       health_override: override(
         'Health-check settings of this mirror; unset keys inherit the top-level health value.',
         HEALTH_KEYS,

@@ -151,6 +151,14 @@ export class ClientTable {
     return this.limits ? this.limits.held() : this.count('held');
   }
 
+  /** Clients at the gate for, or connecting to, `member` (a scan: asked by read pools only). */
+  countFor(member: string): number {
+    let n = 0;
+    for (const s of ['gated', 'connecting'] as const)
+      for (const c of this.lists.get(s)!) if (c.member === member) n++;
+    return n;
+  }
+
   /** A copy of the clients in `state`, oldest first (safe to move them while iterating). */
   list(state: ClientState): Client[] {
     return [...(this.lists.get(state) ?? [])];

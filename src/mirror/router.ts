@@ -8,16 +8,15 @@ import { ignoreUntilLinked } from '../proxy/link.js';
 import type { RawTcp } from '../proxy/raw.js';
 import type { Resolver } from '../proxy/resolver.js';
 import { SessionTable } from '../proxy/sessions.js';
-import { Client, ClientTable } from './client.js';
+import { Client, ClientTable, type SharedLimits } from './client.js';
 import { Connector, type ConnectorOwner } from './connector.js';
 import { toSocket } from './dial.js';
 import { Listener, type Acceptor } from './listener.js';
 import { newEffect, type CutReason, type MutableEffect, type RouteEffect, type RoutePlan } from './plan.js';
 import { connectReason, RouteReport } from './route-report.js';
-import type { SessionLog } from './session-log.js';
 import type { FdBudget } from './fd-budget.js';
+import type { SessionLog } from './session-log.js';
 import { Watch } from './watch.js';
-import type { SharedLimits } from './client.js';
 
 /** Who the router tells that a member failed a connect (the mirror probes it now). */
 export interface RouterOwner {
@@ -235,8 +234,9 @@ export class Router implements ConnectorOwner, Acceptor {
   /** Sends an `accepted` client where the plan says, or holds it until its deadline. */
   private route(c: Client): void {
     if (c.gone) return this.clients.move(c, 'closed');
-    const to = this.plan.pick();
+    const to = this.plan.pick((m) => this.sessions.count(m) + this.clients.countFor(m));
     if (to !== null) this.dial(c, to);
+    else if (this.plan.refuses === true) this.reject(c, 'pool_empty');
     else this.hold(c, c.deadline - performance.now());
   }
 
