@@ -1,6 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { ADMIN_MAX_CONNECTIONS } from '../mirror/fd-budget.js';
+import { adminMaxConnections } from '../mirror/fd-budget.js';
+import { readOpenFilesLimit } from '../proxy/fd-limit.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
@@ -38,7 +39,7 @@ export class AdminServer {
   ) {
     this.routes = this.buildRoutes();
     // Slow clients are timed out (checked every second, not Node's 30 s) and capped, so a flood
-    // of them holds at most ADMIN_MAX_CONNECTIONS descriptors, the part of the budget kept for
+    // of them holds at most adminMaxConnections descriptors, the part of the budget kept for
     // the admin (fd-budget.ts): the rest stay the proxy's.
     this.server = http.createServer(
       { connectionsCheckingInterval: 1000 },
@@ -46,7 +47,7 @@ export class AdminServer {
     );
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
-    this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
+    this.server.maxConnections = adminMaxConnections(readOpenFilesLimit());
     // Unparseable HTTP gets a plain 400 when the socket can still take it, never a crash.
     // CONNECT never reaches the request handler; answer it like any other unsupported method.
     this.server.on('connect', (_req, socket) =>

@@ -2,8 +2,15 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 
-/** The admin listener's connection cap (src/admin/server.ts): part of the descriptors kept apart. */
-export const ADMIN_MAX_CONNECTIONS = 64;
+/**
+ * The admin listener's connection cap (src/admin/server.ts), part of the descriptors kept
+ * apart: a sixteenth of the open-files limit, from 16 to 1024. Enough that a few hundred slow
+ * clients on the admin port leave /healthz and Prometheus answered; bounded so that a flood
+ * of thousands never takes the proxy's descriptors.
+ */
+export function adminMaxConnections(limit: number | null): number {
+  return limit === null ? 1024 : Math.min(1024, Math.max(16, Math.floor(limit / 16)));
+}
 
 /** Descriptors kept apart besides the admin's, the checks' and the listeners': stdio, epoll, DNS, files read at reload. */
 const RESERVE_BASE = 32;
@@ -21,7 +28,7 @@ export function planFds(limit: number | null, config: Config): FdPlan {
   if (limit === null) return { limit, reserve: 0, ceiling: null };
   let checks = 0;
   for (const m of config.mirrors) for (const member of m.members) checks += member.check.length;
-  const reserve = RESERVE_BASE + ADMIN_MAX_CONNECTIONS + checks + config.mirrors.length + 1;
+  const reserve = RESERVE_BASE + adminMaxConnections(limit) + checks + config.mirrors.length + 1;
   return { limit, reserve, ceiling: Math.max(1, Math.floor((limit - reserve) / 2)) };
 }
 
