@@ -8,6 +8,7 @@
 //   npx tsc -p tsconfig.json --outDir /tmp/dpq-dist     # or use dist/ after `npm run build`
 //   node bench/datapath-quick.mjs [--dist /tmp/dpq-dist] [--rounds 3] [--duration 5]
 //        [--targets haproxy,raw,daemon,mlb,mlb-semi,mlb-plain,naive] [--pin 0|1] [--tests ka,close,iperf,sockperf]
+//        [--session-log 1]   (the daemon target with log.sessions on, at level info)
 //   node bench/datapath-quick.mjs idle [--sessions 10000] [--target mlb]   # RSS of idle sessions
 //
 // Targets: haproxy (2.6, nbthread 1, mode tcp, no splice); raw (raw path, raw.ts); mlb (fast socket path); mlb-semi (fast
@@ -294,6 +295,8 @@ async function startDaemon(name, lp, distDir, nginx, waitForRouting = true) {
     logDir: TMP,
     waitReady: waitForRouting,
     nodeArgs,
+    // --session-log 1: one 'session' record per connection (log.sessions), written to the log file.
+    sessionLog: opt('session-log', '0') === '1',
     ...(distDir ? { main: path.join(distDir, 'cli/main.js') } : {}),
   });
   return { name, pid: lb.proc.pid, stop: () => lb.stop(), ports: lp };

@@ -8,6 +8,9 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Mirror } from './mirror/mirror.js';
 import { planReload, type ReloadPlan } from './mirror/reload-plan.js';
+import { SessionLog } from './mirror/session-log.js';
+import { FdBudget, planFds } from './mirror/fd-budget.js';
+import { readOpenFilesLimit } from './proxy/fd-limit.js';
 import type { AdminAction } from './mirror/reporter.js';
 import { describeDataPath } from './proxy/data-path.js';
 import { Resolver } from './proxy/resolver.js';
@@ -20,6 +23,8 @@ export interface DaemonDeps {
   readonly log: Logger;
   readonly prober: ProbeRunner & { close?(): void };
   readonly metrics?: Metrics;
+  /** The open-files soft limit (default: read from /proc/self/limits); null for none. */
+  readonly openFilesLimit?: number | null;
 }
 
 /**
@@ -36,6 +41,10 @@ export class Daemon {
   private readonly log: Logger;
   private readonly prober: DaemonDeps['prober'];
   private readonly resolver = new Resolver();
+  /** `log.sessions`, shared by every route; a reload turns it on or off for sessions that start after. */
+  private readonly sessionLog: SessionLog;
+  /** The descriptor ceiling, from the open-files limit read at start; shared by every route. */
+  readonly budget: FdBudget;
   private readonly mirrors = new Map<string, Mirror>();
   private state: 'new' | 'running' | 'grace' | 'stopping' | 'stopped' = 'new';
   /** The shutdown under way (stop() called again returns it) and the way to end its grace early. */
@@ -49,7 +58,10 @@ export class Daemon {
     this.config = config;
     this.log = deps.log;
     this.prober = deps.prober;
+    this.sessionLog = new SessionLog(config.log.sessions);
     this.metrics = deps.metrics ?? new Metrics(undefined, { hotPath: config.metrics.enabled });
+    const limit = deps.openFilesLimit === undefined ? readOpenFilesLimit() : deps.openFilesLimit;
+    this.budget = new FdBudget(planFds(limit, config), this.log, this.metrics.registry);
   }
 
   get currentConfig(): Config {
@@ -62,6 +74,8 @@ export class Daemon {
     if (this.config.workers > 1) this.loops = await DataPlane.start(this.config, this.metrics, this.log);
     for (const m of this.config.mirrors) this.add(await this.bind(m));
     this.logDataPath();
+    const { limit, reserve, ceiling } = this.budget.plan;
+    this.log.info({ open_files_limit: limit, reserve, ceiling }, 'descriptor budget');
   }
 
   /**
@@ -78,15 +92,21 @@ export class Daemon {
     const old = this.config;
     const plan = planReload(this.config, new Set(this.mirrors.keys()), next);
     const bound: Mirror[] = [];
+    const pools: { undo(): void }[] = [];
     try {
       for (const m of plan.added) if (!plan.late.includes(m)) bound.push(await this.bind(m));
+      // New read-pool listeners of changed mirrors are bound before the commit too.
+      for (const name of plan.changed)
+        pools.push(await this.mirrors.get(name)!.bindPools(plan.wanted.get(name)!));
       if (this.state !== 'running') throw new Error(`reload abandoned: the daemon is ${this.state}`);
     } catch (err) {
       for (const mirror of bound) mirror.close();
+      for (const p of pools) p.undo();
       throw err;
     }
     // Commit: nothing below can be refused.
     this.config = next;
+    this.sessionLog.on = next.log.sessions;
     let cut = 0;
     for (const name of plan.replaced) {
       cut += this.mirrors.get(name)?.remove() ?? 0;
@@ -197,6 +217,12 @@ export class Daemon {
     return this.ready() && mirror.accepting;
   }
 
+  /** Whether read pool `pool` of `mirror` sends new clients somewhere now; null: no such pool. */
+  poolReady(mirror: string, pool: string): boolean | null {
+    const accepting = this.mirrors.get(mirror)?.poolAccepting(pool);
+    return accepting === undefined ? null : this.ready() && accepting;
+  }
+
   /** Bytes of open sessions are added at scrape time, so long sessions show traffic live. */
   flushBytes(): void {
     for (const mirror of this.mirrors.values()) mirror.flushBytes();
@@ -222,6 +248,8 @@ export class Daemon {
       events: this.events,
       log: this.log,
       route: this.loops?.route,
+      sessionLog: this.sessionLog,
+      budget: this.budget,
     });
     await mirror.listen();
     return mirror;

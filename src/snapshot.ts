@@ -15,6 +15,28 @@ export interface MirrorSnapshot {
   readonly sessions: number;
   readonly held: number;
   readonly members: readonly MemberSnapshot[];
+  /** Its read pools (frozen by the pool). */
+  readonly pools?: readonly PoolSnapshot[];
+}
+
+/** One read pool: its listener, where new clients go, each member's pool state. */
+export interface PoolSnapshot {
+  readonly name: string;
+  readonly listen: HostPort | null;
+  /** The members taking new clients (comma-separated), the primary (`when_empty: primary`), or null. */
+  readonly open: string | null;
+  readonly sessions: number;
+  readonly held: number;
+  readonly members: readonly PoolMemberSnapshot[];
+}
+
+export interface PoolMemberSnapshot {
+  readonly name: string;
+  /** pool-state.ts's PoolMemberStatus: `primary` is not `down`. */
+  readonly state: string;
+  readonly takesClients: boolean;
+  readonly lagBytes: number | null;
+  readonly sessions: number;
 }
 
 export interface MemberSnapshot {

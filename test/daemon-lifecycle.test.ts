@@ -1,3 +1,4 @@
+import { SessionLog } from '../src/mirror/session-log.js';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -38,13 +39,16 @@ async function serverInternals(): Promise<{ accept: boolean; noDelay: boolean }>
   }
 }
 
-/** Whether raw.ts finds the TCP bindings it needs, as a process started without MIRRORLB_DATAPATH would. */
+/** Whether raw-bindings.ts finds the TCP bindings it needs, as a process started without MIRRORLB_DATAPATH would. */
 async function rawBindings(t: Test): Promise<boolean> {
   const mode = process.env.MIRRORLB_DATAPATH;
   if (mode !== 'plain' && mode !== 'stream') return rawAvailable();
   delete process.env.MIRRORLB_DATAPATH;
   try {
-    return (await t.mockImport<typeof import('../src/proxy/raw.js')>('../src/proxy/raw.js')).rawAvailable();
+    const fresh = await t.mockImport<typeof import('../src/proxy/raw-bindings.js')>(
+      '../src/proxy/raw-bindings.js',
+    );
+    return fresh.rawAvailable();
   } finally {
     process.env.MIRRORLB_DATAPATH = mode;
   }
@@ -205,6 +209,7 @@ t.test(
         resolver: new Resolver(),
         log: createLogger('debug', new LogSink()),
         owner: { connectFailed: () => {} },
+        sessionLog: new SessionLog(false),
       });
     const metrics = new Metrics(undefined, { defaultMetrics: false });
 

@@ -153,121 +153,126 @@ t.test('8,000 clients connect and vanish without a byte: nothing leaks, service 
   });
 });
 
-t.test('file descriptors run out (ulimit -n 128): refused politely, sessions kept, recovered', async (t) => {
-  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
-  const b = await withSim(t, { name: 'ap1b', role: 'backup' });
-  const NOFILE = 128;
-  const HOLD_MS = 2000;
-  const d = await startDaemonProc(
-    t,
-    { ap1: [a, b] },
-    {
-      nofile: NOFILE,
-      extra: `proxy:\n  hold_timeout: ${HOLD_MS}ms\n  connect_timeout: 500ms`,
-    },
-  );
-  t.ok(await eventually(async () => (await served(d.port.ap1!)) === 'ap1a', 10_000), 'ap1 serves');
-  const fdsBefore = d.fds();
+t.test(
+  'file descriptors run out (ulimit -n 128): the rest wait in the listen queue, sessions kept, recovered',
+  async (t) => {
+    const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+    const b = await withSim(t, { name: 'ap1b', role: 'backup' });
+    const NOFILE = 128;
+    const HOLD_MS = 2000;
+    const d = await startDaemonProc(
+      t,
+      { ap1: [a, b] },
+      {
+        nofile: NOFILE,
+        extra: `proxy:\n  hold_timeout: ${HOLD_MS}ms\n  connect_timeout: 500ms`,
+      },
+    );
+    t.ok(await eventually(async () => (await served(d.port.ap1!)) === 'ap1a', 10_000), 'ap1 serves');
+    const fdsBefore = d.fds();
 
-  // Twice as many clients as there are descriptors: each session costs the daemon two.
-  const CLIENTS = NOFILE * 2;
-  const outcome: Array<'served' | 'closed' | 'pending'> = [];
-  const sockets: net.Socket[] = [];
-  const started = Date.now();
-  await Promise.all(
-    Array.from(
-      { length: CLIENTS },
-      (_, i) =>
-        new Promise<void>((resolve) => {
-          outcome[i] = 'pending';
-          const s = net.connect({ host: '127.0.0.1', port: d.port.ap1! });
-          sockets.push(s);
-          s.on('error', () => undefined);
-          s.once('connect', () => {
-            readGreeting(s, HOLD_MS + 5000).then(
-              (who) => {
-                outcome[i] = who === 'ap1a' ? 'served' : 'closed';
-                resolve();
-              },
-              () => {
-                outcome[i] = s.destroyed || s.readableEnded ? 'closed' : 'pending';
-                resolve();
-              },
-            );
-          });
-          s.once('close', () => {
-            if (outcome[i] === 'pending') outcome[i] = 'closed';
-            resolve();
-          });
-        }),
-    ),
-  );
-  const settledMs = Date.now() - started;
-  const count = (o: string): number => outcome.filter((x) => x === o).length;
-  t.notOk(d.proc.hasExited(), 'the daemon is up');
-  t.ok(count('served') > 10, `${count('served')} clients served`);
-  t.ok(count('closed') > 0, `${count('closed')} clients refused (closed) rather than left waiting`);
-  t.equal(count('pending'), 0, 'no client left hanging, neither served nor closed');
+    // Twice as many clients as there are descriptors: each session costs the daemon two.
+    const CLIENTS = NOFILE * 2;
+    const outcome: Array<'served' | 'closed' | 'pending'> = [];
+    const sockets: net.Socket[] = [];
+    const started = Date.now();
+    await Promise.all(
+      Array.from(
+        { length: CLIENTS },
+        (_, i) =>
+          new Promise<void>((resolve) => {
+            outcome[i] = 'pending';
+            const s = net.connect({ host: '127.0.0.1', port: d.port.ap1! });
+            sockets.push(s);
+            s.on('error', () => undefined);
+            s.once('connect', () => {
+              readGreeting(s, HOLD_MS + 5000).then(
+                (who) => {
+                  outcome[i] = who === 'ap1a' ? 'served' : 'closed';
+                  resolve();
+                },
+                () => {
+                  outcome[i] = s.destroyed || s.readableEnded ? 'closed' : 'pending';
+                  resolve();
+                },
+              );
+            });
+            s.once('close', () => {
+              if (outcome[i] === 'pending') outcome[i] = 'closed';
+              resolve();
+            });
+          }),
+      ),
+    );
+    const settledMs = Date.now() - started;
+    const count = (o: string): number => outcome.filter((x) => x === o).length;
+    t.notOk(d.proc.hasExited(), 'the daemon is up');
+    t.ok(count('served') > 10, `${count('served')} clients served`);
+    // At the descriptor ceiling the listener stops accepting (fd-budget.ts): the clients past it
+    // wait in the kernel's listen queue, none is accepted only to be dropped without a byte.
+    t.equal(count('closed'), 0, 'no client dropped without a byte');
+    t.equal(count('served') + count('pending'), CLIENTS, `the other ${count('pending')} wait their turn`);
 
-  // The sessions it took still work.
-  const live = sockets.filter((_s, i) => outcome[i] === 'served').slice(0, 5);
-  let echoed = 0;
-  for (const s of live) {
-    s.write('ping');
-    if ((await readUpTo(s, 4, 3000)).data.toString() === 'ping') echoed++;
-  }
-  t.equal(echoed, live.length, `the sessions it took still echo (${echoed} of ${live.length} tried)`);
+    // The sessions it took still work.
+    const live = sockets.filter((_s, i) => outcome[i] === 'served').slice(0, 5);
+    let echoed = 0;
+    for (const s of live) {
+      s.write('ping');
+      if ((await readUpTo(s, 4, 3000)).data.toString() === 'ping') echoed++;
+    }
+    t.equal(echoed, live.length, `the sessions it took still echo (${echoed} of ${live.length} tried)`);
 
-  // Stay out of descriptors for a while: the health checks must not take that for a dead primary.
-  const EXHAUSTED_MS = 3000;
-  await new Promise((r) => setTimeout(r, EXHAUSTED_MS));
-  t.notOk(d.proc.hasExited(), `the daemon is up after ${EXHAUSTED_MS} ms out of descriptors`);
-  const droppedAt = Date.now();
-  for (const s of sockets) s.destroy();
-  const recovered = await eventually(
-    async () =>
-      (await httpRequest(d.adminPort, '/healthz', { timeoutMs: 2000 }).catch(() => null))?.status === 200 &&
-      (await served(d.port.ap1!)) === 'ap1a',
-    15_000,
-    100,
-  );
-  const recoveredMs = Date.now() - droppedAt;
-  t.ok(recovered, `recovered ${recoveredMs} ms after the clients left: /healthz and new clients served`);
-  const text = await scrape(d);
-  const fdsBack = await eventually(() => d.fds() <= fdsBefore + 4, 10_000, 100);
-  t.ok(fdsBack, `file descriptors back to ${d.fds()} (before: ${fdsBefore})`);
-  const demoted = d.proc.lines.filter((l) => l.msg === 'member demoted' || l.msg === 'failover').length;
-  t.equal(demoted, 0, 'running out of descriptors did not demote the primary');
-  const errs = text
-    .split('\n')
-    .filter((l) => l.startsWith('mirrorlb_connection_errors_total{'))
-    .map((l) => l.replace(/^mirrorlb_connection_errors_total/, ''));
-  t.notOk(d.proc.hasExited(), 'the daemon is still up');
-  // libuv refuses on EMFILE by accepting and closing at once, without telling Node: no log line,
-  // no mirrorlb_connection_errors_total. The process metrics are where an operator sees it.
-  t.equal(metric(text, 'process_max_fds'), NOFILE, `process_max_fds shows the limit (${NOFILE})`);
-  record(results, {
-    id: 'fd-exhaustion',
-    fault: `file descriptors exhausted (ulimit -n ${NOFILE})`,
-    description: `${CLIENTS} clients at once against a daemon limited to ${NOFILE} descriptors (each session needs two), hold_timeout ${HOLD_MS} ms; kept there ${EXHAUSTED_MS / 1000} s, then all leave`,
-    expected:
-      'the daemon stays up and keeps the sessions it has; clients it cannot take are closed (never left hanging); it serves again as soon as descriptors free up',
-    passed: t.counts.fail === 0,
-    note: "the refusals are libuv's (on EMFILE it accepts and closes at once without telling Node), so neither the log nor `mirrorlb_connection_errors_total` shows them; `process_open_fds` against `process_max_fds` in /metrics does",
-    figures: {
-      clients: CLIENTS,
-      served: count('served'),
-      refused: count('closed'),
-      pending: count('pending'),
-      settledMs,
-      recoveredMs,
-      fdsBefore,
-      fdsAfter: d.fds(),
-      connectionErrors: errs,
-      daemonLog: summarizeLog(d.proc.lines),
-    },
-  });
-});
+    // Stay out of descriptors for a while: the health checks must not take that for a dead primary.
+    const EXHAUSTED_MS = 3000;
+    await new Promise((r) => setTimeout(r, EXHAUSTED_MS));
+    t.notOk(d.proc.hasExited(), `the daemon is up after ${EXHAUSTED_MS} ms out of descriptors`);
+    const droppedAt = Date.now();
+    for (const s of sockets) s.destroy();
+    const recovered = await eventually(
+      async () =>
+        (await httpRequest(d.adminPort, '/healthz', { timeoutMs: 2000 }).catch(() => null))?.status === 200 &&
+        (await served(d.port.ap1!)) === 'ap1a',
+      15_000,
+      100,
+    );
+    const recoveredMs = Date.now() - droppedAt;
+    t.ok(recovered, `recovered ${recoveredMs} ms after the clients left: /healthz and new clients served`);
+    const text = await scrape(d);
+    const fdsBack = await eventually(() => d.fds() <= fdsBefore + 4, 10_000, 100);
+    t.ok(fdsBack, `file descriptors back to ${d.fds()} (before: ${fdsBefore})`);
+    const demoted = d.proc.lines.filter((l) => l.msg === 'member demoted' || l.msg === 'failover').length;
+    t.equal(demoted, 0, 'running out of descriptors did not demote the primary');
+    const errs = text
+      .split('\n')
+      .filter((l) => l.startsWith('mirrorlb_connection_errors_total{'))
+      .map((l) => l.replace(/^mirrorlb_connection_errors_total/, ''));
+    t.notOk(d.proc.hasExited(), 'the daemon is still up');
+    // libuv refuses on EMFILE by accepting and closing at once, without telling Node: no log line,
+    // no mirrorlb_connection_errors_total. The process metrics are where an operator sees it.
+    t.equal(metric(text, 'process_max_fds'), NOFILE, `process_max_fds shows the limit (${NOFILE})`);
+    record(results, {
+      id: 'fd-exhaustion',
+      fault: `file descriptors exhausted (ulimit -n ${NOFILE})`,
+      description: `${CLIENTS} clients at once against a daemon limited to ${NOFILE} descriptors (each session needs two), hold_timeout ${HOLD_MS} ms; kept there ${EXHAUSTED_MS / 1000} s, then all leave`,
+      expected:
+        'the daemon stays up and keeps the sessions it has; clients it cannot take are closed (never left hanging); it serves again as soon as descriptors free up',
+      passed: t.counts.fail === 0,
+      note: "the refusals are libuv's (on EMFILE it accepts and closes at once without telling Node), so neither the log nor `mirrorlb_connection_errors_total` shows them; `process_open_fds` against `process_max_fds` in /metrics does",
+      figures: {
+        clients: CLIENTS,
+        served: count('served'),
+        refused: count('closed'),
+        pending: count('pending'),
+        settledMs,
+        recoveredMs,
+        fdsBefore,
+        fdsAfter: d.fds(),
+        connectionErrors: errs,
+        daemonLog: summarizeLog(d.proc.lines),
+      },
+    });
+  },
+);
 
 // A held client that resets or leaves (src/mirror/watch.ts) frees its hold-queue place at once, so
 // clients that connect and vanish cannot keep a mirror without a primary full (hold_full), and

@@ -123,7 +123,10 @@ t.test('MIRRORLB_DATAPATH=stream or plain at start turns the raw path off', asyn
     ['raw', true],
   ] as const) {
     process.env.MIRRORLB_DATAPATH = env;
-    const fresh = await t.mockImport<typeof import('../src/proxy/raw.js')>('../src/proxy/raw.js');
+    // The bindings are checked once, when raw-bindings.ts loads: a fresh copy of it sees the variable.
+    const fresh = await t.mockImport<typeof import('../src/proxy/raw-bindings.js')>(
+      '../src/proxy/raw-bindings.js',
+    );
     t.equal(fresh.rawAvailable(), expected, `MIRRORLB_DATAPATH=${env}`);
   }
 });

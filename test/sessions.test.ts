@@ -78,10 +78,10 @@ t.test('take() removes a member at once; the close still updates the counters', 
   const m = metrics();
   const table = new SessionTable('ap1', m);
   const a = await session(t, table, 'ap1a');
-  const taken = table.take('ap1a');
+  const taken = table.take('ap1a', 'demoted');
   t.equal(taken.length, 1);
   t.equal(table.count('ap1a'), 0, 'no longer counted');
-  t.same(table.take('ap1a'), [], 'a second take finds nothing to cut again');
+  t.same(table.take('ap1a', 'demoted'), [], 'a second take finds nothing to cut again');
   t.equal(m.member('ap1', 'ap1a').active, 1, 'still open');
   a.s.link.destroy();
   await eventually(() => m.member('ap1', 'ap1a').active === 0, 5000, 'closed');

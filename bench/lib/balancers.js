@@ -48,7 +48,7 @@ export function freePort() {
  * @param {number} adminPort
  * @param {string} [extra]
  */
-export function mirrorlbYaml(mirrors, adminPort, extra = '') {
+export function mirrorlbYaml(mirrors, adminPort, extra = '', sessionLog = false) {
   const lines = ['mirrors:'];
   for (const m of mirrors) {
     lines.push(`  - name: ${m.name}`, `    listen: "${m.listen}"`, '    members:');
@@ -64,7 +64,7 @@ export function mirrorlbYaml(mirrors, adminPort, extra = '') {
     'admin:',
     `  listen: "127.0.0.1:${adminPort}"`,
     'log:',
-    '  level: warn',
+    ...(sessionLog ? ['  level: info', '  sessions: true'] : ['  level: warn']),
     'shutdown:',
     '  grace: 0',
   );
@@ -85,6 +85,7 @@ export function mirrorlbYaml(mirrors, adminPort, extra = '') {
  * @property {number} [adminPort] default: a free one
  * @property {readonly string[]} [nodeArgs] node flags before the entry point
  * @property {string} [main] another build's dist/cli/main.js instead of bin/mirrorlb.js
+ * @property {boolean} [sessionLog] log.sessions on (level info): the session log's cost
  */
 
 /**
@@ -104,10 +105,11 @@ export async function startMirrorlb({
   adminPort,
   nodeArgs = [],
   main,
+  sessionLog = false,
 }) {
   adminPort ??= await freePort();
   const file = path.join(logDir, `${label}.yml`);
-  fs.writeFileSync(file, mirrorlbYaml(mirrors, adminPort, extra));
+  fs.writeFileSync(file, mirrorlbYaml(mirrors, adminPort, extra, sessionLog));
   // Another build's dist/cli/main.js is run as bin/mirrorlb.js runs this one's.
   const entry = main
     ? [

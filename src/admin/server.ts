@@ -1,5 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { adminMaxConnections } from '../mirror/fd-budget.js';
+import { readOpenFilesLimit } from '../proxy/fd-limit.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
@@ -36,9 +38,16 @@ export class AdminServer {
     private readonly log: Logger,
   ) {
     this.routes = this.buildRoutes();
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    // Slow clients are timed out (checked every second, not Node's 30 s) and capped, so a flood
+    // of them holds at most adminMaxConnections descriptors, the part of the budget kept for
+    // the admin (fd-budget.ts): the rest stay the proxy's.
+    this.server = http.createServer(
+      { connectionsCheckingInterval: 1000 },
+      (req, res) => void this.handle(req, res),
+    );
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
+    this.server.maxConnections = adminMaxConnections(readOpenFilesLimit());
     // Unparseable HTTP gets a plain 400 when the socket can still take it, never a crash.
     // CONNECT never reaches the request handler; answer it like any other unsupported method.
     this.server.on('connect', (_req, socket) =>
@@ -128,6 +137,23 @@ export class AdminServer {
               return d.ready()
                 ? send(res, 200, 'text/plain', 'ready\n')
                 : send(res, 503, 'text/plain', `not ready: ${notReadyReason(d.phase)}\n`);
+            }
+            const pool = new URL(req.url ?? '/', 'http://x').searchParams.get('pool');
+            if (pool !== null) {
+              const p = d.poolReady(mirror, pool);
+              if (p === null)
+                return json(res, 404, {
+                  error: 'MLB_ERR_NOT_FOUND',
+                  message: `no pool ${pool} in mirror ${mirror}`,
+                });
+              return p
+                ? send(res, 200, 'text/plain', `ready: pool ${pool} of mirror ${mirror} takes clients\n`)
+                : send(
+                    res,
+                    503,
+                    'text/plain',
+                    `not ready: pool ${pool} of mirror ${mirror} sends new clients nowhere\n`,
+                  );
             }
             const r = d.mirrorReady(mirror);
             if (r === null)

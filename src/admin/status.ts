@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { PoolSnapshot } from '../snapshot.js';
 import { formatHostPort } from '../config/types.js';
 import type { Daemon } from '../daemon.js';
 import type { TransitionEvent } from '../events.js';
@@ -60,6 +61,8 @@ export interface MirrorStatus {
   readonly members: readonly MemberStatus[];
   /** The newest failover from one member to another still in the events log (null: none). */
   readonly lastFailover: TransitionEvent | null;
+  /** Its read pools: each member's pool state (`primary` is not `down`), sessions, held clients. */
+  readonly pools: readonly PoolSnapshot[];
 }
 
 export interface StatusDoc {
@@ -130,6 +133,7 @@ export function buildStatus(daemon: Daemon, version: string): StatusDoc {
         resolution: m.resolution,
       })),
       lastFailover: lastFailover(events, rt.config.name),
+      pools: rt.pools ?? [],
     });
   }
   return {

@@ -2,6 +2,8 @@
 import { ConfigError } from '../config/errors.js';
 import { EXIT, exitCodeOf } from '../errors.js';
 import { configWarnings, loadConfigFile, loadWarnings, summarize } from '../config/load.js';
+import { fdWarnings, planFds } from '../mirror/fd-budget.js';
+import { readOpenFilesLimit } from '../proxy/fd-limit.js';
 import { parseCommandLine } from './args.js';
 import { unresolvedMembers, type Lookup } from './member-dns.js';
 
@@ -46,6 +48,7 @@ async function check(
     positioned.sort((a, b) => a.line - b.line || a.col - b.col);
     for (const w of positioned) out.write(`${w.file}:${w.line}:${w.col}: warning: ${w.message}\n`);
     for (const w of configWarnings(config)) out.write(`warning: ${w}\n`);
+    for (const w of fdWarnings(config, planFds(readOpenFilesLimit(), config))) out.write(`warning: ${w}\n`);
     return EXIT.ok;
   } catch (e) {
     // The loader reports problems as ConfigError; anything else is our bug, still one line, no stack.

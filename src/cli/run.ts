@@ -2,6 +2,8 @@ import { AdminServer } from '../admin/server.js';
 import { EXIT, exitCodeOf } from '../errors.js';
 import { ConfigError } from '../config/errors.js';
 import { configWarnings, kindLine, loadConfigFile, loadWarnings } from '../config/load.js';
+import { fdWarnings, planFds } from '../mirror/fd-budget.js';
+import { readOpenFilesLimit } from '../proxy/fd-limit.js';
 import type { Config } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
 import { Daemon } from '../daemon.js';
@@ -106,6 +108,8 @@ export async function startBalancer(
 function logWarnings(log: Logger, config: Config): void {
   for (const w of loadWarnings(config)) log.warn({ source: w.file, line: w.line, col: w.col }, w.message);
   for (const w of configWarnings(config)) log.warn({ source: config.source }, w);
+  for (const w of fdWarnings(config, planFds(readOpenFilesLimit(), config)))
+    log.warn({ source: config.source }, w);
 }
 
 export async function runDaemon(configPath: string, err: NodeJS.WritableStream): Promise<number> {

@@ -9,6 +9,7 @@ import {
 } from './keys.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
 import { checkUrls, inferKind } from './kind.js';
+import { buildPools } from './pools.js';
 import { BUILT_DEFAULTS, buildSection, KIND_HEALTH } from './sections.js';
 import type { Checked } from './semantic.js';
 import type { Config, HealthConfig, MirrorConfig, ProxyConfig } from './types.js';
@@ -23,7 +24,10 @@ export function buildConfig(raw: RawFile, checked: Checked, source: string): Con
       listen: parseListenAddress(raw.admin?.listen ?? DEFAULTS.admin.listen),
       token: raw.admin?.token ?? DEFAULTS.admin.token,
     },
-    log: { level: raw.log?.level ?? DEFAULTS.log.level },
+    log: {
+      level: raw.log?.level ?? DEFAULTS.log.level,
+      sessions: raw.log?.sessions ?? DEFAULTS.log.sessions,
+    },
     shutdown: buildSection<typeof SHUTDOWN_KEYS>(BUILT_DEFAULTS.shutdown, values.top.shutdown),
     metrics: { enabled: raw.metrics?.enabled ?? DEFAULTS.metrics.enabled },
     workers: loopCount(raw.workers ?? DEFAULTS.workers),
@@ -35,17 +39,18 @@ function buildMirror(m: RawMirror, raw: RawFile, checked: Checked, i: number): M
   const kind = written ?? inferKind(checkUrls(m)).kind;
   const values = checked.sections;
   const own = values.mirrors[i]!;
+  const members = m.members.map((member, j) => ({
+    name: member.name,
+    address: parseHostPort(member.address),
+    check: typeof member.check === 'string' ? [member.check] : [...member.check],
+    tls: checked.tls[i]?.[j] ?? null,
+  }));
   return {
     name: m.name,
     kind,
     kindSource: written === undefined ? 'inferred' : 'written',
     listen: parseListenAddress(m.listen),
-    members: m.members.map((member, j) => ({
-      name: member.name,
-      address: parseHostPort(member.address),
-      check: typeof member.check === 'string' ? [member.check] : [...member.check],
-      tls: checked.tls[i]?.[j] ?? null,
-    })),
+    members,
     // The key rows name every field; `satisfies` makes the compiler hold them to the interfaces.
     // Health: the generic defaults, then the kind's, then top-level `health`, then the mirror's.
     health: buildSection<typeof HEALTH_KEYS>(
@@ -60,5 +65,6 @@ function buildMirror(m: RawMirror, raw: RawFile, checked: Checked, i: number): M
       own.proxy,
     ) satisfies ProxyConfig,
     onConflict: m.on_conflict ?? DEFAULTS.onConflict,
+    pools: buildPools(m.pools, kind, members),
   };
 }

@@ -13,6 +13,7 @@
  * member of `ValueType`, its file type in `RawOf`, its Config type in `BuiltOf`, its cases in
  * sections.ts and schema-document.ts (the compiler asks).
  */
+import type { RawPool } from './pools.js';
 import type { Config, ConflictPolicy, HealthConfig, LogLevel, MirrorKind, ProxyConfig } from './types.js';
 import type { WorkersSetting } from '../workers/support.js';
 
@@ -324,7 +325,7 @@ interface Defaults {
   readonly health: RawHealth;
   readonly proxy: RawProxy;
   readonly admin: RawAdmin;
-  readonly log: { readonly level: LogLevel };
+  readonly log: { readonly level: LogLevel; readonly sessions: boolean };
   readonly shutdown: RawShutdown;
   readonly metrics: { readonly enabled: boolean };
   readonly workers: WorkersSetting;
@@ -340,7 +341,7 @@ export const DEFAULTS: Defaults = {
   health: defaultsOf(HEALTH_KEYS),
   proxy: defaultsOf(PROXY_KEYS),
   admin: { listen: '127.0.0.1:9090', token: null },
-  log: { level: 'info' },
+  log: { level: 'info', sessions: false },
   shutdown: defaultsOf(SHUTDOWN_KEYS),
   metrics: { enabled: true },
   // One loop: the daemon as it always ran (no threads); more is asked for, never assumed.
@@ -359,6 +360,7 @@ export interface RawMirror {
   readonly kind?: MirrorKind;
   readonly on_conflict?: ConflictPolicy;
   readonly members: readonly RawMember[];
+  readonly pools?: readonly RawPool[];
 }
 
 /**

@@ -6,6 +6,7 @@
  * editors use; test/config-schema-file.test.ts fails when the file is not what this
  * generates, and rewrites it with MIRRORLB_UPDATE_SCHEMA=1.
  */
+import { poolSchema } from './pools.js';
 import { DEFAULTS, HEALTH_KEYS, PROXY_KEYS, SHUTDOWN_KEYS, type KeyRow, type Rows } from './keys.js';
 import { LOG_LEVELS, MIRROR_KINDS } from './types.js';
 import { MAX_LOOPS, REUSE_PORT_NEEDED } from '../workers/support.js';
@@ -271,6 +272,14 @@ export function schemaDocument(): Json {
             description:
               'Per-mirror override of any top-level proxy key; keys not given here inherit the top-level value.',
           },
+          pools: {
+            description:
+              'Read pools: each a listener of its own that balances new clients over the members its pool check admits (replicas, synchronous standbys).',
+            type: 'array',
+            maxItems: 8,
+            errorMessage: 'must be a list of up to 8 pools',
+            items: { $ref: '#/definitions/pool' },
+          },
           members: {
             description: 'The members of this mirror set (usually the two failover members).',
             errorMessage: 'must be a list of 1 to 16 members',
@@ -281,6 +290,7 @@ export function schemaDocument(): Json {
           },
         },
       },
+      pool: poolSchema(),
       health_override: override(
         'Health-check settings of this mirror; unset keys inherit the top-level health value.',
         HEALTH_KEYS,
@@ -331,6 +341,12 @@ export function schemaDocument(): Json {
           type: 'string',
           enum: [...LOG_LEVELS],
           default: DEFAULTS.log.level,
+        },
+        sessions: {
+          description:
+            "One record per client session at its end (message 'session'): client address and port, member, bytes each way, duration and how it ended, as haproxy's tcplog. Off: no per-connection work at all. A reload applies it to sessions that start after it.",
+          type: 'boolean',
+          default: DEFAULTS.log.sessions,
         },
       }),
       metrics: object('Prometheus metrics (GET /metrics on the admin listener).', {

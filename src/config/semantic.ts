@@ -9,7 +9,9 @@
 import { Checker } from './checker.js';
 import { parseCheckUrl } from './check-url.js';
 import { DEFAULTS } from './keys.js';
-import { checkInferredKinds } from './kind.js';
+import { checkInferredKinds, inferKind } from './kind.js';
+import { checkPools } from './pools.js';
+import type { MirrorKind } from './types.js';
 import { parseHostPort, parseListenAddress } from './hostport.js';
 import { isWildcard, reachesListener } from './local-address.js';
 import { displayPath } from './yaml/positions.js';
@@ -37,6 +39,7 @@ export function checkSemantics(tree: YamlTree, problems: ProblemList): Checked {
   checkCheckUrls(c, mirrors);
   checkInferredKinds(c, mirrors);
   checkWorkers(c);
+  checkPools(c, mirrors, (m) => kindOf(c, m));
   const tls = checkTls(c, mirrors, problems.file);
   return { sections: readSections(c, mirrors), tls };
 }
@@ -49,6 +52,22 @@ function checkWorkers(c: Checker): void {
       '/workers',
       `${n} loops need reusePort listeners, which Node.js ${process.versions.node} lacks: run ${REUSE_PORT_NEEDED}, or set workers: 1`,
     );
+}
+
+/** The kind a mirror will have: written, else its first check URL of a known kind says (kind.ts). */
+function kindOf(c: Checker, m: string): MirrorKind | undefined {
+  const written = c.str(`${m}/kind`) ?? c.str('/kind');
+  if (written !== undefined) return written as MirrorKind;
+  const urls: string[] = [];
+  for (const member of c.list(`${m}/members`)) {
+    const check = c.get(`${member}/check`);
+    for (const u of Array.isArray(check) ? check : [check]) if (typeof u === 'string') urls.push(u);
+  }
+  try {
+    return inferKind(urls).kind;
+  } catch {
+    return undefined;
+  }
 }
 
 function mirrorLabel(c: Checker, mirror: string): string {
@@ -174,7 +193,7 @@ export function listensCollide(a: HostPort, b: HostPort): boolean {
 
 function checkListens(c: Checker, mirrors: string[]): void {
   const taken: { label: string; hp: HostPort }[] = [];
-  const listens = mirrors.map((m) => `${m}/listen`);
+  const listens = mirrors.flatMap((m) => [`${m}/listen`, ...c.list(`${m}/pools`).map((p) => `${p}/listen`)]);
   if (c.has('/admin/listen')) listens.push('/admin/listen');
   else
     taken.push({

@@ -109,6 +109,35 @@ export interface MirrorConfig {
   readonly health: HealthConfig;
   readonly proxy: ProxyConfig;
   readonly onConflict: ConflictPolicy;
+  /** Read pools: further routes of this mirror, each on its own listener (src/config/pools.ts). */
+  readonly pools: readonly PoolConfig[];
+}
+
+export type PoolBalance = 'leastconn' | 'roundrobin';
+export type PoolWhenEmpty = 'hold' | 'primary' | 'refuse';
+export type PoolOnLag = 'keep' | 'cut';
+export type PoolOnPrimary = 'keep' | 'cut';
+
+/** One read pool of a mirror (docs/configuration.md, "Read pools"; contract rule 8). */
+export interface PoolConfig {
+  readonly name: string;
+  readonly listen: HostPort;
+  /** The pool check URL of each member, by member name (200: qualifies, 503: does not). */
+  readonly checks: Readonly<Record<string, string>>;
+  readonly balance: PoolBalance;
+  /** A member that just joined gets a growing share of new clients over this long. */
+  readonly slowStartMs: number;
+  /** Consecutive qualifying checks before a member joins. */
+  readonly rise: number;
+  /** Replay lag in bytes above which a member leaves after `lagExitAfterMs`; null: no limit. */
+  readonly maxLagBytes: number | null;
+  readonly lagExitAfterMs: number;
+  /** A lagging member returns once its lag stayed at or below this for `lagReturnAfterMs`. */
+  readonly lagReturnBelowBytes: number | null;
+  readonly lagReturnAfterMs: number;
+  readonly whenEmpty: PoolWhenEmpty;
+  readonly onLag: PoolOnLag;
+  readonly onPrimary: PoolOnPrimary;
 }
 
 export interface AdminConfig {
@@ -130,7 +159,8 @@ export interface Config {
   readonly source: string;
   readonly mirrors: readonly MirrorConfig[];
   readonly admin: AdminConfig;
-  readonly log: { readonly level: LogLevel };
+  /** `sessions`: one record per client session at its end (session-log.ts). */
+  readonly log: { readonly level: LogLevel; readonly sessions: boolean };
   /**
    * SIGTERM: how long the balancer stays unready but still accepting (so an outer load
    * balancer stops sending first), then how long open sessions may finish before they are cut.
@@ -147,4 +177,8 @@ export interface Config {
 
 export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+export function membersByName(members: readonly MemberConfig[]): Map<string, MemberConfig> {
+  return new Map(members.map((m) => [m.name, m]));
 }

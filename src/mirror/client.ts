@@ -52,6 +52,10 @@ export class Client {
   /** Monotonic ms: when it arrived (or was given back by a member that left), and when its hold ends. */
   acceptedAt: number;
   deadline: number;
+  /** Monotonic ms of its first arrival (a give-back does not reset it): the session log's duration. */
+  readonly arrivedAt: number;
+  /** Its address, read at accept only while the session log is on (session-log.ts). */
+  peer: { readonly address: string | null; readonly port: number | null } | null = null;
   /** Backend connects tried so far (the retry backoff). */
   attempts = 0;
   /** Bytes it sent to a member that never answered, sent first to the next one. */
@@ -69,7 +73,19 @@ export class Client {
     this.socket = socket;
     this.handle = handle;
     this.acceptedAt = acceptedAt;
+    this.arrivedAt = acceptedAt;
     this.deadline = deadline;
+  }
+
+  /** Given back by a member that never answered: a socket again, with its bytes to replay and a new hold. */
+  givenBack(socket: Socket, replay: readonly Buffer[], now: number, holdMs: number): void {
+    this.session = null;
+    this.socket = socket;
+    this.handle = null;
+    this.replay = replay.length > 0 ? replay : null;
+    this.acceptedAt = now;
+    this.deadline = now + holdMs;
+    this.attempts = 0;
   }
 
   /** Whether the client is gone already (its socket destroyed); a raw handle is never gone unseen. */
@@ -77,6 +93,8 @@ export class Client {
     return this.socket !== null && this.socket.destroyed;
   }
 }
+
+const NO_BUDGET = { take(): void {}, give(): void {} };
 
 /**
  * The clients of one route, one list per state, moved only by `move` (as pgbouncer's
@@ -91,18 +109,26 @@ export class ClientTable {
   /** In a data-plane loop of several: the process-wide counts, told of every entry and move. */
   limits: SharedLimits | null = null;
 
+  /** Every client in a list holds descriptors: counted against the process's ceiling (fd-budget.ts). */
+  constructor(private readonly budget: { take(): void; give(): void } = NO_BUDGET) {}
+
   /** Moves `c` to `to` (a client enters through `add`, which files it under its state). */
   move(c: Client, to: ClientState): void {
     if (c.state === to) return;
     const from = c.state;
-    this.lists.get(from)?.delete(c);
+    const was = this.lists.get(from)?.delete(c) ?? false;
     c.state = to;
-    this.lists.get(to)?.add(c);
+    const is = this.lists.get(to)?.add(c) !== undefined;
+    if (was && !is) this.budget.give();
+    else if (is && !was) this.budget.take();
     this.limits?.moved(c, from, to);
   }
 
   add(c: Client): void {
-    this.lists.get(c.state)?.add(c);
+    const list = this.lists.get(c.state);
+    if (list === undefined || list.has(c)) return;
+    list.add(c);
+    this.budget.take();
     this.limits?.moved(c, null, c.state);
   }
 
@@ -123,6 +149,14 @@ export class ClientTable {
   /** Held clients against `max_held`: the whole process's when shared. */
   held(): number {
     return this.limits ? this.limits.held() : this.count('held');
+  }
+
+  /** Clients at the gate for, or connecting to, `member` (a scan: asked by read pools only). */
+  countFor(member: string): number {
+    let n = 0;
+    for (const s of ['gated', 'connecting'] as const)
+      for (const c of this.lists.get(s)!) if (c.member === member) n++;
+    return n;
   }
 
   /** A copy of the clients in `state`, oldest first (safe to move them while iterating). */

@@ -4,11 +4,14 @@ import type { EventLog } from '../events.js';
 import { MirrorMonitor, type MonitorChange, type MonitorSink, type ProbeRunner } from '../health/monitor.js';
 import type { AdminState, MemberHealth, ProbeResult } from '../health/types.js';
 import type { Logger } from '../log.js';
+import type { FdBudget } from './fd-budget.js';
+import type { SessionLog } from './session-log.js';
 import type { Metrics } from '../metrics.js';
 import type { Resolver } from '../proxy/resolver.js';
 import { freezeSnapshot, type MirrorSnapshot } from '../snapshot.js';
 import { Reporter, type AdminAction } from './reporter.js';
 import { NO_EFFECT, PrimaryPlan, type RouteEffect } from './plan.js';
+import { Pool, type PoolContext } from './pool.js';
 import { Router, type RouterOwner } from './router.js';
 
 export interface MirrorDeps {
@@ -20,6 +23,10 @@ export interface MirrorDeps {
   readonly log: Logger;
   /** Several data-plane loops: the route that serves on all of them (src/workers/); else a Router here. */
   readonly route?: (config: MirrorConfig, plan: PrimaryPlan, owner: RouterOwner, log: Logger) => Route;
+  /** The daemon's `log.sessions` switch (session-log.ts). */
+  readonly sessionLog: SessionLog;
+  /** The process's descriptor ceiling (fd-budget.ts). */
+  readonly budget?: FdBudget;
 }
 
 /**
@@ -70,6 +77,12 @@ export class Mirror implements MonitorSink, RouterOwner {
   private lastProbe = { previousCheckAt: null as number | null, at: 0 };
   /** Reports waiting for a route's effect, so they are made in the order of their steps. */
   private reporting: Promise<void> | null = null;
+  /** Its read pools by name, and what they read of the mirror (primary, admin states). */
+  private pools = new Map<string, Pool>();
+  private readonly poolContext: PoolContext & { admin: Map<string, AdminState> } = {
+    primary: null,
+    admin: new Map(),
+  };
 
   constructor(
     config: MirrorConfig,
@@ -86,8 +99,37 @@ export class Mirror implements MonitorSink, RouterOwner {
           resolver: deps.resolver,
           log: this.log,
           owner: this,
+          sessionLog: deps.sessionLog,
+          budget: deps.budget,
         });
     this.reporter = new Reporter(config, deps.metrics, this.log, deps.events);
+    this.syncPoolContext();
+    for (const p of config.pools) this.pools.set(p.name, this.newPool(p.name, config));
+  }
+
+  private newPool(name: string, config: MirrorConfig): Pool {
+    const p = config.pools.find((x) => x.name === name)!;
+    return new Pool(p, config, this.poolContext, {
+      metrics: this.deps.metrics,
+      resolver: this.deps.resolver,
+      log: this.log,
+      sessionLog: this.deps.sessionLog,
+      budget: this.deps.budget,
+    });
+  }
+
+  /** The primary and admin states the pools read, from the monitor now. */
+  private syncPoolContext(): void {
+    const d = this.monitor.decision;
+    this.poolContext.primary = d.accepting ? d.primary : null;
+    this.poolContext.admin.clear();
+    for (const m of this.monitor.members()) this.poolContext.admin.set(m.config.name, m.admin);
+  }
+
+  /** Every pool acts on the mirror's new primary or admin states. */
+  private poolsChanged(): void {
+    this.syncPoolContext();
+    for (const p of this.pools.values()) p.contextChanged();
   }
 
   get config(): MirrorConfig {
@@ -95,13 +137,51 @@ export class Mirror implements MonitorSink, RouterOwner {
   }
 
   /** Binds the listener, not serving yet (no probes, no metric series): a reload may still refuse. */
-  listen(): Promise<void> {
-    return this.router.listen();
+  async listen(): Promise<void> {
+    await this.router.listen();
+    try {
+      for (const p of this.pools.values()) await p.listen();
+    } catch (err) {
+      this.router.close();
+      for (const p of this.pools.values()) p.close();
+      throw err;
+    }
   }
+
+  /**
+   * A reload: binds the listeners of pools this mirror does not have yet, before anything is
+   * committed; returns the commit (used by `update`) and the undo (closes them).
+   */
+  async bindPools(config: MirrorConfig): Promise<{ undo(): void }> {
+    const fresh: Pool[] = [];
+    try {
+      for (const p of config.pools) {
+        const running = this.pools.get(p.name);
+        if (running && formatHostPort(running.config.listen) === formatHostPort(p.listen)) continue;
+        const pool = this.newPool(p.name, config);
+        fresh.push(pool);
+        await pool.listen();
+      }
+    } catch (err) {
+      for (const p of fresh) p.close();
+      throw err;
+    }
+    this.boundPools = fresh;
+    return {
+      undo: () => {
+        this.boundPools = [];
+        for (const p of fresh) p.close();
+      },
+    };
+  }
+
+  /** Pools bound by bindPools for the update to come. */
+  private boundPools: Pool[] = [];
 
   /** Serves the bound listener and starts probing: the mirror is one of the daemon's from now on. */
   start(): void {
     this.router.serve();
+    for (const p of this.pools.values()) p.start();
     const a = this.router.address();
     this.log.info(
       { listen: formatHostPort(a ? { host: this.cfg.listen.host, port: a.port } : this.cfg.listen) },
@@ -126,8 +206,31 @@ export class Mirror implements MonitorSink, RouterOwner {
     this.monitor = new MirrorMonitor(config, this.deps.prober, this, { seed });
     this.cfg = config;
     const effect = this.router.update(config, new PrimaryPlan(this.monitor.decision));
+    this.syncPoolContext();
+    this.updatePools(config);
     this.begin();
     return effect;
+  }
+
+  /** Pools kept (same name and listener) are updated, new ones (bound by bindPools) start, others go. */
+  private updatePools(config: MirrorConfig): void {
+    const fresh = new Map(this.boundPools.map((p) => [p.name, p]));
+    this.boundPools = [];
+    const next = new Map<string, Pool>();
+    for (const p of config.pools) {
+      const running = this.pools.get(p.name);
+      const pool = fresh.get(p.name);
+      if (pool !== undefined) {
+        running?.remove();
+        pool.start();
+        next.set(p.name, pool);
+      } else if (running !== undefined) {
+        running.update(p, config);
+        next.set(p.name, running);
+      }
+    }
+    for (const [name, p] of this.pools) if (!next.has(name) && !fresh.has(name)) p.remove();
+    this.pools = next;
   }
 
   /** Series, resolved addresses and the first probes of the (new) monitor. */
@@ -152,6 +255,7 @@ export class Mirror implements MonitorSink, RouterOwner {
       if (step.role) this.reporter.role(step.role, detectionMs, done, this.router.heldCount());
       if (step.decision) this.reporter.decision(step.decision, done);
     });
+    if (step.decision) this.poolsChanged();
   }
 
   /**
@@ -189,12 +293,19 @@ export class Mirror implements MonitorSink, RouterOwner {
       this.reporter.admin(member, action, from, to, done, this.router.heldCount());
       if (change) this.reporter.decision(change, done);
     });
+    // Drain and disable apply to every pool the member serves.
+    this.poolsChanged();
     return true;
   }
 
   /** Whether its listener is bound. */
   get bound(): boolean {
-    return this.router.address() !== null;
+    return this.router.address() !== null && [...this.pools.values()].every((p) => p.bound);
+  }
+
+  /** Whether pool `name` sends new clients somewhere now; undefined: no such pool. */
+  poolAccepting(name: string): boolean | undefined {
+    return this.pools.get(name)?.accepting;
   }
 
   /** Whether its primary takes clients now (GET /readyz?mirror=). */
@@ -208,11 +319,14 @@ export class Mirror implements MonitorSink, RouterOwner {
   }
 
   sessionCount(): number {
-    return this.router.sessionCount();
+    let n = this.router.sessionCount();
+    for (const p of this.pools.values()) n += p.sessionCount();
+    return n;
   }
 
   flushBytes(): void {
     this.router.flushBytes();
+    for (const p of this.pools.values()) p.flushBytes();
   }
 
   /** A frozen copy of its state now (never the live monitor or router). */
@@ -231,6 +345,7 @@ export class Mirror implements MonitorSink, RouterOwner {
         sessions: this.router.sessionCount(m.config.name),
         resolution: this.deps.resolver.state(m.config.address),
       })),
+      pools: [...this.pools.values()].map((p) => p.snapshot()),
     });
   }
 
@@ -238,16 +353,21 @@ export class Mirror implements MonitorSink, RouterOwner {
   close(): void {
     this.monitor.stop();
     this.router.close();
+    for (const p of this.pools.values()) p.close();
   }
 
-  drain(timeoutMs: number): Promise<void> {
-    return this.router.drain(timeoutMs);
+  async drain(timeoutMs: number): Promise<void> {
+    await Promise.all([
+      this.router.drain(timeoutMs),
+      ...[...this.pools.values()].map((p) => p.drain(timeoutMs)),
+    ]);
   }
 
   /** Removed by a reload: closed, every session cut, its routing series gone. Returns sessions cut. */
   remove(): number {
     this.close();
-    const cut = this.router.cutAll('removed');
+    let cut = this.router.cutAll('removed');
+    for (const p of this.pools.values()) cut += p.remove();
     this.reporter.removed();
     return cut;
   }

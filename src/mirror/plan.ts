@@ -1,6 +1,7 @@
 import type { Decision, DemoteReason } from '../health/types.js';
 
-export type CutReason = DemoteReason | 'removed' | 'shutdown';
+/** `pool_*`: a read pool's member died, left for lag, or became primary (pool-plan.ts). */
+export type CutReason = DemoteReason | 'removed' | 'shutdown' | 'pool_down' | 'pool_lag' | 'pool_primary';
 
 /**
  * What a route does with clients under one decision: where a new client goes, whose sessions
@@ -11,8 +12,13 @@ export type CutReason = DemoteReason | 'removed' | 'shutdown';
 export interface RoutePlan {
   /** What new clients are sent to now (null: they wait); a change of it releases the held ones. */
   readonly open: string | null;
-  /** The member a new client is sent to now; null: it waits (held). */
-  pick(): string | null;
+  /**
+   * The member a new client is sent to now; null: it waits (held). `load` gives the router's
+   * sessions plus connects in flight per member (a read pool balances by it).
+   */
+  pick(load?: (member: string) => number): string | null;
+  /** With nothing open: true when a new client is refused at once instead of held. */
+  readonly refuses?: boolean;
   /** Whether sessions and connects to `member` stay under this plan. */
   keeps(member: string): boolean;
   /** Whether a connect to `member` that completes now may become a session. */

@@ -1,7 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { ProxiedSession } from '../proxy/sessions.js';
+import type { Client } from './client.js';
 import type { CutReason } from './plan.js';
+import type { SessionLog } from './session-log.js';
 
 /**
  * The metrics and log records of one route's clients, in one place: the router says what
@@ -18,13 +21,20 @@ export class RouteReport {
     private readonly mirror: string,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly sessionLog: SessionLog,
   ) {}
 
   /** A client given up, counted under `reason`; a held client's timeout is logged too. */
-  rejected(reason: string, acceptedAt: number): void {
+  rejected(reason: string, c: Client): void {
     this.metrics.connectionErrors.inc({ mirror: this.mirror, reason });
     if (reason === 'hold_timeout')
-      this.log.warn({ waited_ms: Math.round(performance.now() - acceptedAt) }, 'held client timed out');
+      this.log.warn({ waited_ms: Math.round(performance.now() - c.acceptedAt) }, 'held client timed out');
+    if (this.sessionLog.on) this.sessionLog.unlinked(this.log, c, reason);
+  }
+
+  /** A linked session closed (the router asks `sessionLog.on` first: nothing runs while it is off). */
+  sessionClosed(c: Client, s: ProxiedSession<Client>): void {
+    this.sessionLog.linked(this.log, c, s);
   }
 
   acceptFailed(err: NodeJS.ErrnoException): void {
@@ -47,9 +57,10 @@ export class RouteReport {
     this.metrics.connectRetries.inc({ mirror: this.mirror, member });
   }
 
-  leftWhileHeldOne(): void {
+  leftWhileHeldOne(c: Client): void {
     this.leftWhileHeld++;
     this.metrics.connectionErrors.inc({ mirror: this.mirror, reason: 'left_while_held' });
+    if (this.sessionLog.on) this.sessionLog.unlinked(this.log, c, 'left_while_held');
   }
 
   /** Held clients released to `member` (with those that left since the last release). */

@@ -1,21 +1,22 @@
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { MemberConfig, MirrorConfig } from '../config/types.js';
-import { formatHostPort } from '../config/types.js';
+import { formatHostPort, membersByName } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { ignoreUntilLinked } from '../proxy/link.js';
 import type { RawTcp } from '../proxy/raw.js';
 import type { Resolver } from '../proxy/resolver.js';
 import { SessionTable } from '../proxy/sessions.js';
-import { Client, ClientTable } from './client.js';
+import { Client, ClientTable, type SharedLimits } from './client.js';
 import { Connector, type ConnectorOwner } from './connector.js';
 import { toSocket } from './dial.js';
 import { Listener, type Acceptor } from './listener.js';
 import { newEffect, type CutReason, type MutableEffect, type RouteEffect, type RoutePlan } from './plan.js';
 import { connectReason, RouteReport } from './route-report.js';
+import type { FdBudget } from './fd-budget.js';
+import type { SessionLog } from './session-log.js';
 import { Watch } from './watch.js';
-import type { SharedLimits } from './client.js';
 
 /** Who the router tells that a member failed a connect (the mirror probes it now). */
 export interface RouterOwner {
@@ -29,6 +30,9 @@ export interface RouterDeps {
   readonly owner: RouterOwner;
   /** Set in a data-plane loop: limits that hold for the whole process (src/workers/). */
   readonly shared?: SharedLimits;
+  /** The daemon's `log.sessions` switch (session-log.ts) and descriptor ceiling (fd-budget.ts). */
+  readonly sessionLog: SessionLog;
+  readonly budget?: FdBudget;
 }
 
 /** Retry backoff for failed backend connects while the hold timeout lasts. */
@@ -49,7 +53,7 @@ export class Router implements ConnectorOwner, Acceptor {
   private members: Map<string, MemberConfig>;
   private readonly listener: Listener;
   private readonly report: RouteReport;
-  private readonly clients = new ClientTable();
+  private readonly clients: ClientTable;
   /** Linked clients' sessions by member, with their counters and the idle timeout. */
   private readonly sessions: SessionTable<Client>;
   /** Takes clients to members: the connect gate, the dials, the links (connector.ts). */
@@ -64,14 +68,16 @@ export class Router implements ConnectorOwner, Acceptor {
   ) {
     this.config = config;
     this.plan = plan;
-    this.members = new Map(config.members.map((m) => [m.name, m]));
+    this.members = membersByName(config.members);
+    this.clients = new ClientTable(deps.budget);
     this.sessions = new SessionTable<Client>(config.name, deps.metrics, config.proxy.idleTimeoutMs);
     this.connector = new Connector(this.clients, this.sessions, deps.resolver, this);
     this.connector.configure(this.members, config.proxy.connectTimeoutMs, config.proxy.maxConnecting);
-    this.report = new RouteReport(config.name, deps.metrics, deps.log);
+    this.report = new RouteReport(config.name, deps.metrics, deps.log, deps.sessionLog);
     this.sessions.onIdleCut = (member) => this.report.idleCut(member);
     this.sessions.onClosed = (s) => {
       const c = s.owner;
+      if (c !== null && deps.sessionLog.on) this.report.sessionClosed(c, s);
       if (c !== null && c.session === s) {
         c.session = null;
         this.clients.move(c, 'closed');
@@ -85,7 +91,7 @@ export class Router implements ConnectorOwner, Acceptor {
       this.restart(c, socket, replay);
       this.connectFailed(c, s.member.name, code);
     };
-    this.listener = new Listener(config.name, this, deps.shared?.reusePort);
+    this.listener = new Listener(config.name, this, deps.budget, deps.shared?.reusePort);
     this.clients.limits = deps.shared ?? null;
   }
 
@@ -132,7 +138,7 @@ export class Router implements ConnectorOwner, Acceptor {
     const old = this.config;
     this.config = config;
     this.plan = plan;
-    this.members = new Map(config.members.map((m) => [m.name, m]));
+    this.members = membersByName(config.members);
     this.sessions.setIdleTimeout(config.proxy.idleTimeoutMs);
     const effect = newEffect();
     for (const m of old.members) {
@@ -213,11 +219,12 @@ export class Router implements ConnectorOwner, Acceptor {
 
   private admit(c: Client): void {
     c.deadline = c.acceptedAt + this.config.proxy.holdTimeoutMs;
+    if (this.deps.sessionLog.on) this.deps.sessionLog.accepted(c);
     if (this.listener.phase === 'bound') return this.clients.add(c);
     if (this.listener.phase !== 'listening') return this.drop(c);
     const max = this.config.proxy.maxConnections;
     if (max > 0 && !this.clients.admits(max)) {
-      this.report.rejected('max_connections', c.acceptedAt);
+      this.report.rejected('max_connections', c);
       return this.drop(c);
     }
     this.clients.add(c);
@@ -227,8 +234,9 @@ export class Router implements ConnectorOwner, Acceptor {
   /** Sends an `accepted` client where the plan says, or holds it until its deadline. */
   private route(c: Client): void {
     if (c.gone) return this.clients.move(c, 'closed');
-    const to = this.plan.pick();
+    const to = this.plan.pick((m) => this.sessions.count(m) + this.clients.countFor(m));
     if (to !== null) this.dial(c, to);
+    else if (this.plan.refuses === true) this.reject(c, 'pool_empty');
     else this.hold(c, c.deadline - performance.now());
   }
 
@@ -313,7 +321,7 @@ export class Router implements ConnectorOwner, Acceptor {
       this.clients.move(c, 'accepted');
       if (c.gone) {
         this.clients.move(c, 'closed');
-        this.report.leftWhileHeldOne();
+        this.report.leftWhileHeldOne(c);
       } else live.push(c);
     }
     this.updateGauges();
@@ -326,7 +334,7 @@ export class Router implements ConnectorOwner, Acceptor {
   private heldLeft(c: Client): void {
     c.socket?.destroy();
     this.clients.move(c, 'closed');
-    this.report.leftWhileHeldOne();
+    this.report.leftWhileHeldOne(c);
     this.updateGauges();
   }
 
@@ -341,7 +349,7 @@ export class Router implements ConnectorOwner, Acceptor {
   private cut(member: string, reason: CutReason, redispatch: boolean, effect: MutableEffect): void {
     // Gone from the count at once: their sockets close later, and a second plan before they
     // do must not cut (and count) them again.
-    const taken = this.sessions.take(member);
+    const taken = this.sessions.take(member, reason);
     if (taken.length === 0) return;
     let cut = 0;
     const moved: Client[] = [];
@@ -367,20 +375,13 @@ export class Router implements ConnectorOwner, Acceptor {
 
   /** A linked client given back by its member (it never answered): in hand again, with a new hold. */
   private restart(c: Client, socket: net.Socket, replay: readonly Buffer[]): void {
-    const now = performance.now();
-    c.session = null;
-    c.socket = socket;
-    c.handle = null;
-    c.replay = replay.length > 0 ? replay : null;
-    c.acceptedAt = now;
-    c.deadline = now + this.config.proxy.holdTimeoutMs;
-    c.attempts = 0;
+    c.givenBack(socket, replay, performance.now(), this.config.proxy.holdTimeoutMs);
     this.clients.move(c, 'accepted');
   }
 
   /** Gives a client up, counted under `reason` (unless it was gone already). */
   private reject(c: Client, reason: string): void {
-    if (!c.gone) this.report.rejected(reason, c.acceptedAt);
+    if (!c.gone) this.report.rejected(reason, c);
     this.drop(c);
   }
 

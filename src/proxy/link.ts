@@ -15,6 +15,12 @@ export interface Link {
   readonly bytesIn: number;
   /** Bytes forwarded backend → client. */
   readonly bytesOut: number;
+  /**
+   * The side whose FIN, reset or close came first (the session log's client_closed or
+   * server_closed), null while neither did; `given_back` once the client was detached
+   * (its session goes on with another member: this one is no end of it).
+   */
+  readonly firstEnd: LinkEnd;
   /** Cuts both sockets at once (a demoted member, a disabled member, shutdown). */
   destroy(): void;
   /**
@@ -31,6 +37,8 @@ export interface Link {
  * bytes to the new primary is safe, and beyond a handshake's size nothing is kept.
  */
 export const REPLAY_MAX_BYTES = 16 * 1024;
+
+export type LinkEnd = 'client' | 'server' | 'given_back' | null;
 
 export interface LinkHooks {
   /** Called exactly once, when both sockets are closed. */
@@ -177,6 +185,7 @@ function onSourceData(this: Socket, chunk: Buffer): void {
  */
 function onSourceEnd(this: Socket): void {
   const d = directionOf(this);
+  d.session.firstEnd ??= d === d.session.in ? 'client' : 'server';
   // The member's FIN before any byte of it: the client may go to a member that answers.
   if (d === d.session.out && d.session.giveBack('MLB_ERR_BACKEND_CLOSED')) return;
   process.nextTick(forwardFin, d.dst);
@@ -192,6 +201,7 @@ function forwardFin(dst: Socket): void {
 
 function onSocketError(this: Socket, err: Error): void {
   const d = directionOf(this);
+  d.session.firstEnd ??= d === d.session.in ? 'client' : 'server';
   const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
   if (d === d.session.out && d.session.giveBack(code)) return;
   d.session.fail(err);
@@ -209,6 +219,7 @@ class Session implements Link {
   private clientClosed = false;
   private backendClosed = false;
   private reported = false;
+  firstEnd: LinkEnd = null;
 
   constructor(
     private readonly client: Socket,
@@ -250,6 +261,7 @@ class Session implements Link {
     if (c.destroyed || c.readableEnded || this.clientClosed || this.error) return null;
     if (this.backend.readableEnded && !backendGone) return null;
     this.detached = true;
+    this.firstEnd = 'given_back';
     c.off('end', onSourceEnd);
     c.off('error', onSocketError);
     // Unowned again until its next link: an error must still never go uncaught.
@@ -270,6 +282,7 @@ class Session implements Link {
   }
 
   closed(socket: Socket): void {
+    this.firstEnd ??= socket === this.client ? 'client' : 'server';
     if (socket === this.client) this.clientClosed = true;
     else this.backendClosed = true;
     // A socket that closed before its FIN (a reset, or destroyed by someone else) takes its

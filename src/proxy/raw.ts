@@ -2,7 +2,9 @@ import { writeSync } from 'node:fs';
 import type net from 'node:net';
 import { errnoName } from '../errno.js';
 import { sharedReadBuffer } from './fastpath.js';
-import type { Link, LinkHooks } from './link.js';
+import { bindings } from './raw-bindings.js';
+export { rawAvailable } from './raw-bindings.js';
+import type { Link, LinkEnd, LinkHooks } from './link.js';
 import { REPLAY_MAX_BYTES } from './link.js';
 
 /**
@@ -46,7 +48,7 @@ export interface RawTcp {
   [kReading]?: boolean;
 }
 
-interface WriteReq {
+export interface WriteReq {
   handle: RawTcp;
   oncomplete: (this: WriteReq, status: number) => void;
   way: Way;
@@ -58,93 +60,20 @@ interface WriteReq {
  * shutdown's outcome needs no handling (an error shows up on the next read or write of the
  * same socket). That spares one call into JS per connection.
  */
-interface ShutdownReq {
+export interface ShutdownReq {
   handle: RawTcp;
 }
 
-interface ConnectReq {
+export interface ConnectReq {
   oncomplete: (this: ConnectReq, status: number) => void;
   attempt: RawAttempt<unknown>;
-}
-
-interface Bindings {
-  readonly TCP: new (type: number) => RawTcp;
-  readonly TCPConnectWrap: new () => ConnectReq;
-  readonly WriteWrap: new () => WriteReq;
-  readonly ShutdownWrap: new () => ShutdownReq;
-  readonly SOCKET: number;
-  /** Shared with C++: the result of the last read and whether the last write was queued. */
-  readonly state: Int32Array;
-  readonly kReadBytesOrError: number;
-  readonly kLastWriteWasAsync: number;
 }
 
 const UV_EOF = -4095;
 const kWay = Symbol('mirrorlb.rawWay');
 const kReading = Symbol('mirrorlb.rawReading');
 
-function loadBindings(): Bindings | null {
-  const mode = process.env.MIRRORLB_DATAPATH;
-  if (mode === 'plain' || mode === 'stream') return null;
-  try {
-    const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
-    const tcp = binding('tcp_wrap') as {
-      TCP?: Bindings['TCP'];
-      TCPConnectWrap?: Bindings['TCPConnectWrap'];
-      constants?: { SOCKET?: number };
-    };
-    const stream = binding('stream_wrap') as {
-      WriteWrap?: Bindings['WriteWrap'];
-      ShutdownWrap?: Bindings['ShutdownWrap'];
-      streamBaseState?: unknown;
-      kReadBytesOrError?: unknown;
-      kLastWriteWasAsync?: unknown;
-    };
-    const proto = tcp.TCP?.prototype as Record<string, unknown> | undefined;
-    const methods = [
-      'readStart',
-      'readStop',
-      'useUserBuffer',
-      'writeBuffer',
-      'shutdown',
-      'connect',
-      'connect6',
-      'setNoDelay',
-      'close',
-    ];
-    if (
-      !tcp.TCP ||
-      !tcp.TCPConnectWrap ||
-      typeof tcp.constants?.SOCKET !== 'number' ||
-      !stream.WriteWrap ||
-      !stream.ShutdownWrap ||
-      !(stream.streamBaseState instanceof Int32Array) ||
-      typeof stream.kReadBytesOrError !== 'number' ||
-      typeof stream.kLastWriteWasAsync !== 'number' ||
-      !methods.every((m) => typeof proto?.[m] === 'function')
-    )
-      return null;
-    return {
-      TCP: tcp.TCP,
-      TCPConnectWrap: tcp.TCPConnectWrap,
-      WriteWrap: stream.WriteWrap,
-      ShutdownWrap: stream.ShutdownWrap,
-      SOCKET: tcp.constants.SOCKET,
-      state: stream.streamBaseState,
-      kReadBytesOrError: stream.kReadBytesOrError,
-      kLastWriteWasAsync: stream.kLastWriteWasAsync,
-    };
-  } catch {
-    return null;
-  }
-}
-
-const B = loadBindings();
-
-/** Whether the raw path is in use (bindings as expected, not turned off by MIRRORLB_DATAPATH). */
-export function rawAvailable(): boolean {
-  return B !== null;
-}
+const B = bindings;
 
 function rawError(status: number, what: string): Error & { code: string } {
   const code = errnoName(status);
@@ -306,6 +235,7 @@ class Way {
   end(): void {
     const s = this.session;
     if (this === s.out && s.giveBack('MLB_ERR_BACKEND_CLOSED')) return;
+    s.firstEnd ??= this === s.in ? 'client' : 'server';
     this.ended = true;
     const other = this === s.in ? s.out : s.in;
     // Both FINs read: both sockets close once nothing is queued (close(2) sends our FIN).
@@ -335,8 +265,10 @@ function onRead(this: RawTcp): void {
   try {
     if (n > 0) way.data(n);
     else if (n === UV_EOF) way.end();
-    else if (n < 0 && !(way === way.session.out && way.session.giveBack(errnoName(n))))
+    else if (n < 0 && !(way === way.session.out && way.session.giveBack(errnoName(n)))) {
+      way.session.firstEnd ??= way === way.session.in ? 'client' : 'server';
       way.session.fail(rawError(n, 'read'));
+    }
   } catch (err) {
     way.session.fail(err as Error);
   }
@@ -350,6 +282,7 @@ class RawSession implements Link {
   readonly in: Way;
   readonly out: Way;
   closed = false;
+  firstEnd: LinkEnd = null;
   private error: Error | null = null;
 
   constructor(
@@ -423,6 +356,7 @@ class RawSession implements Link {
     if (this.closed || replay === null || this.out.bytes > 0 || this.in.ended || this.out.ended || this.error)
       return null;
     this.closed = true;
+    this.firstEnd = 'given_back';
     const c = this.client;
     c.readStop();
     // Its onread (a native setter that takes only functions) is replaced by the socket's.

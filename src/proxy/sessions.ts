@@ -23,6 +23,8 @@ export class ProxiedSession<T = unknown> implements LinkHooks, IdleEntry {
   detached = false;
   /** Until both sockets closed: counted in the member's `active`. */
   open = true;
+  /** Why the table closed it (the reason given to `take`, or `idle`); null when it ended by itself. */
+  cut: string | null = null;
 
   constructor(
     private readonly table: SessionTable<T>,
@@ -146,13 +148,16 @@ export class SessionTable<T = unknown> {
    * they no longer count (a second decision before their sockets close must not cut them
    * again), and their close still updates the member's counters.
    */
-  take(member: string): ProxiedSession<T>[] {
+  take(member: string, reason: string): ProxiedSession<T>[] {
     const m = this.byMember.get(member);
     if (!m || m.sessions.size === 0) return [];
     const out = [...m.sessions];
     m.sessions.clear();
     this.total -= out.length;
-    for (const s of out) this.wheel?.remove(s);
+    for (const s of out) {
+      s.cut = reason;
+      this.wheel?.remove(s);
+    }
     return out;
   }
 
@@ -186,6 +191,7 @@ export class SessionTable<T = unknown> {
   }
 
   idle(s: ProxiedSession<T>): void {
+    s.cut = 'idle';
     this.onIdleCut(s.member.name);
     s.link.destroy();
   }

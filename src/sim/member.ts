@@ -3,7 +3,19 @@ import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
-import type { ErrorCode } from '../errors.js';
+import { handleControl, reply } from './control.js';
+import {
+  isSimRole,
+  SimError,
+  STATUS_MODES,
+  type AcceptedConnection,
+  type SimOptions,
+  type SimRole,
+  type StatusMode,
+} from './types.js';
+import { replicaAnswer } from './replica-status.js';
+
+export * from './types.js';
 
 /**
  * A simulated IRIS mirror member: a SuperServer port that greets with its name and
@@ -15,42 +27,6 @@ import type { ErrorCode } from '../errors.js';
  * Owned by whoever constructs it; `stop()` releases every port and socket.
  */
 
-export type SimRole = 'primary' | 'backup' | 'down' | 'hang';
-export type StatusMode = 'normal' | 'dead' | 'slow' | 'garbage' | 'huge' | 'redirect';
-
-export const SIM_ROLES: readonly SimRole[] = ['primary', 'backup', 'down', 'hang'];
-export const STATUS_MODES: readonly StatusMode[] = ['normal', 'dead', 'slow', 'garbage', 'huge', 'redirect'];
-
-export interface SimOptions {
-  name: string;
-  /** Address all listeners bind to; default 127.0.0.1. */
-  host?: string;
-  /** 0 picks a free port; the real one is on the instance after start(). */
-  superserverPort: number;
-  webPort: number;
-  role?: 'primary' | 'backup';
-  /** A side port serving only /sim/*, answering in every role (so a 'down' sim can be revived). */
-  controlPort?: number;
-  /** Delay added to every status page answer (all modes); default 0. */
-  statusDelayMs?: number;
-  logger?: Logger;
-}
-
-export interface AcceptedConnection {
-  /** performance.now() when the SuperServer connection was accepted. */
-  readonly at: number;
-  readonly role: SimRole;
-}
-
-export class SimError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
-    super(message);
-    this.name = 'SimError';
-    this.code = code;
-  }
-}
-
 /** `slow` mode answers after this long unless told otherwise. */
 const DEFAULT_SLOW_MS = 2000;
 const HUGE_CHUNK = Buffer.alloc(64 * 1024, 'x');
@@ -59,19 +35,6 @@ const GARBAGE = Buffer.from('\u0000\u00ff\u00feSIMGARBAGE this is not HTTP\r\n\u
 // application path (/ap1a, ...) in front, and the seed's own examples use `csp//`.
 const STATUS_PATH = /^(?:\/[^/]+)*\/csp\/+(?:(?:bin|user)\/+)?mirror_status\.cxw$/;
 const REDIRECT_TARGET = '/sim/redirect-target';
-
-export function isSimRole(s: string): s is SimRole {
-  return (SIM_ROLES as readonly string[]).includes(s);
-}
-
-/** Parses the body of `POST /sim/status`: `normal|dead|slow:<ms>|garbage|huge|redirect`. */
-export function parseStatusMode(text: string): { mode: StatusMode; delayMs?: number } | null {
-  const m = /^(normal|dead|slow|garbage|huge|redirect)(?::(\d{1,9}))?$/.exec(text.trim());
-  if (!m) return null;
-  const mode = m[1] as StatusMode;
-  if (m[2] !== undefined && mode !== 'slow') return null;
-  return m[2] !== undefined ? { mode, delayMs: Number(m[2]) } : { mode };
-}
 
 interface PendingRequest {
   req: http.IncomingMessage;
@@ -87,7 +50,14 @@ export class SimMember {
   private readonly statusDelayMs: number;
   private readonly log: Logger;
 
+  /** The sim's logger (control.ts logs a role change that failed). */
+  get logger(): Logger {
+    return this.log;
+  }
+
   private currentRole: SimRole;
+  /** Replay lag a backup reports on `GET /replica` (POST /sim/lag sets it). */
+  lagBytes = 0;
   private mode: StatusMode = 'normal';
   private slowMs = DEFAULT_SLOW_MS;
   private state: 'new' | 'running' | 'stopped' = 'new';
@@ -125,7 +95,7 @@ export class SimMember {
     this.web = http.createServer({ keepAlive: true }, (req, res) => this.onWebRequest(req, res));
     this.track(this.web, this.webSockets);
     this.control =
-      this.cPort === null ? null : http.createServer((req, res) => this.onControlRequest(req, res));
+      this.cPort === null ? null : http.createServer((req, res) => handleControl(this, req, res));
     if (this.control) this.track(this.control, this.controlSockets);
   }
 
@@ -315,7 +285,7 @@ export class SimMember {
     }
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path.startsWith('/sim/') && path !== REDIRECT_TARGET) {
-      this.onControlRequest(req, res);
+      handleControl(this, req, res);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -324,6 +294,11 @@ export class SimMember {
     }
     if (path === REDIRECT_TARGET) {
       this.answerStatus(res);
+      return;
+    }
+    if (path === '/replica' && this.mode === 'normal') {
+      const a = replicaAnswer(this.currentRole === 'primary' ? 'primary' : 'backup', this.lagBytes);
+      this.later(this.statusDelayMs, res, () => reply(res, a.status, a.body));
       return;
     }
     if (!STATUS_PATH.test(path)) {
@@ -400,74 +375,6 @@ export class SimMember {
       this.timers.delete(timer);
     });
   }
-
-  private onControlRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/sim/role' && path !== '/sim/status') {
-      reply(res, 404, 'not found\n');
-      return;
-    }
-    if (req.method === 'GET') {
-      reply(res, 200, path === '/sim/role' ? `${this.currentRole}\n` : `${this.mode}\n`);
-      return;
-    }
-    if (req.method !== 'POST') {
-      reply(res, 405, 'method not allowed\n');
-      return;
-    }
-    readBody(req, 1024).then(
-      (body) => (path === '/sim/role' ? this.postRole(res, body) : this.postStatus(res, body)),
-      () => reply(res, 413, 'body too large\n'),
-    );
-  }
-
-  private postRole(res: http.ServerResponse, body: string): void {
-    const role = body.trim();
-    if (!isSimRole(role)) {
-      reply(res, 400, `role must be one of ${SIM_ROLES.join('|')}\n`);
-      return;
-    }
-    // Answer first: going 'down' or 'dead' destroys the very socket this request came on.
-    res.setHeader('Connection', 'close');
-    reply(res, 200, `${role}\n`);
-    res.on('finish', () => {
-      this.setRole(role).catch((err: unknown) => this.log.error({ err }, 'sim could not change role'));
-    });
-  }
-
-  private postStatus(res: http.ServerResponse, body: string): void {
-    const parsed = parseStatusMode(body);
-    if (!parsed) {
-      reply(res, 400, 'status must be normal|dead|slow:<ms>|garbage|huge|redirect\n');
-      return;
-    }
-    res.setHeader('Connection', 'close');
-    reply(res, 200, `${body.trim()}\n`);
-    res.on('finish', () => this.setStatusMode(parsed.mode, parsed.delayMs));
-  }
-}
-
-function reply(res: http.ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function readBody(req: http.IncomingMessage, max: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        req.destroy();
-        reject(new SimError('MLB_ERR_SIM_BODY', 'body too large'));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 async function listen(server: net.Server, host: string, port: number): Promise<number> {

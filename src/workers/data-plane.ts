@@ -34,6 +34,7 @@ export class DataPlane {
     const loops = new LoopSet(config.workers, {
       log,
       logLevel: config.log.level,
+      sessionLog: config.log.sessions,
       hotPath: config.metrics.enabled,
       metrics: loopMetrics,
     });

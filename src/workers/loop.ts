@@ -5,6 +5,7 @@
  * nothing: the control plane (loops.ts, on the main thread) stores each decision in shared
  * memory and then tells every loop to act on it (cut, move, release).
  */
+import { SessionLog } from '../mirror/session-log.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
@@ -22,6 +23,7 @@ import { SharedMirrorState } from './shared-state.js';
 const data = workerData as LoopData;
 const port = parentPort!;
 const log = createLogger(data.logLevel).child({ loop: data.loop });
+const sessionLog = new SessionLog(data.sessionLog);
 const metrics = new Metrics(new Registry(), { defaultMetrics: false, hotPath: data.hotPath });
 const resolver = new Resolver();
 
@@ -61,6 +63,7 @@ async function bind(id: number, part: MirrorPart, at: number): Promise<void> {
     log: log.child({ mirror: name }),
     owner: { connectFailed: (member) => send({ t: 'connectFailed', mirror: name, member }) },
     shared: counts,
+    sessionLog,
   });
   try {
     await served.router.listen();

@@ -20,6 +20,7 @@ export interface LoopClient {
 export interface LoopSetDeps {
   readonly log: Logger;
   readonly logLevel: LogLevel;
+  readonly sessionLog: boolean;
   readonly hotPath: boolean;
   readonly metrics: LoopMetrics;
 }
@@ -105,6 +106,7 @@ export class LoopSet {
       loops: this.count,
       incarnation: this.incarnations[loop]!,
       logLevel: this.deps.logLevel,
+      sessionLog: this.deps.sessionLog,
       hotPath: this.deps.hotPath,
     };
     const w = new Worker(new URL('./loop.js', import.meta.url), { workerData: data });

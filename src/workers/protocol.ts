@@ -10,6 +10,8 @@ export interface LoopData {
   /** Rows of the shared counts in use (the loop count). */
   readonly loops: number;
   readonly logLevel: LogLevel;
+  /** `log.sessions`: each loop logs the sessions it served. */
+  readonly sessionLog: boolean;
   readonly hotPath: boolean;
 }
 

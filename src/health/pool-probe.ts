@@ -1,0 +1,140 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { CheckTls, HostPort } from '../config/types.js';
+import { VERSION } from '../version.js';
+import type { PoolObservation } from './pool-state.js';
+import { checkSuperserver } from './superserver.js';
+
+/** Most bytes of a pool check's body read (Patroni's status JSON is well under 2 kB). */
+const MAX_BODY = 64 * 1024;
+
+/** What one pool check URL answered: a status and the body's JSON (null: none or not JSON), or no answer. */
+export type PoolAnswer =
+  | { readonly status: number; readonly body: Record<string, unknown> | null }
+  | { readonly status: null; readonly portUp: boolean };
+
+/** One GET of a pool check URL, bounded in time and size; a failure asks the member's port. Never rejects. */
+export async function probePool(
+  url: string,
+  address: HostPort,
+  tls: CheckTls | null,
+  timeoutMs: number,
+): Promise<PoolAnswer> {
+  const answer = await get(url, tls, timeoutMs);
+  if (answer !== null) return answer;
+  return { status: null, portUp: await checkSuperserver(address, timeoutMs) };
+}
+
+function get(url: string, tls: CheckTls | null, timeoutMs: number): Promise<PoolAnswer | null> {
+  return new Promise((resolve) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      resolve(null);
+      return;
+    }
+    const mod = u.protocol === 'https:' ? https : http;
+    const opts: https.RequestOptions = {
+      method: 'GET',
+      headers: { 'user-agent': `mirrorlb/${VERSION}`, accept: 'application/json, */*' },
+      timeout: timeoutMs,
+      agent: false,
+      ...(tls && u.protocol === 'https:'
+        ? {
+            ca: tls.ca ?? undefined,
+            cert: tls.cert ?? undefined,
+            key: tls.key ?? undefined,
+            servername: tls.servername ?? undefined,
+            rejectUnauthorized: tls.verify,
+          }
+        : {}),
+    };
+    const timer = setTimeout(() => req.destroy(new Error('timeout')), timeoutMs);
+    const done = (a: PoolAnswer | null): void => {
+      clearTimeout(timer);
+      resolve(a);
+    };
+    const req = mod.request(u, opts, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_BODY) chunks.push(c);
+        else res.destroy();
+      });
+      res.on('error', () => done(null));
+      res.on('close', () => done({ status: res.statusCode ?? 0, body: parseJson(Buffer.concat(chunks)) }));
+    });
+    req.on('error', () => done(null));
+    req.end();
+  });
+}
+
+function parseJson(b: Buffer): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(b.toString('utf8'));
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const obj = (v: unknown): Record<string, unknown> =>
+  v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+
+function isPrimaryBody(body: Record<string, unknown> | null): boolean {
+  return body !== null && (body.role === 'master' || body.role === 'primary');
+}
+
+/**
+ * One round's answers of every member, turned into observations (pure). The primary's own
+ * answer (Patroni's status JSON: `xlog.location`, `timeline`, `replication`) gives the position
+ * each replica's `xlog.replayed_location` is measured against, and which replicas stream.
+ */
+export function observeRound(answers: ReadonlyMap<string, PoolAnswer>): Map<string, PoolObservation> {
+  let leader: Record<string, unknown> | null = null;
+  for (const a of answers.values()) if (a.status !== null && isPrimaryBody(a.body)) leader = a.body;
+  const leaderAt = leader && num(obj(leader.xlog).location);
+  const leaderTimeline = leader && num(leader.timeline);
+  const replication = leader && Array.isArray(leader.replication) ? leader.replication.map(obj) : null;
+  // The primary names its streaming replicas by Patroni member name; only when some name matches
+  // one of ours can "not listed" mean "not streaming".
+  const named = replication?.some((r) => answers.has(String(r.application_name))) ?? false;
+  const out = new Map<string, PoolObservation>();
+  for (const [member, a] of answers) {
+    if (a.status === null) {
+      out.set(member, { kind: a.portUp ? 'failing' : 'dead', lagBytes: null, streaming: null });
+      continue;
+    }
+    if (isPrimaryBody(a.body) && a.status !== 200) {
+      out.set(member, { kind: 'primary', lagBytes: null, streaming: null });
+      continue;
+    }
+    if (a.status !== 200) {
+      out.set(member, {
+        kind: a.status === 503 ? 'not_qualifies' : 'failing',
+        lagBytes: null,
+        streaming: null,
+      });
+      continue;
+    }
+    if (isPrimaryBody(a.body)) {
+      // A pool check that admits the primary (/read-only): it has no lag.
+      out.set(member, { kind: 'qualifies', lagBytes: 0, streaming: null });
+      continue;
+    }
+    const replayed = num(obj(a.body?.xlog).replayed_location);
+    const lagBytes = leaderAt !== null && replayed !== null ? Math.max(0, leaderAt - replayed) : null;
+    const timeline = num(a.body?.timeline);
+    let streaming: boolean | null = null;
+    if (leaderTimeline !== null && timeline !== null && timeline !== leaderTimeline) streaming = false;
+    else if (named) {
+      const entry = replication!.find((r) => r.application_name === member);
+      streaming = entry !== undefined && entry.state === 'streaming';
+    }
+    out.set(member, { kind: 'qualifies', lagBytes, streaming });
+  }
+  return out;
+}

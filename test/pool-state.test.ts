@@ -1,0 +1,234 @@
+/** The read pool's pure decisions: the member reducer and the plan, as tables; no sockets, no timers. */
+import t from 'tap';
+import type { PoolConfig } from '../src/config/types.js';
+import {
+  connectFailedState,
+  INITIAL_POOL_STATE,
+  nextPoolState,
+  type PoolMemberState,
+  type PoolObservation,
+} from '../src/health/pool-state.js';
+import { observeRound, type PoolAnswer } from '../src/health/pool-probe.js';
+import { PoolPlan } from '../src/mirror/pool-plan.js';
+
+const rules = {
+  rise: 2,
+  maxLagBytes: 1000,
+  lagExitAfterMs: 500,
+  lagReturnBelowBytes: 400,
+  lagReturnAfterMs: 1000,
+};
+const ok = (lagBytes: number | null = 0): PoolObservation => ({
+  kind: 'qualifies',
+  lagBytes,
+  streaming: null,
+});
+
+/** Runs observations at the given times; returns the statuses after each. */
+function run(steps: [number, PoolObservation][], from: PoolMemberState = INITIAL_POOL_STATE): string[] {
+  let s = from;
+  return steps.map(([at, obs]) => (s = nextPoolState(s, obs, rules, at)).status);
+}
+
+t.test('joins after rise qualifying checks, leaves at once on 503, primary and death', async (t) => {
+  t.same(
+    run([
+      [0, ok()],
+      [100, ok()],
+      [200, ok()],
+    ]),
+    ['joining', 'in', 'in'],
+  );
+  const seq = (k: PoolObservation['kind']) =>
+    run([
+      [0, ok()],
+      [100, ok()],
+      [200, { kind: k, lagBytes: null, streaming: null }],
+      [300, ok()],
+    ]);
+  t.same(
+    seq('not_qualifies'),
+    ['joining', 'in', 'out', 'joining'],
+    'a 503 leaves at once, rejoins after rise',
+  );
+  t.same(seq('primary'), ['joining', 'in', 'primary', 'joining'], '"primary" is its own state, not down');
+  t.same(seq('dead'), ['joining', 'in', 'down', 'joining']);
+  t.same(seq('failing'), ['joining', 'in', 'failing', 'joining'], 'a REST failure is not a role change');
+});
+
+t.test(
+  'lag hysteresis: out only after the limit held, back only below the return mark for a while',
+  async (t) => {
+    const s = run([
+      [0, ok(0)],
+      [100, ok(0)],
+      [200, ok(5000)], // above: timer starts
+      [400, ok(200)], // a blip: back under, timer reset
+      [500, ok(5000)],
+      [900, ok(5000)], // 400 ms above: still in
+      [1000, ok(5000)], // 500 ms: out
+      [1100, ok(800)], // under the limit but above the return mark: still out
+      [1200, ok(300)], // under the return mark: timer starts
+      [1700, ok(300)],
+      [2100, ok(300)], // 900 ms
+      [2200, ok(300)], // 1000 ms: back
+    ]);
+    t.same(s, [
+      'joining',
+      'in',
+      'in',
+      'in',
+      'in',
+      'in',
+      'lagging',
+      'lagging',
+      'lagging',
+      'lagging',
+      'lagging',
+      'in',
+    ]);
+    t.same(
+      run([
+        [0, ok(null)],
+        [100, ok(null)],
+      ]),
+      ['joining', 'in'],
+      'unknown lag changes nothing',
+    );
+  },
+);
+
+t.test('a replica that does not stream is not in the pool', async (t) => {
+  t.same(
+    run([
+      [0, ok()],
+      [100, ok()],
+      [200, { kind: 'qualifies', lagBytes: 0, streaming: false }],
+    ]),
+    ['joining', 'in', 'not_streaming'],
+  );
+});
+
+t.test('a failed connect takes the member out of new clients way at once', async (t) => {
+  let s = INITIAL_POOL_STATE;
+  s = nextPoolState(s, ok(), rules, 0);
+  s = nextPoolState(s, ok(), rules, 1);
+  t.equal(connectFailedState(s, 2).status, 'failing');
+  t.equal(connectFailedState(INITIAL_POOL_STATE, 2), INITIAL_POOL_STATE);
+});
+
+t.test('observeRound measures lag against the primary and tells streaming from not', async (t) => {
+  const primary = (replication?: unknown[]): PoolAnswer => ({
+    status: 503,
+    body: {
+      role: 'master',
+      timeline: 2,
+      xlog: { location: 10_000 },
+      ...(replication ? { replication } : {}),
+    },
+  });
+  const replica = (replayed: number, timeline = 2): PoolAnswer => ({
+    status: 200,
+    body: { role: 'replica', state: 'running', timeline, xlog: { replayed_location: replayed } },
+  });
+  let o = observeRound(
+    new Map<string, PoolAnswer>([
+      ['a', primary()],
+      ['b', replica(9_000)],
+      ['c', replica(10_000, 1)],
+      ['d', { status: null, portUp: false }],
+      ['e', { status: null, portUp: true }],
+      ['f', { status: 500, body: null }],
+    ]),
+  );
+  t.same(o.get('a'), { kind: 'primary', lagBytes: null, streaming: null });
+  t.same(o.get('b'), { kind: 'qualifies', lagBytes: 1000, streaming: null });
+  t.equal(o.get('c')!.streaming, false, 'another timeline: not streaming from this primary');
+  t.equal(o.get('d')!.kind, 'dead');
+  t.equal(o.get('e')!.kind, 'failing');
+  t.equal(o.get('f')!.kind, 'failing', 'an unexpected answer is a failed check, not "not in pool"');
+  o = observeRound(
+    new Map<string, PoolAnswer>([
+      ['a', primary([{ application_name: 'b', state: 'streaming' }])],
+      ['b', replica(10_000)],
+      ['c', replica(10_000)],
+    ]),
+  );
+  t.equal(o.get('b')!.streaming, true);
+  t.equal(o.get('c')!.streaming, false, 'the primary names its replicas and c is not among them');
+});
+
+const pool = (over: Partial<PoolConfig> = {}): PoolConfig => ({
+  name: 'r',
+  listen: { host: '127.0.0.1', port: 0 },
+  checks: {},
+  balance: 'leastconn',
+  slowStartMs: 1000,
+  rise: 1,
+  maxLagBytes: null,
+  lagExitAfterMs: 0,
+  lagReturnBelowBytes: null,
+  lagReturnAfterMs: 0,
+  whenEmpty: 'hold',
+  onLag: 'keep',
+  onPrimary: 'keep',
+  ...over,
+});
+const st = (status: PoolMemberState['status'], inSince: number | null = -10_000): PoolMemberState => ({
+  ...INITIAL_POOL_STATE,
+  status,
+  inSince: status === 'in' ? inSince : null,
+});
+
+t.test(
+  'PoolPlan: least connections with slow start, sessions kept or cut per setting, when_empty',
+  async (t) => {
+    const view = (
+      states: Record<string, PoolMemberState>,
+      p: Partial<PoolConfig> = {},
+      admin: Record<string, 'enabled' | 'draining' | 'disabled'> = {},
+    ) =>
+      new PoolPlan({
+        pool: pool(p),
+        states: new Map(Object.entries(states)),
+        admin: new Map(Object.entries(admin)),
+        primary: 'p',
+        now: 0,
+        cursor: { next: 0 },
+      });
+    const plan = view({ p: st('primary'), a: st('in'), b: st('in'), c: st('lagging'), d: st('down') });
+    const load = { a: 3, b: 1 } as Record<string, number>;
+    t.equal(
+      plan.pick((m) => load[m] ?? 0),
+      'b',
+      'fewest connections',
+    );
+    t.ok(
+      plan.keeps('p') && plan.keeps('c') && plan.keeps('a'),
+      'primary and lagging sessions kept by default',
+    );
+    t.notOk(plan.keeps('d'), 'a dead member is cut');
+    t.equal(plan.cutReason('d'), 'pool_down');
+    const cut = view({ p: st('primary'), c: st('lagging') }, { onLag: 'cut', onPrimary: 'cut' });
+    t.notOk(cut.keeps('c'));
+    t.notOk(cut.keeps('p'));
+    const slow = view({ a: st('in', -5000), b: st('in', -100) });
+    t.equal(
+      slow.pick(() => 0),
+      'a',
+      'a member that just joined gets a smaller share',
+    );
+    t.equal(
+      view({ a: st('in'), b: st('in') }, {}, { a: 'draining' }).pick(() => 0),
+      'b',
+      'a drained member takes no new client',
+    );
+    t.notOk(view({ a: st('in') }, {}, { a: 'disabled' }).keeps('a'), 'disable cuts');
+    const empty = { p: st('primary'), a: st('out') };
+    t.equal(view(empty).pick(), null, 'hold');
+    t.equal(view(empty, { whenEmpty: 'primary' }).pick(), 'p', 'to the primary');
+    t.ok(view(empty, { whenEmpty: 'refuse' }).refuses, 'refuse');
+    const rr = view({ a: st('in'), b: st('in') }, { balance: 'roundrobin' });
+    t.same([rr.pick(() => 0), rr.pick(() => 0), rr.pick(() => 0)], ['a', 'b', 'a']);
+  },
+);
