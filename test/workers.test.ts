@@ -15,11 +15,13 @@ import { BIN } from './helpers/cli-proc.js';
 import { parseExposition, STRICT } from './helpers/real-run.js';
 import { httpRequest, withSim } from './helpers/sim.js';
 import type { SimMember } from '../src/sim/member.js';
+import { hasReusePort } from '../src/workers/support.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** A Node with reusePort: the cached (or freshly packed) official Node 24. */
+/** A Node with reusePort: this one (the version matrix), else the cached (or freshly packed) official Node 24. */
 function reusePortNode(): string | null {
+  if (hasReusePort()) return process.execPath;
   try {
     const out = execFileSync(process.execPath, [join(ROOT, 'scripts/node-versions.mjs'), '24'], {
       encoding: 'utf8',
