@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Config, MirrorConfig } from './config/types.js';
 import { formatHostPort } from './config/types.js';
 import { MlbError } from './errors.js';
@@ -7,7 +6,7 @@ import type { ProbeRunner } from './health/monitor.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Mirror } from './mirror/mirror.js';
-import { planReload, type ReloadPlan } from './mirror/reload-plan.js';
+import { describeReload, planReload, type ReloadPlan } from './mirror/reload-plan.js';
 import { SessionLog } from './mirror/session-log.js';
 import { FdBudget, planFds } from './mirror/fd-budget.js';
 import { readOpenFilesLimit } from './proxy/fd-limit.js';
@@ -274,32 +273,19 @@ export class Daemon {
   }
 
   private reloaded(old: Config, next: Config, plan: ReloadPlan, cutSessions: number): void {
-    const { before, after } = plan;
-    const added = [...after.keys()].filter((n) => !before.has(n));
-    const removed = [...before.keys()].filter((n) => !after.has(n));
-    const changed = [...after].filter(([n, s]) => before.has(n) && before.get(n) !== s).map(([n]) => n);
-    const from = digest(old);
-    const to = digest(next);
-    this.log.info(
-      { source: next.source, from, to, added, removed, changed, cut_sessions: cutSessions },
-      'config reloaded',
-    );
+    const r = describeReload(old, next, plan);
+    this.log.info({ source: next.source, ...r.fields, cut_sessions: cutSessions }, 'config reloaded');
     this.metrics.configReloads.inc({ result: 'ok' });
-    const what = [
-      added.length ? `added ${added.join(', ')}` : '',
-      removed.length ? `removed ${removed.join(', ')}` : '',
-      changed.length ? `changed ${changed.join(', ')}` : '',
-    ].filter(Boolean);
     this.events.push({
       kind: 'reload',
       mirror: '*',
       member: null,
-      from,
-      to,
+      from: r.fields.from,
+      to: r.fields.to,
       detectionMs: null,
       heldClients: 0,
       cutSessions,
-      detail: what.length ? what.join('; ') : 'no mirror changed',
+      detail: r.detail,
     });
   }
 
@@ -308,10 +294,4 @@ export class Daemon {
     const accept = [...this.mirrors.values()].every((mirror) => mirror.fastAccept === true);
     this.log.info(describeDataPath(accept), 'data path');
   }
-}
-
-/** A short fingerprint of a config (its source path left out), so a reload log says from what to what. */
-function digest(c: Config): string {
-  const { source: _source, ...rest } = c;
-  return `sha256:${createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12)}`;
 }

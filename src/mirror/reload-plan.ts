@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Config, MirrorConfig } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
 
@@ -38,4 +39,34 @@ export function planReload(current: Config, running: ReadonlySet<string>, next: 
     .filter((m) => running.has(m.name) && !goes.has(m.name) && before.get(m.name) !== after.get(m.name))
     .map((m) => m.name);
   return { wanted, before, after, replaced: [...goes], added, late, changed };
+}
+
+/** What a committed reload's log record and transitions event say: which mirrors, from what to what. */
+export function describeReload(
+  old: Config,
+  next: Config,
+  plan: ReloadPlan,
+): {
+  fields: { from: string; to: string; added: string[]; removed: string[]; changed: string[] };
+  detail: string;
+} {
+  const { before, after } = plan;
+  const added = [...after.keys()].filter((n) => !before.has(n));
+  const removed = [...before.keys()].filter((n) => !after.has(n));
+  const changed = [...after].filter(([n, s]) => before.has(n) && before.get(n) !== s).map(([n]) => n);
+  const what = [
+    added.length ? `added ${added.join(', ')}` : '',
+    removed.length ? `removed ${removed.join(', ')}` : '',
+    changed.length ? `changed ${changed.join(', ')}` : '',
+  ].filter(Boolean);
+  return {
+    fields: { from: digest(old), to: digest(next), added, removed, changed },
+    detail: what.length ? what.join('; ') : 'no mirror changed',
+  };
+}
+
+/** A short fingerprint of a config (its source path left out), so a reload log says from what to what. */
+function digest(c: Config): string {
+  const { source: _source, ...rest } = c;
+  return `sha256:${createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12)}`;
 }
