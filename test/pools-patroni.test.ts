@@ -382,9 +382,19 @@ async function main(t: Test): Promise<void> {
         `no new read sent to ${leader.name} after mirrorlb saw it primary while a replica was in`,
       );
       const notStreaming = after.filter((x) => x.ok && x.recovery === true && x.walReceiver !== 'streaming');
+      const onPrimary = after.filter(
+        (x) =>
+          x.kind === 'short' &&
+          x.ok &&
+          x.recovery === false &&
+          !emptyDuring('replicas', x.sentAt, x.doneAt ?? x.sentAt),
+      );
+      const worst = (rs: ReadRecord[]): string =>
+        `${Math.round(Math.max(0, ...rs.map((x) => x.staleMs ?? 0)))} ms`;
       t.comment(
-        `${fault}: ${notStreaming.length} reads on a replica whose WAL receiver was not streaming (${summary(notStreaming)}); ` +
-          `${reads.filter((x) => x.kind === 'short' && x.ok && x.port === leader.pgPort && x.sentAt >= faultAt).length} new reads on ${leader.name} between the fault and mirrorlb seeing it primary`,
+        `${fault}: new reads served by a primary while a replica was in the pool: ${onPrimary.length} (${summary(onPrimary)}); ` +
+          `reads on a replica whose WAL receiver was not streaming: ${notStreaming.length} (${summary(notStreaming)}, worst staleness ${worst(notStreaming)}); ` +
+          `worst staleness of all reads ${worst(after.filter((x) => x.ok))}`,
       );
       const onOld = after.filter((x) => x.ok && x.port === from.pgPort);
       t.same(
