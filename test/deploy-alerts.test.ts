@@ -52,8 +52,9 @@ t.test('every rule has a severity, a summary and a description', async (t) => {
       'MirrorPrimaryConflict',
       'MirrorClientsTimedOut',
       'MirrorCheckUrlUnexpected',
+      'MirrorPoolMemberDown',
     ],
-    'the alert names docs/observability.md has always shown',
+    "the alert names docs/observability.md has always shown, then the read pools'",
   );
   for (const r of rules) {
     t.match(r.labels?.severity, /^(warning|critical)$/, `${r.alert}: severity`);

@@ -131,7 +131,7 @@ t.test('observeRound measures lag against the primary and tells streaming from n
     status: 200,
     body: { role: 'replica', state: 'running', timeline, xlog: { replayed_location: replayed } },
   });
-  let o = observeRound(
+  let r = observeRound(
     new Map<string, PoolAnswer>([
       ['a', primary()],
       ['b', replica(9_000)],
@@ -141,21 +141,42 @@ t.test('observeRound measures lag against the primary and tells streaming from n
       ['f', { status: 500, body: null }],
     ]),
   );
+  let o = r.observations;
+  t.equal(r.namesMatch, false, 'no name seen: whether names match is not known');
   t.same(o.get('a'), { kind: 'primary', lagBytes: null, streaming: null });
   t.same(o.get('b'), { kind: 'qualifies', lagBytes: 1000, streaming: null });
   t.equal(o.get('c')!.streaming, false, 'another timeline: not streaming from this primary');
   t.equal(o.get('d')!.kind, 'dead');
   t.equal(o.get('e')!.kind, 'failing');
   t.equal(o.get('f')!.kind, 'failing', 'an unexpected answer is a failed check, not "not in pool"');
-  o = observeRound(
+  r = observeRound(
     new Map<string, PoolAnswer>([
       ['a', primary([{ application_name: 'b', state: 'streaming' }])],
       ['b', replica(10_000)],
       ['c', replica(10_000)],
     ]),
   );
+  o = r.observations;
   t.equal(o.get('b')!.streaming, true);
   t.equal(o.get('c')!.streaming, false, 'the primary names its replicas and c is not among them');
+  t.equal(r.namesMatch, true, 'names learned');
+  // A new primary right after a leader change: no replica has reconnected to it yet.
+  const round = (names: boolean) =>
+    observeRound(
+      new Map<string, PoolAnswer>([
+        ['a', primary()],
+        ['b', replica(10_000)],
+      ]),
+      names,
+    ).observations.get('b')!.streaming;
+  t.equal(round(true), false, 'once names are known, a primary listing nobody: nobody streams');
+  t.equal(round(false), null, 'names never matched: unknown (member names may not be Patroni names)');
+  t.equal(
+    observeRound(new Map<string, PoolAnswer>([['b', replica(10_000)]]), true).observations.get('b')!
+      .streaming,
+    null,
+    'no primary answered: unknown',
+  );
 });
 
 const pool = (over: Partial<PoolConfig> = {}): PoolConfig => ({

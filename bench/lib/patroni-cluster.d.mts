@@ -19,6 +19,12 @@ export interface PatroniNode {
   patroni: ChildProcess | null;
 }
 
+export interface Exec {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
 export interface RestAnswer {
   status: number;
   body: string;
@@ -28,7 +34,7 @@ export interface RestAnswer {
 export interface Cluster {
   readonly dir: string;
   readonly scope: string;
-  readonly nodes: readonly [PatroniNode, PatroniNode];
+  readonly nodes: readonly [PatroniNode, PatroniNode, ...PatroniNode[]];
   readonly etcdUrl: string;
   rest(n: PatroniNode, path?: string, timeoutMs?: number): Promise<RestAnswer>;
   sql<R = Record<string, unknown>>(n: PatroniNode, text: string, params?: unknown[]): Promise<R[]>;
@@ -40,7 +46,11 @@ export interface Cluster {
   stop(n: PatroniNode): void;
   cont(n: PatroniNode): void;
   rejoin(n: PatroniNode, leader: PatroniNode): Promise<void>;
-  switchover(from: PatroniNode, to: PatroniNode): Promise<{ code: number; stdout: string; stderr: string }>;
+  restart(n: PatroniNode, leader: PatroniNode): Promise<void>;
+  patronictl(n: PatroniNode, args: string[]): Promise<Exec>;
+  switchover(from: PatroniNode, to: PatroniNode): Promise<Exec>;
+  pause(): Promise<Exec>;
+  resume(): Promise<Exec>;
   startMirrorlb(configFile: string, env: Record<string, string>, name?: string): ChildProcess;
   destroy(): Promise<void>;
 }
@@ -74,6 +84,8 @@ export function waitFor<T>(
 export function startCluster(opts: {
   prefix: string;
   base: number;
+  /** Patroni nodes, 2 (the default) or more. */
+  nodes?: number;
   log?: (msg: string) => void;
 }): Promise<Cluster>;
 export function pollRest(cluster: Cluster, nodes: readonly PatroniNode[], everyMs?: number): RestTimeline;

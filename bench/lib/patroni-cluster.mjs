@@ -1,5 +1,5 @@
 // A real PostgreSQL 15 + Patroni 3.0.2 cluster for the end-to-end test and the bench: one
-// etcd 3.4 node, two Patroni nodes, mirrorlb (bin/mirrorlb.js from this tree) in front.
+// etcd 3.4 node, two Patroni nodes (or more: a leader and its replicas), mirrorlb (bin/mirrorlb.js from this tree) in front.
 // Plain JavaScript so that both `npm test` (TypeScript through tap) and `npm run bench`
 // (plain node) can use it.
 //
@@ -143,12 +143,14 @@ function signalGroup(g, sig) {
 }
 
 /**
- * Starts etcd and two Patroni nodes; resolves once node 1 is the leader (its REST says
- * `"role": "master"`) and node 2 streams from it. `base` is the first of ~40 fixed ports
- * (all below 32768, inside the caller's range).
- * @param {{ prefix: string, base: number, log?: (msg: string) => void }} opts
+ * Starts etcd and `nodes` Patroni nodes (default 2); resolves once node 1 is the leader (its
+ * REST says `"role": "master"`) and every other node streams from it. Node i listens on
+ * base + 10 i + 1 (PostgreSQL) and base + 10 i + 2 (REST): `base` is the first of
+ * 10 (nodes + 1) fixed ports (all below 32768, inside the caller's range).
+ * @param {{ prefix: string, base: number, nodes?: number, log?: (msg: string) => void }} opts
  */
-export async function startCluster({ prefix, base, log = () => undefined }) {
+export async function startCluster({ prefix, base, nodes: count = 2, log = () => undefined }) {
+  if (!Number.isInteger(count) || count < 2) throw new Error(`nodes must be 2 or more, not ${count}`);
   const dir = fs.mkdtempSync(path.join('/tmp', `${prefix}-`));
   const pgUser = await execOut('id', ['-u', 'postgres']);
   const pgGroup = await execOut('id', ['-g', 'postgres']);
@@ -194,7 +196,7 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
     '--log-level=warn',
   ]);
 
-  const nodes = [1, 2].map((i) => ({
+  const nodes = Array.from({ length: count }, (_, k) => k + 1).map((i) => ({
     name: `pg${i}`,
     pgPort: base + 10 * i + 1,
     restPort: base + 10 * i + 2,
@@ -281,9 +283,11 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
         async () => {
           const r = await rest(n, '/replica');
           if (r.status !== 200) return false;
+          // Patroni names each replica's walsender after the node (application_name).
           const rows = await sql(
             leader,
-            "select count(*)::int n from pg_stat_replication where state = 'streaming'",
+            "select count(*)::int n from pg_stat_replication where state = 'streaming' and application_name = $1",
+            [n.name],
           );
           return rows[0].n >= 1;
         },
@@ -323,23 +327,41 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
       startNode(n);
       await cluster.waitStreaming(n, leader);
     },
+    /** Restarts a killed node's Patroni on its own data dir (crash recovery, then it follows the leader). */
+    async restart(n, leader) {
+      startNode(n);
+      await cluster.waitStreaming(n, leader);
+    },
+    /** `patronictl ARGS` as postgres with `n`'s config; resolves with its exit and output. */
+    patronictl(n, args) {
+      return execOut('patronictl', ['-c', n.configFile, ...args], {
+        uid,
+        gid,
+        env: { PATH: process.env.PATH, HOME: n.home, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' },
+      });
+    },
     /** `patronictl switchover` from `from` to `to`; resolves with its exit and output. */
     switchover(from, to) {
-      return execOut(
-        'patronictl',
-        [
-          '-c',
-          from.configFile,
-          'switchover',
-          scope,
-          '--leader',
-          from.name,
-          '--candidate',
-          to.name,
-          '--force',
-        ],
-        { uid, gid, env: { PATH: process.env.PATH, HOME: from.home, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' } },
-      );
+      return cluster.patronictl(from, [
+        'switchover',
+        scope,
+        '--leader',
+        from.name,
+        '--candidate',
+        to.name,
+        '--force',
+      ]);
+    },
+    /**
+     * `patronictl pause --wait`: maintenance mode. Patroni 3.0.2 resumes a paused WAL replay
+     * on PostgreSQL 14+ within a loop unless the cluster is paused, so a replica is held
+     * behind only while this holds.
+     */
+    pause() {
+      return cluster.patronictl(nodes[0], ['pause', scope, '--wait']);
+    },
+    resume() {
+      return cluster.patronictl(nodes[0], ['resume', scope, '--wait']);
     },
     /** Starts `node bin/mirrorlb.js --config FILE` in its own group (killed by destroy()). */
     startMirrorlb(configFile, env, name = 'mirrorlb') {
@@ -417,11 +439,14 @@ export async function startCluster({ prefix, base, log = () => undefined }) {
       200,
     );
     log('pg1 leader');
-    startNode(nodes[1]);
-    await cluster.waitStreaming(nodes[1], nodes[0], 90_000);
-    log('pg2 streaming');
+    // One at a time: each clones the leader with pg_basebackup (a 2-core machine).
+    for (const n of nodes.slice(1)) {
+      startNode(n);
+      await cluster.waitStreaming(n, nodes[0], 90_000);
+      log(`${n.name} streaming`);
+    }
   } catch (err) {
-    const logs = ['etcd', 'pg1', 'pg2'].map((n) => `--- ${n}\n${tail(n)}`).join('\n');
+    const logs = ['etcd', ...nodes.map((n) => n.name)].map((n) => `--- ${n}\n${tail(n)}`).join('\n');
     await cluster.destroy();
     throw new Error(`${/** @type {Error} */ (err).message}\n${logs}`);
   }

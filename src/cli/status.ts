@@ -3,6 +3,7 @@ import type { CheckStatus, MemberState, MirrorStatus, StatusDoc } from '../admin
 import type { TransitionEvent } from '../events.js';
 import { EXIT, exitCodeOf, type ErrorCode } from '../errors.js';
 import { parseCommandLine } from './args.js';
+import { poolLines } from './status-pools.js';
 
 export const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
 const TIMEOUT_MS = 5000;
@@ -201,6 +202,7 @@ function mirrorLines(m: MirrorStatus, p: typeof PAINT): string[] {
     ...table(rows).map((l, i) => `  ${i === 0 ? p.dim(l) : l}`),
     ...checkLines(m, p),
     ...lastFailover,
+    ...poolLines(m.pools, p, table),
   ];
 }
 

@@ -92,16 +92,24 @@ function isPrimaryBody(body: Record<string, unknown> | null): boolean {
  * One round's answers of every member, turned into observations (pure). The primary's own
  * answer (Patroni's status JSON: `xlog.location`, `timeline`, `replication`) gives the position
  * each replica's `xlog.replayed_location` is measured against, and which replicas stream.
+ *
+ * The primary names its streaming replicas by Patroni node name, which need not be the member's
+ * name here: only once it has named one of ours (this round, or an earlier one: `namesMatch`)
+ * can "not listed" mean "not streaming". Then a primary listing nobody (Patroni leaves the key
+ * out) means nobody streams from it: right after a leader change, until the replicas have
+ * reconnected to the new leader, and they are kept out meanwhile.
  */
-export function observeRound(answers: ReadonlyMap<string, PoolAnswer>): Map<string, PoolObservation> {
+export function observeRound(
+  answers: ReadonlyMap<string, PoolAnswer>,
+  namesMatch = false,
+): { observations: Map<string, PoolObservation>; namesMatch: boolean } {
   let leader: Record<string, unknown> | null = null;
   for (const a of answers.values()) if (a.status !== null && isPrimaryBody(a.body)) leader = a.body;
   const leaderAt = leader && num(obj(leader.xlog).location);
   const leaderTimeline = leader && num(leader.timeline);
-  const replication = leader && Array.isArray(leader.replication) ? leader.replication.map(obj) : null;
-  // The primary names its streaming replicas by Patroni member name; only when some name matches
-  // one of ours can "not listed" mean "not streaming".
-  const named = replication?.some((r) => answers.has(String(r.application_name))) ?? false;
+  const replication =
+    leader === null ? null : Array.isArray(leader.replication) ? leader.replication.map(obj) : [];
+  const named = namesMatch || (replication?.some((r) => answers.has(String(r.application_name))) ?? false);
   const out = new Map<string, PoolObservation>();
   for (const [member, a] of answers) {
     if (a.status === null) {
@@ -130,11 +138,11 @@ export function observeRound(answers: ReadonlyMap<string, PoolAnswer>): Map<stri
     const timeline = num(a.body?.timeline);
     let streaming: boolean | null = null;
     if (leaderTimeline !== null && timeline !== null && timeline !== leaderTimeline) streaming = false;
-    else if (named) {
-      const entry = replication!.find((r) => r.application_name === member);
+    else if (named && replication !== null) {
+      const entry = replication.find((r) => r.application_name === member);
       streaming = entry !== undefined && entry.state === 'streaming';
     }
     out.set(member, { kind: 'qualifies', lagBytes, streaming });
   }
-  return out;
+  return { observations: out, namesMatch: named };
 }

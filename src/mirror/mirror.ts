@@ -207,13 +207,15 @@ export class Mirror implements MonitorSink, RouterOwner {
     this.cfg = config;
     const effect = this.router.update(config, new PrimaryPlan(this.monitor.decision));
     this.syncPoolContext();
-    this.updatePools(config);
+    // The reload's count of cut sessions includes the read pools' (removed or re-planned).
+    const poolCut = this.updatePools(config);
     this.begin();
-    return effect;
+    return { ...effect, cut: effect.cut + poolCut };
   }
 
-  /** Pools kept (same name and listener) are updated, new ones (bound by bindPools) start, others go. */
-  private updatePools(config: MirrorConfig): void {
+  /** Pools kept (same name and listener) are updated, new ones (bound by bindPools) start, others go; returns the sessions cut. */
+  private updatePools(config: MirrorConfig): number {
+    let cut = 0;
     const fresh = new Map(this.boundPools.map((p) => [p.name, p]));
     this.boundPools = [];
     const next = new Map<string, Pool>();
@@ -221,16 +223,17 @@ export class Mirror implements MonitorSink, RouterOwner {
       const running = this.pools.get(p.name);
       const pool = fresh.get(p.name);
       if (pool !== undefined) {
-        running?.remove();
+        cut += running?.remove() ?? 0;
         pool.start();
         next.set(p.name, pool);
       } else if (running !== undefined) {
-        running.update(p, config);
+        cut += running.update(p, config).cut;
         next.set(p.name, running);
       }
     }
-    for (const [name, p] of this.pools) if (!next.has(name) && !fresh.has(name)) p.remove();
+    for (const [name, p] of this.pools) if (!next.has(name) && !fresh.has(name)) cut += p.remove();
     this.pools = next;
+    return cut;
   }
 
   /** Series, resolved addresses and the first probes of the (new) monitor. */

@@ -54,6 +54,8 @@ export class Pool {
   private running = false;
   private again = false;
   private stopped = false;
+  /** The primary has named one of this pool's members as its replica (pool-probe.ts). */
+  private namesMatch = false;
 
   constructor(
     pool: PoolConfig,
@@ -156,7 +158,9 @@ export class Pool {
     if (this.stopped) return;
     const seen = new Map<string, PoolAnswer>(members.map((m, i) => [m.name, answers[i]!]));
     const now = performance.now();
-    for (const [member, obs] of observeRound(seen)) {
+    const round = observeRound(seen, this.namesMatch);
+    this.namesMatch = round.namesMatch;
+    for (const [member, obs] of round.observations) {
       const prev = this.states.get(member);
       if (prev === undefined) continue;
       const next = nextPoolState(prev, obs, this.pool, now);

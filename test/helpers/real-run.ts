@@ -82,13 +82,22 @@ export async function realRun(t: Test): Promise<RealRun> {
   for (const name of names)
     sims[name] = await withSim(t, { name, role: name.endsWith('a') ? 'primary' : 'backup' });
   const s = (name: string): SimMember => sims[name]!;
+  // ap1 has a read pool (its members' Patroni-like /replica): the scrapes hold the pool's
+  // series, with the primary out of the pool as `state="primary"`.
+  const pool = [
+    '    pools:',
+    '      - name: reads',
+    '        listen: 127.0.0.1:0',
+    '        checks:',
+    ...['ap1a', 'ap1b'].map((m) => `          ${m}: http://127.0.0.1:${s(m).webPort}/replica`),
+  ].join('\n');
   const lb = await withBalancer(
     t,
     yamlFor(
       { ap1: [s('ap1a'), s('ap1b')], ap2: [s('ap2a'), s('ap2b')], ap3: [s('ap3a'), s('ap3b')] },
       '',
       'kind: iris\nproxy:\n  hold_timeout: 300ms',
-    ),
+    ).replace('  - name: ap1\n    listen: 127.0.0.1:0\n', (head) => `${head}${pool}\n`),
   );
   const stages: Stage[] = [];
   const scrape = async (): Promise<{ text: string; samples: Sample[] }> => {
@@ -112,7 +121,9 @@ export async function realRun(t: Test): Promise<RealRun> {
     'healthy',
     (x) =>
       ['ap1', 'ap2', 'ap3'].every((m) => primaryIs(x, m, `${m}a`)) &&
-      names.every((m) => v(x, 'mirrorlb_member_reachable', { member: m }) === 1),
+      names.every((m) => v(x, 'mirrorlb_member_reachable', { member: m }) === 1) &&
+      v(x, 'mirrorlb_pool_member_state', { member: 'ap1a', state: 'primary' }) === 1 &&
+      v(x, 'mirrorlb_pool_member_in', { member: 'ap1b' }) === 1,
   );
 
   await s('ap1a').setRole('backup');
