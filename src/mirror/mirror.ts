@@ -210,7 +210,8 @@ export class Mirror implements MonitorSink, RouterOwner {
     // The reload's count of cut sessions includes the read pools' (removed or re-planned).
     const poolCut = this.updatePools(config);
     this.begin();
-    return { ...effect, cut: effect.cut + poolCut };
+    const withPools = (e: RouteEffect): RouteEffect => ({ ...e, cut: e.cut + poolCut });
+    return effect instanceof Promise ? effect.then(withPools) : withPools(effect);
   }
 
   /** Pools kept (same name and listener) are updated, new ones (bound by bindPools) start, others go; returns the sessions cut. */
