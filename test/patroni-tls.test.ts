@@ -255,6 +255,7 @@ async function main(t: Test): Promise<void> {
     t.equal(nocert.accepting, false, 'nocert takes no clients');
     for (const m of nocert.members) {
       t.equal(m.role !== 'primary', true, `nocert ${m.name} is not primary (${m.role})`);
+      t.match(m.lastCheck?.result ?? '', /^error MLB_ERR_TLS/, `nocert ${m.name}: its result is a TLS error`);
       for (const c of m.checks) {
         t.equal(c.outcome, 'error', `nocert ${m.name} ${c.url}: the check is an error`);
         t.match(c.code ?? '', TLS_CODE, `nocert ${m.name}: a TLS error in /status (${c.code})`);
