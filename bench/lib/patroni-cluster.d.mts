@@ -36,6 +36,8 @@ export interface Cluster {
   readonly scope: string;
   readonly nodes: readonly [PatroniNode, PatroniNode, ...PatroniNode[]];
   readonly etcdUrl: string;
+  /** `http(s)://127.0.0.1:REST_PORT/primary` (or `path`): https with `restapiTls`. */
+  restUrl(n: PatroniNode, path?: string): string;
   rest(n: PatroniNode, path?: string, timeoutMs?: number): Promise<RestAnswer>;
   sql<R = Record<string, unknown>>(n: PatroniNode, text: string, params?: unknown[]): Promise<R[]>;
   postmasterPid(n: PatroniNode): number | null;
@@ -73,7 +75,11 @@ export interface RestTimeline {
 }
 
 export function patroniMissing(): Promise<string | null>;
-export function httpGet(url: string, timeoutMs?: number): Promise<{ status: number; body: string }>;
+export function httpGet(
+  url: string,
+  timeoutMs?: number,
+  tls?: { ca?: string; cert?: string; key?: string },
+): Promise<{ status: number; body: string }>;
 export function roleOf(body: string): string | null;
 export function waitFor<T>(
   what: string,
@@ -81,11 +87,19 @@ export function waitFor<T>(
   timeoutMs: number,
   everyMs?: number,
 ): Promise<T>;
+/** Patroni's `restapi` TLS settings (file paths); `certfile` is also the harness's and Patroni's client certificate. */
+export interface RestapiTls {
+  certfile: string;
+  keyfile: string;
+  cafile: string;
+  verify_client?: 'none' | 'optional' | 'required';
+}
 export function startCluster(opts: {
   prefix: string;
   base: number;
   /** Patroni nodes, 2 (the default) or more. */
   nodes?: number;
   log?: (msg: string) => void;
+  restapiTls?: RestapiTls;
 }): Promise<Cluster>;
 export function pollRest(cluster: Cluster, nodes: readonly PatroniNode[], everyMs?: number): RestTimeline;

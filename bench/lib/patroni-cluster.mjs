@@ -15,9 +15,17 @@
 // its own process group; `destroy()` kills each group (SIGCONT first, for a stopped one) and
 // removes the dir. A detached watchdog (sh) does the same if the process that started the
 // cluster dies without calling `destroy()` (a test killed at its timeout, a SIGKILL).
+//
+// With `restapiTls`, Patroni's REST API is served over HTTPS (its `restapi.certfile`,
+// `keyfile`, `cafile`, `verify_client`), and every REST call of the harness (readiness
+// waits, `rest()`, `pollRest`) goes over HTTPS verified against `cafile`, presenting
+// `certfile` as its client certificate: what Patroni itself does for its calls to other
+// nodes and for `patronictl` when `restapi.certfile` is set (patroni/request.py), so that
+// certificate needs both serverAuth and clientAuth uses.
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -66,10 +74,17 @@ export async function patroniMissing() {
   return null;
 }
 
-/** One GET with a hard deadline; never rejects (status 0 on any failure). */
-export function httpGet(url, timeoutMs = 500) {
+/**
+ * One GET with a hard deadline; never rejects (status 0 on any failure). An https URL is
+ * verified against `tls.ca` and presents `tls.cert`/`tls.key` (PEM text) when given.
+ * @param {string} url
+ * @param {number} [timeoutMs]
+ * @param {{ ca?: string, cert?: string, key?: string }} [tls]
+ */
+export function httpGet(url, timeoutMs = 500, tls = {}) {
   return new Promise((resolve) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+    const get = url.startsWith('https:') ? https.get : http.get;
+    const req = get(url, { timeout: timeoutMs, ...tls }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (body += c));
@@ -146,10 +161,11 @@ function signalGroup(g, sig) {
  * Starts etcd and `nodes` Patroni nodes (default 2); resolves once node 1 is the leader (its
  * REST says `"role": "master"`) and every other node streams from it. Node i listens on
  * base + 10 i + 1 (PostgreSQL) and base + 10 i + 2 (REST): `base` is the first of
- * 10 (nodes + 1) fixed ports (all below 32768, inside the caller's range).
- * @param {{ prefix: string, base: number, nodes?: number, log?: (msg: string) => void }} opts
+ * 10 (nodes + 1) fixed ports (all below 32768, inside the caller's range). `restapiTls`: REST
+ * over HTTPS (see the top of this file); its files are copied into the cluster's dir, readable by postgres only.
+ * @param {{ prefix: string, base: number, nodes?: number, log?: (msg: string) => void, restapiTls?: RestapiTls }} opts
  */
-export async function startCluster({ prefix, base, nodes: count = 2, log = () => undefined }) {
+export async function startCluster({ prefix, base, nodes: count = 2, log = () => undefined, restapiTls }) {
   if (!Number.isInteger(count) || count < 2) throw new Error(`nodes must be 2 or more, not ${count}`);
   const dir = fs.mkdtempSync(path.join('/tmp', `${prefix}-`));
   const pgUser = await execOut('id', ['-u', 'postgres']);
@@ -171,6 +187,15 @@ export async function startCluster({ prefix, base, nodes: count = 2, log = () =>
   watchdog.unref();
 
   const scope = `${prefix}-${process.pid}`;
+  const restapi = restapiTls ? copyRestapiTls(restapiTls, path.join(dir, 'tls'), uid, gid) : null;
+  const restScheme = restapi ? 'https' : 'http';
+  const restClientTls = restapiTls
+    ? {
+        ca: fs.readFileSync(restapiTls.cafile, 'utf8'),
+        cert: fs.readFileSync(restapiTls.certfile, 'utf8'),
+        key: fs.readFileSync(restapiTls.keyfile, 'utf8'),
+      }
+    : {};
   const etcdClient = base + 1;
   const etcdPeer = base + 2;
   /** @type {(name: string, cmd: string, args: string[], opts?: import('node:child_process').SpawnOptions) => LoggedChild} */
@@ -208,7 +233,7 @@ export async function startCluster({ prefix, base, nodes: count = 2, log = () =>
   for (const n of nodes) {
     fs.mkdirSync(n.home, { mode: 0o700 });
     fs.chownSync(n.home, uid, gid);
-    fs.writeFileSync(n.configFile, patroniConfig({ scope, prefix, node: n, etcdClient }));
+    fs.writeFileSync(n.configFile, patroniConfig({ scope, prefix, node: n, etcdClient, restapi }));
     fs.chownSync(n.configFile, uid, gid);
   }
 
@@ -222,8 +247,9 @@ export async function startCluster({ prefix, base, nodes: count = 2, log = () =>
     return n.patroni;
   };
 
+  const restUrl = (n, p = '/primary') => `${restScheme}://127.0.0.1:${n.restPort}${p}`;
   const rest = async (n, p = '/primary', timeoutMs = 500) => {
-    const r = await httpGet(`http://127.0.0.1:${n.restPort}${p}`, timeoutMs);
+    const r = await httpGet(restUrl(n, p), timeoutMs, restClientTls);
     return { ...r, role: roleOf(r.body) };
   };
   const postmasterPid = (n) => {
@@ -264,6 +290,7 @@ export async function startCluster({ prefix, base, nodes: count = 2, log = () =>
     scope,
     nodes,
     etcdUrl: `http://127.0.0.1:${etcdClient}`,
+    restUrl,
     rest,
     sql,
     postmasterPid,
@@ -453,7 +480,28 @@ export async function startCluster({ prefix, base, nodes: count = 2, log = () =>
   return cluster;
 }
 
-function patroniConfig({ scope, prefix, node, etcdClient }) {
+/**
+ * @typedef {{ certfile: string, keyfile: string, cafile: string, verify_client?: 'none' | 'optional' | 'required' }} RestapiTls
+ */
+
+/** Copies the REST API's TLS files into `into` (owned by postgres) and returns restapi's TLS keys. */
+function copyRestapiTls(tls, into, uid, gid) {
+  fs.mkdirSync(into, { mode: 0o700 });
+  fs.chownSync(into, uid, gid);
+  /** @type {Record<string, string>} */
+  const keys = {};
+  for (const k of /** @type {const} */ (['certfile', 'keyfile', 'cafile'])) {
+    const to = path.join(into, `${k}.pem`);
+    fs.copyFileSync(tls[k], to);
+    fs.chownSync(to, uid, gid);
+    fs.chmodSync(to, 0o600);
+    keys[k] = to;
+  }
+  if (tls.verify_client) keys.verify_client = tls.verify_client;
+  return keys;
+}
+
+function patroniConfig({ scope, prefix, node, etcdClient, restapi }) {
   // JSON is YAML: no quoting surprises.
   const hba = [
     'local all all trust',
@@ -466,7 +514,11 @@ function patroniConfig({ scope, prefix, node, etcdClient }) {
       namespace: `/${prefix}/`,
       name: node.name,
       log: { level: 'INFO' },
-      restapi: { listen: `127.0.0.1:${node.restPort}`, connect_address: `127.0.0.1:${node.restPort}` },
+      restapi: {
+        listen: `127.0.0.1:${node.restPort}`,
+        connect_address: `127.0.0.1:${node.restPort}`,
+        ...restapi,
+      },
       // v2 API, not etcd3: see the top of this file.
       etcd: { host: `127.0.0.1:${etcdClient}`, protocol: 'http' },
       bootstrap: {
