@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
+import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
+import { PoolReport } from '../src/mirror/pool-report.js';
 import { VERSION } from '../src/version.js';
 import { withBalancer, yamlFor } from './helpers/balancer.js';
 import { connect, eventually, httpRequest, readGreeting, readUpTo, withSim } from './helpers/sim.js';
@@ -292,12 +294,11 @@ t.test(
     t.equal(config.code, 0, config.output);
     const checked = await promtool('', ['check', 'rules', path.join(dir, 'rules.yml')]);
     t.equal(checked.code, 0, checked.output);
-    // Alerts use contract metrics, or ones the daemon registers beside them (the per-URL gauge).
-    const registered = new Set(
-      (await new Metrics(new Registry(), { defaultMetrics: false }).registry.getMetricsAsJSON()).map(
-        (m) => m.name,
-      ),
-    );
+    // Alerts use contract metrics, or ones the daemon registers beside them (the per-URL gauge,
+    // and a read pool's series, registered with its first pool).
+    const metrics = new Metrics(new Registry(), { defaultMetrics: false });
+    new PoolReport(metrics.registry, 'm', 'p', createLogger('silent'));
+    const registered = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
     const names = [...(rules ?? '').matchAll(/\b(mirrorlb_[a-z_]+)/g)].map((m) => m[1]!);
     t.ok(names.length > 0, 'the alert rules use mirrorlb metrics');
     for (const name of names) {
