@@ -32,8 +32,10 @@ const BASE = 22400; // cluster 22401-22432, balancers 22440-22445: below the eph
 const MAX_LAG = '1MB'; // mirrorlb's max_lag and the tuned haproxy's ?lag=, the same limit
 const MAX_LAG_BYTES = 1024 * 1024;
 const PAUSE_MS = 8000;
+const LAG_EXIT_AFTER_MS = 2000; // mirrorlb's default lag_exit_after
+const ROUND_MS = 200; // examples/patroni.yml's health.interval: one check round
 const CONNECT_TIMEOUT_MS = 2000; // the readers' own connect timeout
-const PAD_BYTES = 4096; // heartbeat payload: WAL for a paused replica to fall behind on
+const PAD_BYTES = 8192; // heartbeat payload: WAL for a paused replica to fall behind on
 export const FAULTS = [
   { id: 'pause', label: `one replica's replay paused ${PAUSE_MS / 1000} s` },
   { id: 'kill', label: 'one replica SIGKILLed, then restarted' },
@@ -152,7 +154,7 @@ function watchViews(balancers, everyMs = 100) {
   let on = true;
   const loops = Object.entries(balancers).map(async ([id, b]) => {
     while (on) {
-      const s = await b.state().catch(() => null);
+      const s = await (b.routing ?? b.state)().catch(() => null);
       if (s) {
         for (const [node, v] of Object.entries(s)) {
           const key = `${id}/${node}`;
@@ -181,7 +183,7 @@ function watchViews(balancers, everyMs = 100) {
 /** Every balancer sends new clients to exactly the replicas `up` (and not to the others). */
 async function settled(balancers, cluster, up) {
   for (const b of Object.values(balancers)) {
-    const s = await b.state().catch(() => null);
+    const s = await (b.routing ?? b.state)().catch(() => null);
     if (!s) return false;
     for (const n of cluster.nodes) if ((s[n.name] === 'up') !== up.includes(n)) return false;
   }
@@ -236,6 +238,7 @@ function judge(rs, o) {
     ? onPrimaryNew.filter((r) => r.port === promoted.pgPort).map((r) => r.sentAt - faultAt)
     : [];
   const notStreaming = ok.filter((r) => r.recovery === true && r.walReceiver !== 'streaming');
+  const notStreamingNew = notStreaming.filter((r) => r.kind === 'short');
   const firstBack =
     readyAt === null
       ? null
@@ -282,6 +285,10 @@ function judge(rs, o) {
     on_primary_when_empty: onPrimaryEmpty.length,
     on_not_streaming: notStreaming.length,
     on_not_streaming_worst_ms: worst(notStreaming),
+    on_not_streaming_new: notStreamingNew.length,
+    on_not_streaming_new_worst_ms: worst(notStreamingNew),
+    worst_stale_kept_ms: worst(long.filter((r) => r.recovery === true)),
+    stale_bound_ms: staleBoundMs,
     rejoin_ms: firstBack === null ? null : firstBack - readyAt,
     share_short_before: share,
     long_sessions_before: longShare,
@@ -330,6 +337,11 @@ async function oneFault(cluster, balancers, fault, env) {
   );
   const baselineFrom = Date.now() + 1000;
   await sleep(4000); // the share of reads per replica before the fault
+  if (fault.id === 'pause') {
+    // Maintenance mode first (it takes a few seconds): the fault is the replay's pause.
+    const p = await cluster.pause();
+    if (p.code !== 0) throw new Error(`patronictl pause failed: ${p.stdout}${p.stderr}`);
+  }
   const views = watchViews(balancers);
   const timeline = pollRest(cluster, cluster.nodes, 50);
   const faultAt = Date.now();
@@ -339,11 +351,8 @@ async function oneFault(cluster, balancers, fault, env) {
   log(`bench: reads ${fault.id} on ${node.name} (leader ${leader.name})`);
   try {
     if (fault.id === 'pause') {
-      const p = await cluster.pause();
-      if (p.code !== 0) throw new Error(`patronictl pause failed: ${p.stdout}${p.stderr}`);
       const pausedAt = Date.now();
       await cluster.sql(node, 'SELECT pg_wal_replay_pause()');
-      row.pause_lag_ms = Date.now() - pausedAt;
       await sleep(PAUSE_MS);
       const lag = await cluster.sql(
         leader,
@@ -354,6 +363,12 @@ async function oneFault(cluster, balancers, fault, env) {
       await cluster.sql(node, 'SELECT pg_wal_replay_resume()');
       readyAt = Date.now();
       row.paused_ms = readyAt - pausedAt;
+      // The limit in time at the WAL rate of the pause itself: when the lag crossed max_lag.
+      const rate = (row.lag_at_resume_bytes * 1000) / row.paused_ms;
+      row.wal_bytes_per_s = Math.round(rate);
+      row.limit_crossed_ms = rate > 0 ? Math.round((MAX_LAG_BYTES * 1000) / rate) : null;
+      if (row.limit_crossed_ms !== null)
+        env.staleBoundMs = row.limit_crossed_ms + LAG_EXIT_AFTER_MS + ROUND_MS;
       const r = await cluster.resume();
       if (r.code !== 0) throw new Error(`patronictl resume failed: ${r.stdout}${r.stderr}`);
     } else if (fault.id === 'kill') {
@@ -481,9 +496,9 @@ export async function runReads(ctx) {
     // The staleness a read may have under mirrorlb's pool: the lag limit at the measured WAL
     // rate, plus lag_exit_after (2 s, the default) and one check round.
     const limitMs = Math.round((MAX_LAG_BYTES * 1000) / Math.max(1, wal));
-    const staleBoundMs = limitMs + 2000 + 200;
+    const env = { staleBoundMs: limitMs + LAG_EXIT_AFTER_MS + ROUND_MS, beat };
     const rows = [];
-    for (const f of FAULTS) rows.push(await oneFault(cluster, balancers, f, { staleBoundMs, beat }));
+    for (const f of FAULTS) rows.push(await oneFault(cluster, balancers, f, env));
     const b = await beat.stop();
     beat = null;
     return {
@@ -495,7 +510,7 @@ export async function runReads(ctx) {
         wal_bytes_per_s: wal,
         max_lag: MAX_LAG,
         limit_ms_at_wal_rate: limitMs,
-        stale_bound_ms: staleBoundMs,
+        stale_bound_ms: env.staleBoundMs,
         pause_ms: PAUSE_MS,
         mirrorlb_pool: pool.pools[0],
         mirrorlb_health: pool.health,
@@ -525,13 +540,14 @@ export function readsMarkdown(r) {
   const s = r.settings;
   const msOr = (x, none = 'never') => (x === null || x === undefined ? none : `${(x / 1000).toFixed(1)} s`);
   const out = ['## Read pools (PostgreSQL + Patroni)', ''];
+  const pause = r.runs.find((x) => x.fault === 'pause');
   out.push(
-    `${s.cluster}. Three balancers with a replicas port in front of it at once, each with its own readers (${s.readers_per_balancer}; node-postgres); every fault hits all three at the same moment. Heartbeat: ${s.heartbeat}; the WAL it writes: ${Math.round(s.wal_bytes_per_s / 1024)} kB/s, so the lag limit ${s.max_lag} is about ${msOr(s.limit_ms_at_wal_rate)} of staleness, and mirrorlb's bound (limit + \`lag_exit_after\` 2 s + one 200 ms round) ${msOr(s.stale_bound_ms)}. Load average (1/5/15 min) at start ${r.loadavg_at_start.join(' / ')}, at end ${r.loadavg_at_end.join(' / ')}. One run.`,
+    `${s.cluster}. Three balancers with a replicas port in front of it at once, each with its own readers (${s.readers_per_balancer}; node-postgres); every fault hits all three at the same moment. Heartbeat: ${s.heartbeat}, about ${Math.round(s.wal_bytes_per_s / 1024)} kB of WAL per second${pause?.wal_bytes_per_s ? ` (${Math.round(pause.wal_bytes_per_s / 1024)} kB/s during the pause: the paused replica crossed the ${s.max_lag} limit ${msOr(pause.limit_crossed_ms)} after its replay stopped)` : ''}. The **bound** a read of mirrorlb's pool should stay within: that crossing + \`lag_exit_after\` (2 s) + one check round (200 ms) = ${msOr(s.stale_bound_ms)}. Load average (1/5/15 min) at start ${r.loadavg_at_start.join(' / ')}, at end ${r.loadavg_at_end.join(' / ')}. One run.`,
     '',
-    `Columns: **out** — from the fault to the balancer no longer sending new clients to the node (its own view: haproxy's stats socket, mirrorlb's \`/status\`); **failed** — reads that failed (of all, from the fault to the end of recovery), with those that waited out the ${CONNECT_TIMEOUT_MS / 1000} s connect timeout; **stale** — reads on a replica staler than 1 s / than the bound, worst (new connections / all, long sessions included); **long cut** — long-lived sessions on the node at the fault that were cut; **on a primary** — new reads served by a node not in recovery (mirrorlb: outside its \`when_empty: primary\` windows, which are given apart, as are reads of kept sessions); **not streaming** — reads served by a replica whose WAL receiver was not streaming (worst staleness); **rejoin** — from the node streaming again to the first new read on it; **share** — new reads per replica in the 3 s before the fault.`,
+    `Columns: **out** — from the fault to the balancer no longer sending new clients to the node (its own view: haproxy's stats socket, where "UP 1/3" still takes clients; mirrorlb's \`/status\`); **failed** — reads that failed from the fault to the end of recovery, and of them those that waited out the ${CONNECT_TIMEOUT_MS / 1000} s connect timeout; **new reads > bound** — reads on a new connection from a replica more than the bound behind the leader (staleness minus the heartbeat's own gaps), count and worst; **kept sessions** — the same for reads of long-lived sessions, which a pool keeps on a lag exit by design; **long cut** — long-lived sessions on the node at the fault that were cut; **on a primary** — new reads served by a node not in recovery (mirrorlb: outside its \`when_empty: primary\` windows; those, and reads of kept sessions on the promoted node, are given apart); **not streaming** — new reads served by a replica whose WAL receiver was not streaming (worst behind); **rejoin** — from the node streaming again (after the pause: replay resumed) to the first new read on it; **before** — new reads per replica and long sessions per replica before the fault.`,
     '',
-    '| fault | balancer | out | failed (connect timeout) | stale > 1 s / > bound, worst new / all | long cut | on a primary | not streaming | rejoin | share |',
-    '| --- | --- | ---: | ---: | --- | ---: | --- | --- | ---: | --- |',
+    '| fault | balancer | out | failed (connect timeout) | new reads > bound (worst) | kept sessions > bound (worst) | long cut | on a primary | not streaming | rejoin | before: reads / long sessions |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |',
   );
   for (const row of r.runs) {
     for (const b of BALANCERS) {
@@ -540,13 +556,15 @@ export function readsMarkdown(r) {
       const prim =
         `${c.on_primary_new}${c.on_primary_new_last_ms !== null ? ` (up to ${msOr(c.on_primary_new_last_ms)})` : ''}` +
         (b.id === 'mirrorlb'
-          ? `; when_empty ${c.on_primary_when_empty}; kept sessions ${c.on_primary_kept_sessions}`
+          ? ` (+ when_empty ${c.on_primary_when_empty}, kept sessions ${c.on_primary_kept_sessions})`
           : '');
       const share = Object.entries(c.share_short_before)
-        .map(([k, v]) => `${k} ${v === null ? '–' : `${Math.round(v * 100)} %`}`)
+        .map(
+          ([k, v]) => `${k} ${v === null ? '–' : `${Math.round(v * 100)} %`} / ${c.long_sessions_before[k]}`,
+        )
         .join(', ');
       out.push(
-        `| ${FAULT_LABELS[row.fault]} (${row.node}) | ${LABELS[b.id]} | ${msOr(c.out_ms)} | ${c.failed} (${c.reads_waiting_connect_timeout}) | ${c.stale_over_1s} / ${c.stale_over_bound}, ${c.worst_stale_new_ms} / ${c.worst_stale_ms} ms | ${c.long_sessions_cut} of ${c.long_sessions_on_node} | ${prim} | ${c.on_not_streaming}${c.on_not_streaming ? ` (worst ${c.on_not_streaming_worst_ms} ms)` : ''} | ${msOr(c.rejoin_ms)} | ${share} |`,
+        `| ${FAULT_LABELS[row.fault]} (${row.node}) | ${LABELS[b.id]} | ${msOr(c.out_ms)} | ${c.failed} (${c.reads_waiting_connect_timeout}) | ${c.stale_over_bound_new} (${msOr(c.worst_stale_new_ms)}) | ${c.stale_over_bound_kept} (${msOr(c.worst_stale_kept_ms)}) | ${c.long_sessions_cut} of ${c.long_sessions_on_node} | ${prim} | ${c.on_not_streaming_new}${c.on_not_streaming_new ? ` (${msOr(c.on_not_streaming_new_worst_ms)})` : ''} | ${msOr(c.rejoin_ms)} | ${share} |`,
       );
     }
   }
