@@ -13,6 +13,7 @@ import { runFailover } from './lib/failover.js';
 import { runStorm } from './lib/storm.js';
 import { runReplicas } from './lib/replicas.js';
 import { runPatroni } from './lib/patroni.js';
+import { runReads } from './lib/reads.js';
 import { runWorkers } from './lib/workers.js';
 import { describeMachine } from './lib/machine.js';
 import { has, interrupted, run, stopAll, warnings } from './lib/proc.js';
@@ -24,13 +25,15 @@ import { log } from './lib/util.js';
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(benchDir, '..');
 const NOFILE = 65536;
-const ALL_PARTS = ['failover', 'datapath', 'replicas', 'storm', 'patroni', 'workers'];
+const ALL_PARTS = ['failover', 'datapath', 'replicas', 'storm', 'patroni', 'workers', 'reads'];
+// Parts on a real Patroni cluster: full runs only, never in --quick (CI).
+const FULL_ONLY = ['patroni', 'reads'];
 
 const USAGE = `usage: npm run bench [-- options]
 
   --quick            smoke run: one repetition, short windows (CI); results go to bench/results/tmp/
-  --part P           failover | datapath | replicas | storm | patroni | workers (repeat or comma-separate;
-                     default all; patroni only in a full run). A run of some parts only writes
+  --part P           failover | datapath | replicas | storm | patroni | workers | reads (repeat or
+                     comma-separate; default all; patroni and reads only in a full run). A run of some parts only writes
                      its <date>-<parts>.{json,md} and leaves latest.md and bench/README.md alone
   --scenario S       failover scenarios to run: switchover,killed,hung,blackholed (default all)
   --reps N           repetitions per cell (default: failover 5, data path 3, storm 3, patroni 3; quick 1)
@@ -61,7 +64,8 @@ function parse() {
   const list = (v) => (v ?? []).flatMap((x) => x.split(',')).filter(Boolean);
   const parts = list(values.part);
   for (const p of parts) if (!ALL_PARTS.includes(p)) throw new Error(`unknown part ${p}`);
-  if (values.quick && parts.includes('patroni')) throw new Error('the patroni part runs in a full run only');
+  for (const p of FULL_ONLY)
+    if (values.quick && parts.includes(p)) throw new Error(`the ${p} part runs in a full run only`);
   const reps = values.reps === undefined ? null : Number(values.reps);
   if (reps !== null && !(Number.isInteger(reps) && reps > 0))
     throw new Error('--reps must be a positive integer');
@@ -70,7 +74,7 @@ function parse() {
     throw new Error('--storm-clients must be a positive integer');
   return {
     quick: values.quick,
-    parts: parts.length ? parts : values.quick ? ALL_PARTS.filter((p) => p !== 'patroni') : ALL_PARTS,
+    parts: parts.length ? parts : values.quick ? ALL_PARTS.filter((p) => !FULL_ONLY.includes(p)) : ALL_PARTS,
     partial: parts.length > 0 && ALL_PARTS.some((p) => !parts.includes(p)),
     stormClients,
     scenarios: list(values.scenario),
@@ -288,6 +292,7 @@ async function main() {
   if (opts.parts.includes('storm')) result.storm = await part('reconnect storm', () => runStorm(ctx));
   if (opts.parts.includes('patroni')) result.patroni = await part('patroni', () => runPatroni(ctx));
   if (opts.parts.includes('workers')) result.workers = await part('workers', () => runWorkers(ctx));
+  if (opts.parts.includes('reads')) result.reads = await part('reads', () => runReads(ctx));
 
   const outDir = opts.out
     ? path.resolve(opts.out)

@@ -25,6 +25,8 @@ import { BenchError } from './util.js';
  * @property {() => Promise<Record<string, MemberView> | null>} state its own view of the
  *   members (null: it did not answer)
  * @property {() => Promise<void>} stop
+ * @property {() => Promise<Record<string, MemberView> | null>} [routing] haproxy: each server
+ *   'up' while it takes new clients (one going down, "UP 1/3", still does), else 'down'
  */
 
 /**
@@ -237,26 +239,40 @@ export async function startHaproxy({ benchDir, label, cfg, env, port, cpu, logDi
     label,
     proc,
     port,
-    async state() {
-      const csv = await haproxyCommand(sock, 'show stat').catch(() => null);
-      if (!csv) return null;
-      const [header, ...rows] = csv.trim().split('\n');
-      const cols = header.replace(/^# /, '').split(',');
-      const iName = cols.indexOf('svname');
-      const iStatus = cols.indexOf('status');
-      /** @type {Record<string, MemberView>} */
-      const out = {};
-      for (const row of rows) {
-        const f = row.split(',');
-        const name = f[iName];
-        if (!name || name === 'FRONTEND' || name === 'BACKEND') continue;
-        const st = f[iStatus];
-        out[name] = st === 'UP' ? 'up' : st === 'DOWN' ? 'down' : 'between';
-      }
-      return out;
-    },
+    state: () => view(false),
+    /** Whether each server takes new clients now (a server going down still does). */
+    routing: () => view(true),
     stop: () => proc.stop(3000),
   };
+
+  /** @param {boolean} raw */
+  async function view(raw) {
+    const csv = await haproxyCommand(sock, 'show stat').catch(() => null);
+    if (!csv) return null;
+    const [header, ...rows] = csv.trim().split('\n');
+    const cols = header.replace(/^# /, '').split(',');
+    const iName = cols.indexOf('svname');
+    const iStatus = cols.indexOf('status');
+    /** @type {Record<string, MemberView>} */
+    const out = {};
+    for (const row of rows) {
+      const f = row.split(',');
+      const name = f[iName];
+      if (!name || name === 'FRONTEND' || name === 'BACKEND') continue;
+      const st = f[iStatus];
+      // "UP 1/3" (going down) still takes new clients, "DOWN 1/2" (going up) does not.
+      out[name] = raw
+        ? st.startsWith('UP')
+          ? 'up'
+          : 'down'
+        : st === 'UP'
+          ? 'up'
+          : st === 'DOWN'
+            ? 'down'
+            : 'between';
+    }
+    return out;
+  }
 }
 
 /**

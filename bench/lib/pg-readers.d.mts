@@ -40,11 +40,19 @@ export interface Readers {
 
 export interface Beat {
   readonly stats: { ok: number; failed: number; ports: Record<string, number> };
+  /** Date.now() of each acknowledged update (only with `history`). */
+  readonly commits: readonly number[];
   stop(): Promise<{ ok: number; failed: number; ports: Record<string, number> }>;
 }
 
 export const BEAT_SQL: readonly string[];
-export function startBeat(opts: { host?: string; port: number; everyMs?: number; padBytes?: number }): Beat;
+export function startBeat(opts: {
+  host?: string;
+  port: number;
+  everyMs?: number;
+  padBytes?: number;
+  history?: boolean;
+}): Beat;
 export function startReaders(opts: {
   host?: string;
   port: number;

@@ -50,9 +50,13 @@ function client({ host = '127.0.0.1', port, connectTimeoutMs = 2000, queryTimeou
  * @param {Parameters<typeof import('./pg-readers.d.mts').startBeat>[0]} opts
  * @returns {import('./pg-readers.d.mts').Beat}
  */
-export function startBeat({ host = '127.0.0.1', port, everyMs = 10, padBytes = 1024 }) {
+export function startBeat({ host = '127.0.0.1', port, everyMs = 10, padBytes = 1024, history = false }) {
   let running = true;
   const stats = { ok: 0, failed: 0, ports: /** @type {Record<string, number>} */ ({}) };
+  // When each update was acknowledged: a read's staleness minus the time since the last of
+  // these is how far its replica was behind the leader (not the writer's own pauses).
+  /** @type {number[]} */
+  const commits = [];
   // md5 hex is 32 characters of little compressibility: WAL of about padBytes per update.
   const sql = `UPDATE beat SET at = clock_timestamp(), pad = (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, ${Math.max(1, Math.ceil(padBytes / 32))})) WHERE id = 1 RETURNING inet_server_port() AS port`;
   const loop = (async () => {
@@ -67,6 +71,7 @@ export function startBeat({ host = '127.0.0.1', port, everyMs = 10, padBytes = 1
         }
         const r = await c.query(sql);
         stats.ok++;
+        if (history) commits.push(Date.now());
         const p = String(r.rows[0]?.port);
         stats.ports[p] = (stats.ports[p] ?? 0) + 1;
       } catch {
@@ -80,6 +85,7 @@ export function startBeat({ host = '127.0.0.1', port, everyMs = 10, padBytes = 1
   })();
   return {
     stats,
+    commits,
     async stop() {
       running = false;
       await loop;

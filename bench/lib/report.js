@@ -4,6 +4,7 @@ import { workersMarkdown } from './workers.js';
 import { stormMarkdown } from './storm.js';
 import { fmt, fmtRatio } from './util.js';
 import { replicasMarkdown } from './replicas.js';
+import { readsMarkdown } from './reads.js';
 
 const LABELS = { mirrorlb: 'mirrorlb', 'haproxy-seed': 'haproxy (seed)', 'haproxy-tuned': 'haproxy (tuned)' };
 
@@ -204,7 +205,7 @@ export function markdown(result) {
     '',
     `Pinning: ${result.pinning}`,
     '',
-    `Load average (1/5/15 min) at start: ${m.loadavg_at_start.join(' / ')}${result.failover?.loadavg_at_end ? `; after failover: ${result.failover.loadavg_at_end.join(' / ')}` : ''}${result.datapath?.loadavg_at_end ? `; after data path: ${result.datapath.loadavg_at_end.join(' / ')}` : ''}${result.storm?.loadavg_at_end ? `; after storm: ${result.storm.loadavg_at_end.join(' / ')}` : ''}${result.patroni?.loadavg_at_end ? `; after Patroni: ${result.patroni.loadavg_at_end.join(' / ')}` : ''}. Anything else running on the machine shows up in these figures.`,
+    `Load average (1/5/15 min) at start: ${m.loadavg_at_start.join(' / ')}${result.failover?.loadavg_at_end ? `; after failover: ${result.failover.loadavg_at_end.join(' / ')}` : ''}${result.datapath?.loadavg_at_end ? `; after data path: ${result.datapath.loadavg_at_end.join(' / ')}` : ''}${result.storm?.loadavg_at_end ? `; after storm: ${result.storm.loadavg_at_end.join(' / ')}` : ''}${result.patroni?.loadavg_at_end ? `; after Patroni: ${result.patroni.loadavg_at_end.join(' / ')}` : ''}${result.reads?.loadavg_at_end ? `; after reads: ${result.reads.loadavg_at_end.join(' / ')}` : ''}. Anything else running on the machine shows up in these figures.`,
     '',
     `Command: \`${result.command}\``,
     '',
@@ -294,6 +295,8 @@ export function markdown(result) {
     out.push('## Patroni (PostgreSQL)', '', `Failed: ${p.error}`, '');
   }
 
+  out.push(...readsMarkdown(result.reads));
+
   const skipped = [
     ...(result.skipped ?? []),
     ...(f?.skipped ?? []),
@@ -301,6 +304,7 @@ export function markdown(result) {
     ...(storm?.skipped ?? []),
     ...(result.replicas?.skipped ?? []),
     ...(p?.skipped ?? []),
+    ...(result.reads?.skipped ?? []),
   ];
   if (skipped.length) {
     out.push('## Skipped', '', ...skipped.map((s) => `- ${s.what}: ${s.reason}`), '');
