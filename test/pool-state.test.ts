@@ -9,7 +9,7 @@ import {
   type PoolObservation,
 } from '../src/health/pool-state.js';
 import { observeRound, type PoolAnswer } from '../src/health/pool-probe.js';
-import { PoolPlan } from '../src/mirror/pool-plan.js';
+import { PoolPlan, slowStartWeight } from '../src/mirror/pool-plan.js';
 
 const rules = {
   rise: 2,
@@ -142,7 +142,8 @@ t.test('observeRound measures lag against the primary and tells streaming from n
     ]),
   );
   let o = r.observations;
-  t.equal(r.namesMatch, false, 'no name seen: whether names match is not known');
+  t.equal(r.memory.namesMatch, false, 'no name seen: whether names match is not known');
+  t.equal(r.memory.leader, 'a', 'the primary is remembered');
   t.same(o.get('a'), { kind: 'primary', lagBytes: null, streaming: null });
   t.same(o.get('b'), { kind: 'qualifies', lagBytes: 1000, streaming: null });
   t.equal(o.get('c')!.streaming, false, 'another timeline: not streaming from this primary');
@@ -159,7 +160,7 @@ t.test('observeRound measures lag against the primary and tells streaming from n
   o = r.observations;
   t.equal(o.get('b')!.streaming, true);
   t.equal(o.get('c')!.streaming, false, 'the primary names its replicas and c is not among them');
-  t.equal(r.namesMatch, true, 'names learned');
+  t.equal(r.memory.namesMatch, true, 'names learned');
   // A new primary right after a leader change: no replica has reconnected to it yet.
   const round = (names: boolean) =>
     observeRound(
@@ -167,15 +168,17 @@ t.test('observeRound measures lag against the primary and tells streaming from n
         ['a', primary()],
         ['b', replica(10_000)],
       ]),
-      names,
+      { namesMatch: names, leader: null },
     ).observations.get('b')!.streaming;
   t.equal(round(true), false, 'once names are known, a primary listing nobody: nobody streams');
   t.equal(round(false), null, 'names never matched: unknown (member names may not be Patroni names)');
   t.equal(
-    observeRound(new Map<string, PoolAnswer>([['b', replica(10_000)]]), true).observations.get('b')!
-      .streaming,
+    observeRound(new Map<string, PoolAnswer>([['b', replica(10_000)]]), {
+      namesMatch: true,
+      leader: null,
+    }).observations.get('b')!.streaming,
     null,
-    'no primary answered: unknown',
+    'no primary ever answered: unknown',
   );
 });
 
@@ -253,3 +256,190 @@ t.test(
     t.same([rr.pick(() => 0), rr.pick(() => 0), rr.pick(() => 0)], ['a', 'b', 'a']);
   },
 );
+
+/** A Patroni status body: the primary (503 on /replica) with its replication list, or a replica. */
+const leaderAns = (streamingTo: string[] = []): PoolAnswer => ({
+  status: 503,
+  body: {
+    role: 'master',
+    timeline: 3,
+    xlog: { location: 10_000 },
+    ...(streamingTo.length
+      ? { replication: streamingTo.map((n) => ({ application_name: n, state: 'streaming' })) }
+      : {}),
+  },
+});
+const replicaAns = (status = 200): PoolAnswer => ({
+  status,
+  body: { role: 'replica', state: 'running', timeline: 3, xlog: { replayed_location: 10_000 } },
+});
+
+t.test('a round with no primary: judged by what the last primary answered', async (t) => {
+  const memory = { namesMatch: true, leader: 'a' };
+  const cases: [string, PoolAnswer, boolean | 'held' | null][] = [
+    ['the last primary answers as a replica (demoted)', replicaAns(), false],
+    ['the last primary answers 503 as a replica (stopping)', replicaAns(503), false],
+    ['the last primary is dead', { status: null, portUp: false }, false],
+    ['the last primary check failed, its port up (REST error)', { status: null, portUp: true }, 'held'],
+    ['the last primary answered 500', { status: 500, body: null }, 'held'],
+  ];
+  for (const [what, a, want] of cases) {
+    const r = observeRound(
+      new Map<string, PoolAnswer>([
+        ['a', a],
+        ['b', replicaAns()],
+      ]),
+      memory,
+    );
+    t.equal(r.observations.get('b')!.streaming, want, what);
+    t.equal(r.memory.leader, 'a', `${what}: still the one to judge by`);
+  }
+  t.equal(
+    observeRound(new Map<string, PoolAnswer>([['b', replicaAns()]]), memory).observations.get('b')!.streaming,
+    null,
+    'the last primary not checked by this pool (reloaded away): unknown',
+  );
+  t.equal(
+    observeRound(
+      new Map<string, PoolAnswer>([
+        ['a', replicaAns()],
+        ['b', replicaAns()],
+      ]),
+      { namesMatch: false, leader: 'a' },
+    ).observations.get('b')!.streaming,
+    false,
+    'a primary gone means nobody streams, whether or not names match',
+  );
+  const next = observeRound(
+    new Map<string, PoolAnswer>([
+      ['a', replicaAns()],
+      ['b', leaderAns(['a'])],
+    ]),
+    memory,
+  );
+  t.equal(next.memory.leader, 'b', 'a new primary replaces the last');
+  t.equal(next.observations.get('a')!.streaming, true, 'and judges streaming from then on');
+});
+
+t.test('with no primary to judge by, a member keeps its place but gains none', async (t) => {
+  const held: PoolObservation = { kind: 'qualifies', lagBytes: null, streaming: 'held' };
+  const inState = nextPoolState(nextPoolState(INITIAL_POOL_STATE, ok(), rules, 0), ok(), rules, 100);
+  t.equal(inState.status, 'in');
+  t.equal(nextPoolState(inState, held, rules, 200).status, 'in', 'in stays in');
+  const lagging: PoolMemberState = { ...inState, status: 'lagging', lagged: true };
+  t.equal(nextPoolState(lagging, held, rules, 200).status, 'lagging', 'lagging stays lagging');
+  for (const status of ['unknown', 'joining', 'not_streaming', 'out', 'down', 'failing', 'primary'] as const)
+    t.equal(
+      nextPoolState({ ...INITIAL_POOL_STATE, status, ok: 1 }, held, rules, 200).status,
+      'not_streaming',
+      `${status} does not join`,
+    );
+});
+
+t.test('a switchover, round by round: no replica takes reads until the new primary lists it', async (t) => {
+  // a: leader, then demoted; b: promoted; c: the other replica. rise 2.
+  const rounds: [string, Record<string, PoolAnswer>, Record<string, string>][] = [
+    [
+      'before',
+      { a: leaderAns(['b', 'c']), b: replicaAns(), c: replicaAns() },
+      { b: 'joining', c: 'joining' },
+    ],
+    ['before', { a: leaderAns(['b', 'c']), b: replicaAns(), c: replicaAns() }, { b: 'in', c: 'in' }],
+    [
+      'a stops: primary, listing nobody',
+      { a: leaderAns(), b: replicaAns(), c: replicaAns() },
+      { a: 'primary', b: 'not_streaming', c: 'not_streaming' },
+    ],
+    [
+      'no primary: a answers as a replica, b not promoted yet',
+      { a: replicaAns(503), b: replicaAns(), c: replicaAns() },
+      { a: 'out', b: 'not_streaming', c: 'not_streaming' },
+    ],
+    [
+      'still no primary: a is a replica again',
+      { a: replicaAns(), b: replicaAns(), c: replicaAns() },
+      { a: 'not_streaming', b: 'not_streaming', c: 'not_streaming' },
+    ],
+    [
+      'b promoted, nobody reconnected yet',
+      { a: replicaAns(), b: leaderAns(), c: replicaAns() },
+      { a: 'not_streaming', b: 'primary', c: 'not_streaming' },
+    ],
+    [
+      'c streams from b',
+      { a: replicaAns(), b: leaderAns(['c']), c: replicaAns() },
+      { a: 'not_streaming', b: 'primary', c: 'joining' },
+    ],
+    [
+      'both stream from b',
+      { a: replicaAns(), b: leaderAns(['c', 'a']), c: replicaAns() },
+      { a: 'joining', b: 'primary', c: 'in' },
+    ],
+  ];
+  let memory = { namesMatch: false, leader: null as string | null };
+  const states = new Map<string, PoolMemberState>();
+  let at = 0;
+  for (const [what, answers, want] of rounds) {
+    const r = observeRound(new Map(Object.entries(answers)), memory);
+    memory = r.memory;
+    at += 200;
+    for (const [m, obs] of r.observations)
+      states.set(m, nextPoolState(states.get(m) ?? INITIAL_POOL_STATE, obs, rules, at));
+    const got = Object.fromEntries(Object.keys(want).map((m) => [m, states.get(m)!.status]));
+    t.same(got, want, what);
+  }
+});
+
+t.test('slow start: a member back from a lag exit is warm, a cold one ramps up', async (t) => {
+  const slowMs = 10_000;
+  const steps = (obs: [number, PoolObservation][], from = INITIAL_POOL_STATE) => {
+    let s = from;
+    for (const [at, o] of obs) s = nextPoolState(s, o, rules, at);
+    return s;
+  };
+  const warm = steps([
+    [0, ok(0)],
+    [100, ok(0)], // in
+    [20_000, ok(5000)],
+    [20_500, ok(5000)], // lagging
+    [21_000, ok(300)],
+    [22_000, ok(300)], // back in
+  ]);
+  t.equal(warm.status, 'in');
+  t.equal(warm.inSince, 100, 'the join time is kept through the lag exit');
+  t.equal(slowStartWeight(warm, slowMs, 22_000), 1, 'full share at once');
+  const cold = steps([
+    [0, ok(5000)],
+    [500, ok(5000)], // lagging before ever being in
+    [1000, ok(300)],
+    [2000, ok(300)],
+  ]);
+  t.equal(cold.status, 'in');
+  t.equal(slowStartWeight(cold, slowMs, 2000), 0.1, 'never in before: slow start from its first join');
+  const restarted = steps(
+    [
+      [30_000, { kind: 'dead', lagBytes: null, streaming: null }],
+      [31_000, ok()],
+      [31_100, ok()],
+    ],
+    warm,
+  );
+  t.equal(restarted.inSince, 31_100, 'back from down: slow start again');
+  const plan = new PoolPlan({
+    pool: pool({ slowStartMs: slowMs }),
+    states: new Map([
+      ['a', { ...INITIAL_POOL_STATE, status: 'in' as const, inSince: 0 }],
+      ['b', warm],
+    ]),
+    admin: new Map(),
+    primary: null,
+    now: 22_000,
+    cursor: { next: 0 },
+  });
+  const load: Record<string, number> = { a: 3, b: 2 };
+  t.equal(
+    plan.pick((m) => load[m] ?? 0),
+    'b',
+    'with its kept sessions the fewest, the returning member gets the next client',
+  );
+});

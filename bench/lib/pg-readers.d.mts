@@ -17,6 +17,8 @@ export interface ReadRecord {
   staleMs: number | null;
   error?: string;
   errorKind?: ErrorKind;
+  /** SQLSTATE or errno of the failure, when the error had one. */
+  code?: string | null;
   /** The connect failed (no session). */
   connect?: boolean;
 }

@@ -166,6 +166,7 @@ export function startReaders({
       const err = /** @type {{ message?: string, code?: string }} */ (caught);
       rec.error = String(err.message ?? err);
       rec.errorKind = errorKind(err) ?? undefined;
+      rec.code = err.code ?? null;
     }
     rec.doneAt = Date.now();
     return rec;
@@ -173,7 +174,7 @@ export function startReaders({
 
   /** @type {(reader: string, kind: 'short' | 'long', sentAt: number, caught: unknown) => void} */
   const failedConnect = (reader, kind, sentAt, caught) => {
-    const err = /** @type {{ message?: string }} */ (caught);
+    const err = /** @type {{ message?: string, code?: string }} */ (caught);
     reads.push({
       reader,
       kind,
@@ -186,6 +187,7 @@ export function startReaders({
       staleMs: null,
       error: String(err.message ?? err),
       errorKind: errorKind(err) ?? undefined,
+      code: err.code ?? null,
       connect: true,
     });
   };

@@ -213,7 +213,10 @@ function judge(rs, o) {
   const failed = after.filter((r) => !r.ok);
   const kinds = {};
   for (const r of failed) {
-    const k = `${r.connect ? 'connect ' : ''}${r.errorKind ?? 'other'}`;
+    // 'other' says nothing: its SQLSTATE or errno, else the start of its message.
+    const kind = r.errorKind ?? 'other';
+    const why = kind === 'other' ? ` (${r.code ?? String(r.error ?? '').slice(0, 60)})` : '';
+    const k = `${r.connect ? 'connect ' : ''}${kind}${why}`;
     kinds[k] = (kinds[k] ?? 0) + 1;
   }
   const staleOf = (list, ms) => list.filter((r) => r.recovery === true && lagOf(r) > ms);
@@ -570,6 +573,15 @@ export function readsMarkdown(r) {
       );
     }
   }
+  const failures = r.runs.flatMap((row) =>
+    BALANCERS.filter((b) => row.balancers[b.id]?.failed).map(
+      (b) =>
+        `${FAULT_LABELS[row.fault]}, ${LABELS[b.id]}: ${Object.entries(row.balancers[b.id].failure_kinds)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(', ')}`,
+    ),
+  );
+  if (failures.length) out.push('', `Failed reads by cause: ${failures.join('; ')}.`);
   out.push(
     '',
     `Configs: mirrorlb with a \`kind: patroni\` mirror (primary side as [\`examples/patroni.yml\`](../../examples/patroni.yml)) and \`pools: [{name: replicas, listen: ..., max_lag: ${s.max_lag}}]\`, every other pool key at its default; haproxy as Patroni's template (\`bench/haproxy-patroni-replicas.cfg\`: \`GET /replica\`, \`inter 3s fall 3 rise 2\`, \`on-marked-down shutdown-sessions\`, \`balance roundrobin\`) and tuned (\`bench/haproxy-patroni-replicas-tuned.cfg\`: \`/replica?lag=1MB\`, \`inter 1s fall 2 rise 1\`).`,

@@ -88,6 +88,16 @@ function isPrimaryBody(body: Record<string, unknown> | null): boolean {
   return body !== null && (body.role === 'master' || body.role === 'primary');
 }
 
+/** What a pool carries from one round to the next (pool-probe.ts's `observeRound`). */
+export interface RoundMemory {
+  /** The primary has named one of this pool's members as its replica (this round or before). */
+  readonly namesMatch: boolean;
+  /** The member that last answered as primary; null: none yet. */
+  readonly leader: string | null;
+}
+
+export const INITIAL_ROUND_MEMORY: RoundMemory = Object.freeze({ namesMatch: false, leader: null });
+
 /**
  * One round's answers of every member, turned into observations (pure). The primary's own
  * answer (Patroni's status JSON: `xlog.location`, `timeline`, `replication`) gives the position
@@ -98,18 +108,39 @@ function isPrimaryBody(body: Record<string, unknown> | null): boolean {
  * can "not listed" mean "not streaming". Then a primary listing nobody (Patroni leaves the key
  * out) means nobody streams from it: right after a leader change, until the replicas have
  * reconnected to the new leader, and they are kept out meanwhile.
+ *
+ * A round where no member answers primary is judged by what the last primary answered: if it
+ * answered as something else or is dead, the replicas' WAL receivers lost their sender and no
+ * new primary has listed them yet — nobody streams (in a switchover, the half second before the
+ * promoted node answers primary); if its check merely failed, it may still be primary and
+ * nothing is known (`held`: members in the pool stay, none joins).
  */
 export function observeRound(
   answers: ReadonlyMap<string, PoolAnswer>,
-  namesMatch = false,
-): { observations: Map<string, PoolObservation>; namesMatch: boolean } {
+  memory: RoundMemory = INITIAL_ROUND_MEMORY,
+): { observations: Map<string, PoolObservation>; memory: RoundMemory } {
   let leader: Record<string, unknown> | null = null;
-  for (const a of answers.values()) if (a.status !== null && isPrimaryBody(a.body)) leader = a.body;
+  let leaderName: string | null = null;
+  for (const [m, a] of answers)
+    if (a.status !== null && isPrimaryBody(a.body)) {
+      leader = a.body;
+      leaderName = m;
+    }
   const leaderAt = leader && num(obj(leader.xlog).location);
   const leaderTimeline = leader && num(leader.timeline);
   const replication =
     leader === null ? null : Array.isArray(leader.replication) ? leader.replication.map(obj) : [];
-  const named = namesMatch || (replication?.some((r) => answers.has(String(r.application_name))) ?? false);
+  const named =
+    memory.namesMatch || (replication?.some((r) => answers.has(String(r.application_name))) ?? false);
+  const last = memory.leader === null ? undefined : answers.get(memory.leader);
+  // No primary this round: what its absence means for every replica's streaming.
+  const leaderless: 'held' | false | null =
+    leader !== null || last === undefined
+      ? null
+      : (last.status === null && last.portUp) ||
+          (last.status !== null && last.status !== 200 && last.status !== 503)
+        ? 'held'
+        : false;
   const out = new Map<string, PoolObservation>();
   for (const [member, a] of answers) {
     if (a.status === null) {
@@ -136,7 +167,7 @@ export function observeRound(
     const replayed = num(obj(a.body?.xlog).replayed_location);
     const lagBytes = leaderAt !== null && replayed !== null ? Math.max(0, leaderAt - replayed) : null;
     const timeline = num(a.body?.timeline);
-    let streaming: boolean | null = null;
+    let streaming: boolean | 'held' | null = leaderless;
     if (leaderTimeline !== null && timeline !== null && timeline !== leaderTimeline) streaming = false;
     else if (named && replication !== null) {
       const entry = replication.find((r) => r.application_name === member);
@@ -144,5 +175,5 @@ export function observeRound(
     }
     out.set(member, { kind: 'qualifies', lagBytes, streaming });
   }
-  return { observations: out, namesMatch: named };
+  return { observations: out, memory: { namesMatch: named, leader: leaderName ?? memory.leader } };
 }

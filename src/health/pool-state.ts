@@ -7,7 +7,8 @@
  * - `lagging`: qualifies but its lag held above the limit for `lagExitAfterMs` (hysteresis:
  *   it returns only after staying at or below the return mark for `lagReturnAfterMs`);
  * - `not_streaming`: answers as a replica but is not replicating from the current primary
- *   (another timeline, or the primary does not list it as streaming);
+ *   (another timeline, the primary does not list it as streaming, or no primary is known —
+ *   the one it streamed from is gone and no new one answered yet);
  * - `out`: its own "not in this pool" answer (503) that is not a primary's;
  * - `primary`: it is the primary — not in a read pool, but not down either;
  * - `failing`: its check stopped answering while its port still accepts (a REST error is not
@@ -24,8 +25,15 @@ export interface PoolObservation {
   readonly kind: 'qualifies' | 'not_qualifies' | 'primary' | 'failing' | 'dead';
   /** Bytes its replay is behind the primary's position, when both were read; null: unknown. */
   readonly lagBytes: number | null;
-  /** false: answers as a replica but does not replicate from the primary; null: unknown. */
-  readonly streaming: boolean | null;
+  /**
+   * true: the primary lists it as streaming; false: it does not replicate from the primary, or
+   * no primary is known (the last one answered as something else or died, and none answered
+   * primary yet); `held`: no member answered primary this round but the last primary's own
+   * check failed (it may still be primary: a REST error is not a role change), so a member in
+   * the pool stays in while one that is not cannot join; null: cannot be told (the primary's
+   * names are not this pool's member names, or no primary ever answered).
+   */
+  readonly streaming: boolean | 'held' | null;
 }
 
 export interface PoolLagRules {
@@ -45,7 +53,10 @@ export interface PoolMemberState {
   /** Since when the lag has been above the limit (not lagged) or at/below the return mark (lagged). */
   readonly lagMarkSince: number | null;
   readonly lagBytes: number | null;
-  /** When it last became `in` (slow start counts from here). */
+  /**
+   * When it last joined (slow start counts from here). A lag exit keeps it: a replica that only
+   * fell behind kept serving its sessions and is warm, so it returns without a slow start.
+   */
   readonly inSince: number | null;
   readonly lastCheckAt: number | null;
 }
@@ -108,12 +119,17 @@ export function nextPoolState(
       // Out of new clients' way at once, but no role change: its sessions stay.
       return { ...base, status: 'failing', ok: 0, inSince: null };
     case 'qualifies': {
-      if (obs.streaming === false)
+      // With no primary to judge by, a member keeps its place but gains none: only one in the
+      // pool (lagging or not) goes on as before.
+      const held = obs.streaming === 'held' && prev.status !== 'in' && prev.status !== 'lagging';
+      if (obs.streaming === false || held)
         return { ...base, status: 'not_streaming', ok: 0, lagMarkSince: null, inSince: null };
       const lag = lagStep(prev, obs.lagBytes, r, now);
       const ok = prev.ok + 1;
       const status: PoolMemberStatus = lag.lagged ? 'lagging' : ok >= r.rise ? 'in' : 'joining';
-      const inSince = status === 'in' ? (prev.status === 'in' ? prev.inSince : now) : null;
+      // Carried through a lag exit (every other absence clears it), so that a replica back from
+      // lagging keeps the slow start it had already done; a cold one starts it now.
+      const inSince = status === 'joining' ? null : status === 'in' ? (prev.inSince ?? now) : prev.inSince;
       return { ...base, status, ok, lagged: lag.lagged, lagMarkSince: lag.since, inSince };
     }
     default: {

@@ -3,7 +3,13 @@ import type { SessionLog } from './session-log.js';
 import { performance } from 'node:perf_hooks';
 import type { MirrorConfig, PoolConfig } from '../config/types.js';
 import { formatHostPort } from '../config/types.js';
-import { observeRound, probePool, type PoolAnswer } from '../health/pool-probe.js';
+import {
+  INITIAL_ROUND_MEMORY,
+  observeRound,
+  probePool,
+  type PoolAnswer,
+  type RoundMemory,
+} from '../health/pool-probe.js';
 import {
   connectFailedState,
   INITIAL_POOL_STATE,
@@ -54,8 +60,8 @@ export class Pool {
   private running = false;
   private again = false;
   private stopped = false;
-  /** The primary has named one of this pool's members as its replica (pool-probe.ts). */
-  private namesMatch = false;
+  /** Whether names match and the last primary seen, from round to round (pool-probe.ts). */
+  private memory: RoundMemory = INITIAL_ROUND_MEMORY;
 
   constructor(
     pool: PoolConfig,
@@ -158,8 +164,8 @@ export class Pool {
     if (this.stopped) return;
     const seen = new Map<string, PoolAnswer>(members.map((m, i) => [m.name, answers[i]!]));
     const now = performance.now();
-    const round = observeRound(seen, this.namesMatch);
-    this.namesMatch = round.namesMatch;
+    const round = observeRound(seen, this.memory);
+    this.memory = round.memory;
     for (const [member, obs] of round.observations) {
       const prev = this.states.get(member);
       if (prev === undefined) continue;
