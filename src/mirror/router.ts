@@ -40,12 +40,10 @@ const RETRY_MIN_MS = 20;
 const RETRY_MAX_MS = 250;
 
 /**
- * The TCP front of one route: accepts clients and moves each through its states (client.ts)
- * under the plan in force: sent to the member the plan picks, held while it picks none,
- * waiting at the connect gate, connecting, linked. A new plan is acted on in one step
- * (`apply`): sessions and connects of members it no longer keeps are cut or moved, held
- * clients released. It never asks the health monitor anything; its mirror (mirror.ts) hands
- * it every plan and reads back what it did.
+ * The TCP front of one route: moves each client through its states (client.ts) under the plan
+ * in force: sent where the plan picks, held while it picks none, gated, connecting, linked.
+ * A new plan is acted on in one step (`apply`: sessions and connects of members it no longer
+ * keeps cut or moved, held clients released). It never asks the monitor anything.
  */
 export class Router implements ConnectorOwner, Acceptor {
   private config: MirrorConfig;
@@ -60,6 +58,8 @@ export class Router implements ConnectorOwner, Acceptor {
   private readonly connector: Connector;
   /** Resolves drain() when the last session closes. */
   private onIdle: (() => void) | null = null;
+  /** A member's load as plans balance it (sessions + connects): made once, not per client. */
+  private readonly load = (m: string): number => this.sessions.count(m) + this.clients.countFor(m);
 
   constructor(
     config: MirrorConfig,
@@ -234,7 +234,7 @@ export class Router implements ConnectorOwner, Acceptor {
   /** Sends an `accepted` client where the plan says, or holds it until its deadline. */
   private route(c: Client): void {
     if (c.gone) return this.clients.move(c, 'closed');
-    const to = this.plan.pick((m) => this.sessions.count(m) + this.clients.countFor(m));
+    const to = this.plan.pick(this.load);
     if (to !== null) this.dial(c, to);
     else if (this.plan.refuses === true) this.reject(c, 'pool_empty');
     else this.hold(c, c.deadline - performance.now());
@@ -249,8 +249,8 @@ export class Router implements ConnectorOwner, Acceptor {
     new Watch(
       c,
       wakeInMs,
-      (woken) => this.wake(woken),
-      (left) => this.heldLeft(left),
+      (w) => this.wake(w),
+      (l) => this.heldLeft(l),
     );
     this.updateGauges();
   }
