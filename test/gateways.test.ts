@@ -7,37 +7,11 @@
  */
 import type net from 'node:net';
 import t from 'tap';
-import { withBalancer, type Balancer } from './helpers/balancer.js';
-import { withGateway, type GatewayMode } from './helpers/gateway.js';
-import { connect, eventually, readGreeting, readUpTo, withSim } from './helpers/sim.js';
+import type { Balancer } from './helpers/balancer.js';
+import { withGatewayMirror, type GatewayMode } from './helpers/gateway.js';
+import { connect, eventually, readGreeting, readUpTo } from './helpers/sim.js';
 
-async function setup(t: Tap.Test) {
-  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
-  const b = await withSim(t, { name: 'ap1b', role: 'backup' });
-  const ports = { ap1a: a.webPort, ap1b: b.webPort };
-  const gw1 = await withGateway(t, ports);
-  const gw2 = await withGateway(t, ports);
-  const member = (name: string, ss: number): string[] => [
-    `      - name: ${name}`,
-    `        address: 127.0.0.1:${ss}`,
-    '        check:',
-    `          - ${gw1.url(name)}`,
-    `          - ${gw2.url(name)}`,
-  ];
-  const yaml = [
-    'mirrors:',
-    '  - name: ap1',
-    '    kind: iris',
-    '    listen: 127.0.0.1:0',
-    '    members:',
-    ...member('ap1a', a.superserverPort),
-    ...member('ap1b', b.superserverPort),
-    'admin:',
-    '  listen: 127.0.0.1:0',
-  ].join('\n');
-  const lb = await withBalancer(t, yaml);
-  return { a, b, gw1, gw2, lb, port: lb.port('ap1') };
-}
+const setup = (t: Tap.Test) => withGatewayMirror(t, 'iris');
 
 const mirror = (lb: Balancer) => lb.daemon.snapshots().get('ap1')!;
 const member = (lb: Balancer, name: string) => mirror(lb).members.find((m) => m.config.name === name)!;

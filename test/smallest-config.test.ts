@@ -7,35 +7,12 @@
  */
 import type net from 'node:net';
 import t from 'tap';
-import { withBalancer } from './helpers/balancer.js';
-import { withGateway } from './helpers/gateway.js';
-import { connect, eventually, readGreeting, readUpTo, withSim } from './helpers/sim.js';
+import { withGatewayMirror } from './helpers/gateway.js';
+import { connect, eventually, readGreeting, readUpTo } from './helpers/sim.js';
 
 t.test('smallest config, one gateway answers 503 HTML: the primary and its sessions stay', async (t) => {
-  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
-  const b = await withSim(t, { name: 'ap1b', role: 'backup' });
-  const ports = { ap1a: a.webPort, ap1b: b.webPort };
-  const gw1 = await withGateway(t, ports);
-  const gw2 = await withGateway(t, ports);
-  const member = (name: string, ss: number): string[] => [
-    `      - name: ${name}`,
-    `        address: 127.0.0.1:${ss}`,
-    '        check:',
-    `          - ${gw1.url(name)}`,
-    `          - ${gw2.url(name)}`,
-  ];
   // The contract's example, with loopback ports: no kind, no health or proxy keys.
-  const yaml = [
-    'mirrors:',
-    '  - name: ap1',
-    '    listen: 127.0.0.1:0',
-    '    members:',
-    ...member('ap1a', a.superserverPort),
-    ...member('ap1b', b.superserverPort),
-    'admin:',
-    '  listen: 127.0.0.1:0',
-  ].join('\n');
-  const lb = await withBalancer(t, yaml);
+  const { gw1, lb } = await withGatewayMirror(t, null);
   const snap = () => lb.daemon.snapshots().get('ap1')!;
   t.match(snap().config, { kind: 'iris', kindSource: 'inferred' }, 'the kind is inferred: iris');
   t.ok(await eventually(() => snap().decision.accepting, 10_000), 'a primary takes clients');

@@ -7,6 +7,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { withBalancer } from './balancer.js';
+import { withSim } from './sim.js';
 
 export type GatewayMode = 'forward' | '500' | '503html' | 'hang';
 
@@ -89,4 +91,37 @@ export async function withGateway(t: Test, webPorts: Record<string, number>): Pr
       return answered;
     },
   };
+}
+
+/**
+ * One mirror `ap1` of two simulated members (ap1a primary, ap1b backup), each checked through
+ * the same two gateways, as the seed checks IRIS: the balancer's config names `kind` only when
+ * given (null: the contract's smallest file, the kind left to inference).
+ */
+export async function withGatewayMirror(t: Test, kind: string | null) {
+  const a = await withSim(t, { name: 'ap1a', role: 'primary' });
+  const b = await withSim(t, { name: 'ap1b', role: 'backup' });
+  const ports = { ap1a: a.webPort, ap1b: b.webPort };
+  const gw1 = await withGateway(t, ports);
+  const gw2 = await withGateway(t, ports);
+  const member = (name: string, ss: number): string[] => [
+    `      - name: ${name}`,
+    `        address: 127.0.0.1:${ss}`,
+    '        check:',
+    `          - ${gw1.url(name)}`,
+    `          - ${gw2.url(name)}`,
+  ];
+  const yaml = [
+    'mirrors:',
+    '  - name: ap1',
+    ...(kind === null ? [] : [`    kind: ${kind}`]),
+    '    listen: 127.0.0.1:0',
+    '    members:',
+    ...member('ap1a', a.superserverPort),
+    ...member('ap1b', b.superserverPort),
+    'admin:',
+    '  listen: 127.0.0.1:0',
+  ].join('\n');
+  const lb = await withBalancer(t, yaml);
+  return { a, b, gw1, gw2, lb, port: lb.port('ap1') };
 }
