@@ -14,8 +14,7 @@
  * Needs root, the Debian packages postgresql-15, patroni, etcd-server, python3-psycopg2 and
  * openssl; skips with one line without them (a failure under MIRRORLB_TEST_STRICT=1).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -30,86 +29,24 @@ import {
 import type { StatusDoc } from '../src/admin/status.js';
 import type { TransitionEvent } from '../src/events.js';
 import { withBalancer } from './helpers/balancer.js';
+import { makePki, opensslMissing, type PkiFiles } from './helpers/test-pki.js';
 
 const STRICT = process.env.MIRRORLB_TEST_STRICT === '1';
 const BASE = 22300; // this file's fixed ports: 22301-22322 (below the ephemeral range)
 /** The codes of a refused or failed TLS handshake (as src/health/probe-error.ts classes them). */
 const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|EPROTO$)/;
 
-function opensslMissing(): string | null {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return null;
-  } catch {
-    return 'the openssl command is not installed (apt-get install openssl)';
-  }
-}
-
-interface Pki {
-  readonly ca: string;
-  readonly serverCert: string;
-  readonly serverKey: string;
-  readonly clientCert: string;
-  readonly clientKey: string;
-}
-
 /**
  * A CA, a certificate for Patroni's REST API on 127.0.0.1 (also a client certificate:
  * Patroni and patronictl present `restapi.certfile` to the other nodes) and one for mirrorlb.
  */
-function makePki(dir: string): Pki {
-  const openssl = (args: string[]): void => {
-    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  };
-  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl([
-    'req',
-    '-x509',
-    ...key,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=mirrorlb Patroni test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  const leaf = (name: string, ext: string): void => {
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(['req', '-new', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
-    openssl([
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-    ]);
-  };
-  leaf('patroni', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  leaf('mirrorlb', 'extendedKeyUsage=clientAuth\n');
-  const f = (name: string): string => join(dir, name);
-  return {
-    ca: f('ca.crt'),
-    serverCert: f('patroni.crt'),
-    serverKey: f('patroni.key'),
-    clientCert: f('mirrorlb.crt'),
-    clientKey: f('mirrorlb.key'),
-  };
+function makePatroniPki(dir: string): PkiFiles {
+  return makePki(
+    dir,
+    'mirrorlb Patroni test CA',
+    { name: 'patroni', ext: 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' },
+    { name: 'mirrorlb', ext: 'extendedKeyUsage=clientAuth\n' },
+  );
 }
 
 const why = (await patroniMissing()) ?? opensslMissing();
@@ -124,7 +61,7 @@ async function main(t: Test): Promise<void> {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'mirrorlb-patroni-tls-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const pki = makePki(dir);
+  const pki = makePatroniPki(dir);
   const cluster = await startCluster({
     prefix: 'pgtls',
     base: BASE,

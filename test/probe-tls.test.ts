@@ -4,8 +4,7 @@
  * the openssl command, and a server that requires a client certificate from that CA (as
  * Patroni's REST API with `verify_client: required`).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import t from 'tap';
 import { Prober, type ProbeOptions, type ProbeTarget, type ProbeTls } from '../src/health/probe.js';
 import type { ProbeResult } from '../src/health/types.js';
 import { within } from './helpers/http.js';
+import { makePki, opensslMissing, type PkiFiles } from './helpers/test-pki.js';
 
 const STRICT = process.env.MIRRORLB_TEST_STRICT === '1';
 
@@ -26,88 +26,24 @@ const OPTS: ProbeOptions = {
   checkSuperserver: false,
 };
 
-interface Pki {
-  readonly ca: string;
-  readonly serverCert: string;
-  readonly serverKey: string;
-  readonly clientCert: string;
-  readonly clientKey: string;
-}
+type Pki = PkiFiles;
 
-function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A CA and two leaf certificates it signs (P-256 keys: quick to make). */
-function makePki(dir: string): Pki {
-  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(dir, [
-    'req',
-    '-x509',
-    ...key,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=mirrorlb test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  const leaf = (name: string, ext: string): void => {
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(dir, [
-      'req',
-      '-new',
-      ...key,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      `/CN=${name}`,
-    ]);
-    openssl(dir, [
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-    ]);
-  };
-  leaf('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  leaf('client', 'extendedKeyUsage=clientAuth\n');
-  const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
+/** The PKI as PEM text, as the prober and the test server take it. */
+function makePemPki(dir: string): Pki {
+  const files = makePki(
+    dir,
+    'mirrorlb test CA',
+    { name: 'server', ext: 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' },
+    { name: 'client', ext: 'extendedKeyUsage=clientAuth\n' },
+  );
+  const read = (path: string): string => readFileSync(path, 'utf8');
   return {
-    ca: read('ca.crt'),
-    serverCert: read('server.crt'),
-    serverKey: read('server.key'),
-    clientCert: read('client.crt'),
-    clientKey: read('client.key'),
+    ca: read(files.ca),
+    serverCert: read(files.serverCert),
+    serverKey: read(files.serverKey),
+    clientCert: read(files.clientCert),
+    clientKey: read(files.clientKey),
   };
-}
-
-function opensslMissing(): string | null {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return null;
-  } catch (err) {
-    return `openssl is not installed (${(err as NodeJS.ErrnoException).code ?? 'failed'})`;
-  }
 }
 
 /**
@@ -169,7 +105,7 @@ t.test(
   async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'mirrorlb-tls-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const pki = makePki(dir);
+    const pki = makePemPki(dir);
     const srv = await withTlsServer(t, pki);
     const prober = new Prober();
     t.teardown(() => prober.close());
