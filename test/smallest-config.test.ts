@@ -1,7 +1,7 @@
 /**
  * The contract's smallest config, as a user copies it (no `kind`: the seed's own
  * `mirror_status.cxw` URLs, here through two Web Gateways as the seed checks them), under the
- * partial failure that used to cut a healthy primary: one gateway answers 503 with its own
+ * partial failure that cuts a healthy primary under `kind: generic`: one gateway answers 503 with its own
  * HTML error page. The kind is inferred as IRIS, so that answer is a broken path, not the
  * member's "not primary": the primary keeps the role and its 4 open sessions.
  */
